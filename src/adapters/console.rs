@@ -1,0 +1,115 @@
+//! The console frontend (`waops exec`): plain-text rendering and exit codes.
+
+use crate::core::reply::{Reply, Span, Status, Table};
+
+/// Exit code for a reply: 0 ok, 1 user error (or an unconfirmed preview), 2 internal.
+pub fn exit_code(reply: &Reply) -> i32 {
+    match reply.status {
+        Status::Ok => 0,
+        Status::Preview | Status::UserError => 1,
+        Status::Internal => 2,
+    }
+}
+
+/// Renders a reply as plain text; `color` adds ANSI bold to the title.
+pub fn render(reply: &Reply, color: bool) -> String {
+    let mut out = String::new();
+    let title = rich(&reply.title.0);
+    if color {
+        out.push_str(&format!("\x1b[1m{title}\x1b[0m\n"));
+    } else {
+        out.push_str(&title);
+        out.push('\n');
+    }
+    for line in &reply.lines {
+        out.push_str("  ");
+        out.push_str(&rich(&line.0));
+        out.push('\n');
+    }
+    if !reply.fields.is_empty() {
+        let width = reply.fields.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
+        for (name, value) in &reply.fields {
+            out.push_str(&format!("  {name:<width$}  {}\n", rich(&value.0)));
+        }
+    }
+    if let Some(table) = &reply.table {
+        out.push_str(&render_table(table));
+    }
+    if !reply.buttons.is_empty() {
+        let labels: Vec<_> = reply.buttons.iter().map(|b| format!("[{}]", b.label)).collect();
+        out.push_str(&format!("  {}\n", labels.join(" ")));
+    }
+    for line in &reply.footer {
+        out.push_str(&rich(&line.0));
+        out.push('\n');
+    }
+    out
+}
+
+fn rich(spans: &[Span]) -> String {
+    spans
+        .iter()
+        .map(|s| match s {
+            Span::Text(t) | Span::Strong(t) | Span::Link(t) => sanitize(t),
+            Span::Code(t) => format!("`{}`", sanitize(t)),
+        })
+        .collect()
+}
+
+/// Terminal control characters from user or provider text could rewrite the
+/// operator's screen; show them as `?` instead.
+fn sanitize(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() && c != '\n' { '?' } else { c }).collect()
+}
+
+fn render_table(table: &Table) -> String {
+    let columns = table.headers.len();
+    let mut widths: Vec<usize> = table.headers.iter().map(|h| h.chars().count()).collect();
+    for row in &table.rows {
+        for (i, cell) in row.iter().enumerate().take(columns) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .take(columns)
+            .map(|(i, c)| format!("{:<w$}", sanitize(c), w = widths[i]))
+            .collect();
+        format!("  {}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(&table.headers);
+    for row in &table.rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::reply::{Button, ButtonAction, Rich, Visibility};
+
+    #[test]
+    fn renders_every_part() {
+        let mut reply = Reply::new(Status::Ok, Visibility::Channel, Rich::new().text("Added to ").strong("Sales"))
+            .line(Rich::new().code("+4915112345678").text(" added"))
+            .field("Id", "120363041234567890@g.us")
+            .footer("done");
+        reply.table = Some(Table { headers: vec!["Name".into(), "Id".into()], rows: vec![vec!["A\x1b[2J".into(), "1".into()]] });
+        reply.buttons.push(Button { action: ButtonAction::Apply, label: "Apply".into(), value: "x".into() });
+        assert_eq!(
+            render(&reply, false),
+            "Added to Sales\n  `+4915112345678` added\n  Id  120363041234567890@g.us\n  Name   Id\n  A?[2J  1\n  [Apply]\ndone\n"
+        );
+        assert_eq!(exit_code(&reply), 0);
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(exit_code(&Reply::user_error("x")), 1);
+        assert_eq!(exit_code(&Reply::new(Status::Preview, Visibility::Ephemeral, "x")), 1);
+        assert_eq!(exit_code(&Reply::new(Status::Internal, Visibility::Ephemeral, "x")), 2);
+    }
+}

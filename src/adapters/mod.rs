@@ -1,0 +1,4 @@
+//! Frontends: each turns its platform's request into an `Invocation` and renders
+//! a `Reply` back. Only the console exists so far.
+
+pub mod console;

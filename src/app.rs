@@ -1,0 +1,70 @@
+//! Wiring: settings → store, provider, context → router and server.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::core::{Clock, Context};
+use crate::providers;
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// Opens and migrates the store, builds the provider and the context.
+pub async fn build_context(settings: Settings, clock: Clock) -> anyhow::Result<Context> {
+    let store = Store::connect(settings.store.url.expose()).await?;
+    store.migrate().await?;
+    let provider = providers::build(&settings.provider, clock)?;
+    Context::new(settings, provider, store, clock)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish for up
+/// to `server.shutdown_grace_s` before returning.
+pub async fn serve(ctx: Context, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(ctx.settings.server.shutdown_grace_s);
+    let store = ctx.store.clone();
+    let router = crate::http::router(ctx);
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        let _ = stopping_tx.send(());
+    });
+    let deadline = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result.context("server failed")?,
+        () = deadline => tracing::warn!(grace_s = grace.as_secs(), "grace period over; closing with requests in flight"),
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,111 @@
+//! `add <group> <numbers…> [--dry-run] [--yes]`: add people to a group.
+
+use super::{Call, CommandError};
+use crate::core::messages;
+use crate::core::parser::{CommandSpec, OptionSpec, Parts, UsageError, NEWLINE};
+use crate::core::reply::Reply;
+use crate::core::CommandId;
+use crate::group_ref::GroupInfo;
+use crate::phone::{self, NumberToken};
+
+/// The spec row.
+pub const SPEC: CommandSpec = CommandSpec {
+    id: CommandId::Add,
+    args: "<group> <numbers…>",
+    summary: "add people to a group",
+    options: &[
+        OptionSpec { name: "dry-run", value: None, help: "check and show what would be sent; send nothing" },
+        OptionSpec { name: "yes", value: None, help: "apply a large add without a preview" },
+    ],
+};
+
+/// Typed arguments. Numbers stay as typed: validating them needs the configured region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    /// The group reference.
+    pub group: String,
+    /// The number list as typed.
+    pub numbers: Vec<NumberToken>,
+    /// Validate only.
+    pub dry_run: bool,
+    /// Skip the confirmation preview.
+    pub yes: bool,
+}
+
+/// Parses `add`.
+pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
+    let group = parts.required("<group>")?.text;
+    let numbers: Vec<NumberToken> = parts
+        .rest()
+        .into_iter()
+        .map(|t| NumberToken { text: if t.text == NEWLINE && !t.quoted { ",".into() } else { t.text }, quoted: t.quoted })
+        .collect();
+    if numbers.iter().all(|n| n.text == ",") {
+        return Err(parts.error("missing <numbers…>"));
+    }
+    Ok(Args { group, numbers, dry_run: parts.flag("dry-run"), yes: parts.flag("yes") })
+}
+
+/// Validates, previews or adds.
+pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {
+    let settings = &call.ctx.settings;
+    let list = phone::parse_list(&args.numbers, settings.region());
+    if !list.invalid.is_empty() {
+        return Err(CommandError::User(messages::invalid_numbers(&list.invalid)));
+    }
+    call.numbers_count = list.valid.len();
+    let count = list.valid.len();
+    if count > settings.limits.max_numbers_per_add {
+        return Err(CommandError::User(messages::too_many_numbers(count, settings.limits.max_numbers_per_add, false)));
+    }
+    if let Some(max) = call.grant.max_numbers.filter(|max| count > *max) {
+        return Err(CommandError::User(messages::too_many_numbers(count, max, true)));
+    }
+    if args.dry_run {
+        return Ok(messages::add_dry_run(&group, &list.valid, &list.duplicates));
+    }
+    if count > settings.limits.confirm_over && !args.yes {
+        return Ok(messages::add_needs_confirmation(&group, &list.valid, &list.duplicates, settings.limits.confirm_over));
+    }
+    let numbers: Vec<_> = list.valid.iter().map(|a| a.number.clone()).collect();
+    let results = call.ctx.provider.add(&group.id, &numbers).await?;
+    Ok(messages::add_result(&group, &results, &list.duplicates, call.result_visibility()))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::Command;
+
+    fn args(text: &str) -> super::Args {
+        match Command::parse(text).unwrap() {
+            Command::Add(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_groups_numbers_and_flags() {
+        let a = args(r#"add "Sales Team" +49 151 1234 5678, 0151-1234-5679 --dry-run"#);
+        assert_eq!(a.group, "Sales Team");
+        assert!(a.dry_run && !a.yes);
+        let texts: Vec<_> = a.numbers.iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(texts, ["+49", "151", "1234", "5678,", "0151-1234-5679"]);
+        let a = args("add sales --yes +4915112345678");
+        assert!(a.yes);
+        assert_eq!(a.numbers.len(), 1);
+    }
+
+    #[test]
+    fn line_breaks_separate_numbers() {
+        let a = args("add sales\n0151 1234 5678\n0151 1234 5679");
+        let list = crate::phone::parse_list(&a.numbers, crate::phone::region("DE").unwrap());
+        assert_eq!(list.valid.len(), 2, "{list:?}");
+    }
+
+    #[test]
+    fn needs_group_and_numbers() {
+        assert_eq!(Command::parse("add").unwrap_err().message, "missing <group>");
+        assert_eq!(Command::parse("add sales").unwrap_err().message, "missing <numbers…>");
+        assert_eq!(Command::parse("add sales --dry-run").unwrap_err().message, "missing <numbers…>");
+    }
+}

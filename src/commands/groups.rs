@@ -1,0 +1,61 @@
+//! `groups [FILTER]`: the groups the connected number is in, with ids, limited
+//! to those the caller's roles cover.
+
+use super::{Call, CommandError};
+use crate::core::messages;
+use crate::core::parser::{CommandSpec, Parts, UsageError};
+use crate::core::permissions::{Decision, Target};
+use crate::core::reply::Reply;
+use crate::core::CommandId;
+
+/// The spec row.
+pub const SPEC: CommandSpec = CommandSpec {
+    id: CommandId::Groups,
+    args: "[FILTER]",
+    summary: "groups the connected number is in, with ids",
+    options: &[],
+};
+
+/// Typed arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    /// Case-insensitive text to look for in names and ids.
+    pub filter: Option<String>,
+}
+
+/// Parses `groups`; the filter may be several words.
+pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
+    let words: Vec<String> = std::iter::from_fn(|| parts.next()).map(|t| t.text).collect();
+    Ok(Args { filter: (!words.is_empty()).then(|| words.join(" ")) })
+}
+
+/// Lists groups.
+pub async fn run(call: &mut Call<'_>, args: Args) -> Result<Reply, CommandError> {
+    let ctx = call.ctx;
+    let mut groups = ctx.provider.list_groups().await?;
+    if let Some(filter) = &args.filter {
+        let needle = filter.to_lowercase();
+        groups.retain(|g| g.name.to_lowercase().contains(&needle) || g.id.as_str().contains(&needle));
+    }
+    let before = groups.len();
+    groups.retain(|g| {
+        matches!(
+            ctx.permissions.decide(&call.inv.principals, CommandId::Groups, &call.inv.channel, Target::Group(g)),
+            Decision::Allowed(_)
+        )
+    });
+    groups.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    Ok(messages::groups(&groups, args.filter.as_deref(), before - groups.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::Command;
+
+    #[test]
+    fn parses() {
+        assert_eq!(Command::parse("groups").unwrap(), Command::Groups(super::Args { filter: None }));
+        assert_eq!(Command::parse("groups sales team").unwrap(), Command::Groups(super::Args { filter: Some("sales team".into()) }));
+        assert_eq!(Command::parse("groups --all").unwrap_err().message, "`groups` takes no options; unknown option `--all`");
+    }
+}

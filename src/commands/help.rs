@@ -1,0 +1,105 @@
+//! `help [command]`: usage from the spec table, filtered to what the caller may
+//! run here, with notes on what the configured provider cannot do.
+
+use super::{spec, Call, CommandError};
+use crate::core::messages;
+use crate::core::parser::{suggest, CommandSpec, Parts, UsageError};
+use crate::core::permissions::Refusal;
+use crate::core::reply::Reply;
+use crate::core::CommandId;
+use crate::providers::{Capabilities, HistorySource};
+use crate::settings::ProviderKind;
+
+/// The spec row.
+pub const SPEC: CommandSpec = CommandSpec {
+    id: CommandId::Help,
+    args: "[command]",
+    summary: "usage of the commands you may run",
+    options: &[],
+};
+
+/// Typed arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    /// One command to explain.
+    pub command: Option<CommandId>,
+}
+
+/// Parses `help`.
+pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
+    let Some(token) = parts.next() else {
+        return Ok(Args { command: None });
+    };
+    let name = token.text.trim_start_matches("/wa ").to_lowercase();
+    match name.parse::<CommandId>() {
+        Ok(id) => Ok(Args { command: Some(id) }),
+        Err(()) => {
+            let names: Vec<&str> = CommandId::ALL.iter().map(|c| c.as_str()).collect();
+            Err(parts.error(match suggest(&name, &names) {
+                Some(s) => format!("no command `{}`; did you mean `{s}`?", token.text),
+                None => format!("no command `{}` (commands: {})", token.text, names.join(", ")),
+            }))
+        }
+    }
+}
+
+/// What the provider cannot do, for the commands in `ids`.
+pub fn provider_notes(kind: ProviderKind, caps: Capabilities, ids: &[CommandId]) -> Vec<String> {
+    let p = kind.as_str();
+    let mut notes = Vec::new();
+    if ids.contains(&CommandId::Invite) && !caps.invite_reset {
+        notes.push(format!("invite --reset is not available on {p}."));
+    }
+    if ids.contains(&CommandId::History) && caps.history == HistorySource::Journal {
+        notes.push(format!("history on {p} comes from events waops has received, not from {p} itself."));
+    }
+    if ids.contains(&CommandId::Join) && !caps.pending_approval {
+        notes.push(format!("join on {p} cannot tell whether a request waits for admin approval."));
+    }
+    notes
+}
+
+/// Shows help.
+pub async fn run(call: &mut Call<'_>, args: Args) -> Result<Reply, CommandError> {
+    let ctx = call.ctx;
+    let may = |id: CommandId| ctx.permissions.may_run(&call.inv.principals, id, &call.inv.channel);
+    let caps = ctx.provider.capabilities();
+    if let Some(id) = args.command {
+        let notes = provider_notes(ctx.provider.kind(), caps, &[id]);
+        return Ok(messages::help_command(spec(id), may(id).err(), &notes));
+    }
+    let runnable: Vec<CommandId> = CommandId::ALL.into_iter().filter(|id| may(*id).is_ok()).collect();
+    let specs: Vec<&CommandSpec> = runnable.iter().map(|id| spec(*id)).collect();
+    // Tell an unbound caller why the list holds only help and whoami.
+    let blocked: Option<Refusal> = runnable.iter().all(|id| id.always_allowed()).then(|| may(CommandId::Groups).err()).flatten();
+    let notes = provider_notes(ctx.provider.kind(), caps, &runnable);
+    Ok(messages::help_overview(&specs, &notes, blocked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::Command;
+
+    #[test]
+    fn parses() {
+        assert_eq!(Command::parse("help add").unwrap(), Command::Help(Args { command: Some(CommandId::Add) }));
+        assert_eq!(Command::parse("").unwrap(), Command::Help(Args { command: None }));
+        assert_eq!(Command::parse("help ad").unwrap_err().message, "no command `ad`; did you mean `add`?");
+    }
+
+    #[test]
+    fn notes_name_missing_capabilities() {
+        let caps = Capabilities { history: HistorySource::Journal, invite_reset: false, pending_approval: false, forced_add: false };
+        let notes = provider_notes(ProviderKind::Wuts, caps, &CommandId::ALL);
+        assert_eq!(
+            notes,
+            [
+                "invite --reset is not available on wuts.",
+                "history on wuts comes from events waops has received, not from wuts itself.",
+                "join on wuts cannot tell whether a request waits for admin approval."
+            ]
+        );
+        assert!(provider_notes(ProviderKind::Wuts, caps, &[CommandId::Add]).is_empty());
+    }
+}

@@ -1,0 +1,109 @@
+//! `history <group> [--limit N] [--since DURATION] [--type KINDS]`: membership
+//! changes, newest first.
+
+use chrono::{DateTime, Utc};
+
+use super::{Call, CommandError};
+use crate::core::messages;
+use crate::core::parser::{CommandSpec, OptionSpec, Parts, UsageError};
+use crate::core::reply::Reply;
+use crate::core::values::{parse_duration, parse_kinds, EventKind};
+use crate::core::CommandId;
+use crate::group_ref::GroupInfo;
+
+/// Events shown when `--limit` is not given.
+pub const DEFAULT_LIMIT: usize = 20;
+/// The largest `--limit`.
+pub const MAX_LIMIT: usize = 200;
+
+/// The spec row.
+pub const SPEC: CommandSpec = CommandSpec {
+    id: CommandId::History,
+    args: "<group>",
+    summary: "membership changes, newest first",
+    options: &[
+        OptionSpec { name: "limit", value: Some("N"), help: "show at most N events (default 20, at most 200)" },
+        OptionSpec { name: "since", value: Some("DURATION"), help: "only events within this long ago (30m, 6h, 7d, 2w)" },
+        OptionSpec { name: "type", value: Some("KINDS"), help: "comma list of joined,left,added,removed,promoted,demoted,settings,other" },
+    ],
+};
+
+/// Typed arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    /// The group reference.
+    pub group: String,
+    /// How many events.
+    pub limit: usize,
+    /// How far back.
+    pub since: Option<std::time::Duration>,
+    /// Which kinds; `None` = all.
+    pub kinds: Option<Vec<EventKind>>,
+}
+
+/// Parses `history`.
+pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
+    let group = parts.required("<group>")?.text;
+    let limit = parts
+        .parsed("limit", |v| match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(format!("`{v}` is not a number from 1 to {MAX_LIMIT}")),
+        })?
+        .unwrap_or(DEFAULT_LIMIT);
+    let since = parts.parsed("since", parse_duration)?;
+    let kinds = parts.parsed("type", parse_kinds)?;
+    Ok(Args { group, limit, since, kinds })
+}
+
+/// Reads history from the provider and cuts it to the limit.
+pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {
+    let ctx = call.ctx;
+    let now = ctx.clock.now();
+    let since = match args.since {
+        Some(d) => now - chrono::Duration::from_std(d).map_err(anyhow::Error::from)?,
+        None => DateTime::<Utc>::MIN_UTC,
+    };
+    let capabilities = ctx.provider.capabilities();
+    let mut events = ctx.provider.history(&group.id, since).await?;
+    if let Some(kinds) = &args.kinds {
+        events.retain(|e| kinds.contains(&e.kind));
+    }
+    let more = events.len().saturating_sub(args.limit);
+    events.truncate(args.limit);
+    let source = messages::history_source(capabilities.history, ctx.provider.kind(), None);
+    Ok(messages::history(&group, &events, more, now, ctx.settings.display.mask_numbers, source, call.result_visibility()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::Command;
+
+    fn args(text: &str) -> Result<Args, String> {
+        match Command::parse(text) {
+            Ok(Command::History(a)) => Ok(a),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.message),
+        }
+    }
+
+    #[test]
+    fn parses_every_option() {
+        let a = args("history sales --limit 5 --since 7d --type joined,left").unwrap();
+        assert_eq!(a.limit, 5);
+        assert_eq!(a.since, Some(std::time::Duration::from_secs(7 * 86_400)));
+        assert_eq!(a.kinds, Some(vec![EventKind::Joined, EventKind::Left]));
+        let a = args("history \"Sales Team\"").unwrap();
+        assert_eq!((a.group.as_str(), a.limit, a.since, a.kinds), ("Sales Team", DEFAULT_LIMIT, None, None));
+    }
+
+    #[test]
+    fn option_values_are_checked() {
+        assert_eq!(args("history sales --limit 0").unwrap_err(), "--limit: `0` is not a number from 1 to 200");
+        assert_eq!(args("history sales --limit 201").unwrap_err(), "--limit: `201` is not a number from 1 to 200");
+        assert_eq!(args("history sales --limit many").unwrap_err(), "--limit: `many` is not a number from 1 to 200");
+        assert!(args("history sales --since yesterday").unwrap_err().starts_with("--since: `yesterday` is not a duration"));
+        assert!(args("history sales --type kicked").unwrap_err().starts_with("--type: `kicked` is not a kind"));
+        assert_eq!(args("history sales --sinse 1d").unwrap_err(), "unknown option `--sinse`; did you mean `--since`?");
+    }
+}

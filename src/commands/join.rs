@@ -1,0 +1,72 @@
+//! `join <invite>`: join the group behind an invite link or code.
+
+use super::{Call, CommandError};
+use crate::core::messages;
+use crate::core::parser::{CommandSpec, Parts, UsageError};
+use crate::core::reply::Reply;
+use crate::core::CommandId;
+use crate::invite_link::{self, InviteCode};
+use crate::providers::JoinOutcome;
+
+/// The spec row.
+pub const SPEC: CommandSpec = CommandSpec {
+    id: CommandId::Join,
+    args: "<invite>",
+    summary: "join the group behind an invite link or code",
+    options: &[],
+};
+
+/// Typed arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    /// The invite code.
+    pub invite: InviteCode,
+}
+
+/// Parses `join <invite>`.
+pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
+    let token = parts.required("<invite> (a https://chat.whatsapp.com/… link or its code)")?;
+    let invite = invite_link::parse(&token.text).map_err(|e| parts.error(e.to_string()))?;
+    Ok(Args { invite })
+}
+
+/// Joins.
+pub async fn run(call: &mut Call<'_>, args: Args) -> Result<Reply, CommandError> {
+    let visibility = call.result_visibility();
+    match call.ctx.provider.join(&args.invite).await? {
+        JoinOutcome::Joined(group) => Ok(messages::joined(&group, visibility)),
+        JoinOutcome::PendingApproval(id) => {
+            let group = match id {
+                Some(id) => call.ctx.provider.list_groups().await?.into_iter().find(|g| g.id == id).or(Some(crate::group_ref::GroupInfo { name: id.to_string(), id })),
+                None => None,
+            };
+            Ok(messages::join_pending(group.as_ref(), visibility))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::Command;
+
+    #[test]
+    fn parses_links_and_codes() {
+        for text in ["join https://chat.whatsapp.com/EUKdz8Sdy9T2UWPnOKGkx", "join EUKdz8Sdy9T2UWPnOKGkx", "JOIN chat.whatsapp.com/invite/EUKdz8Sdy9T2UWPnOKGkx/"] {
+            match Command::parse(text).unwrap() {
+                Command::Join(a) => assert_eq!(a.invite.as_str(), "EUKdz8Sdy9T2UWPnOKGkx"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_what_was_expected() {
+        let e = Command::parse("join").unwrap_err();
+        assert_eq!(e.message, "missing <invite> (a https://chat.whatsapp.com/… link or its code)");
+        assert_eq!(e.usage.as_deref(), Some("/wa join <invite>"));
+        let e = Command::parse("join https://evil.example/EUKdz8Sdy9T2UWPnOKGkx").unwrap_err();
+        assert_eq!(e.message, "`evil.example` is not a WhatsApp invite host (expected chat.whatsapp.com)");
+        assert_eq!(Command::parse("join a b").unwrap_err().message, "an invite code has 16 to 32 letters and digits; this one has 1");
+        assert_eq!(Command::parse("join EUKdz8Sdy9T2UWPnOKGkx extra").unwrap_err().message, "unexpected `extra`");
+    }
+}

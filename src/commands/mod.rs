@@ -1,0 +1,352 @@
+//! The ten commands. Each file holds its spec row, typed arguments, a pure
+//! `parse` and `run`; `dispatch` is the one path every frontend calls:
+//! parse → permit → resolve → permit on the group → run → audit.
+
+pub mod add;
+pub mod groups;
+pub mod help;
+pub mod history;
+pub mod invite;
+pub mod join;
+pub mod subscribe;
+pub mod whoami;
+
+use tracing::Instrument;
+
+use crate::core::messages;
+use crate::core::parser::{self, CommandSpec, UsageError};
+use crate::core::permissions::{Decision, Grant, Target};
+use crate::core::reply::{Reply, Status, Visibility};
+use crate::core::{CommandId, Context, Invocation};
+use crate::group_ref::{self, GroupInfo, Resolve};
+use crate::providers::ProviderError;
+use crate::store::AuditRecord;
+
+/// A parsed command with typed arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `join <invite>`
+    Join(join::Args),
+    /// `add <group> <numbers…>`
+    Add(add::Args),
+    /// `invite <group> [--reset]`
+    Invite(invite::Args),
+    /// `history <group> ...`
+    History(history::Args),
+    /// `groups [FILTER]`
+    Groups(groups::Args),
+    /// `subscribe <group|*> ...`
+    Subscribe(subscribe::Args),
+    /// `unsubscribe <group|*>`
+    Unsubscribe(subscribe::UnsubscribeArgs),
+    /// `subscriptions`
+    Subscriptions,
+    /// `help [command]`
+    Help(help::Args),
+    /// `whoami`
+    Whoami,
+}
+
+/// The spec row of a command: the one table parser, usage and help read.
+pub fn spec(id: CommandId) -> &'static CommandSpec {
+    match id {
+        CommandId::Join => &join::SPEC,
+        CommandId::Add => &add::SPEC,
+        CommandId::Invite => &invite::SPEC,
+        CommandId::History => &history::SPEC,
+        CommandId::Groups => &groups::SPEC,
+        CommandId::Subscribe => &subscribe::SPEC,
+        CommandId::Unsubscribe => &subscribe::UNSUBSCRIBE_SPEC,
+        CommandId::Subscriptions => &subscribe::SUBSCRIPTIONS_SPEC,
+        CommandId::Help => &help::SPEC,
+        CommandId::Whoami => &whoami::SPEC,
+    }
+}
+
+/// What a command acts on, before resolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetRef<'a> {
+    /// No group.
+    None,
+    /// `*`
+    All,
+    /// A group reference as typed.
+    Group(&'a str),
+}
+
+impl Command {
+    /// Parses command text (the part after `/wa`).
+    pub fn parse(text: &str) -> Result<Command, UsageError> {
+        let mut parts = parser::split(text)?;
+        let id = parts.command();
+        let command = match id {
+            CommandId::Join => Command::Join(join::parse(&mut parts)?),
+            CommandId::Add => Command::Add(add::parse(&mut parts)?),
+            CommandId::Invite => Command::Invite(invite::parse(&mut parts)?),
+            CommandId::History => Command::History(history::parse(&mut parts)?),
+            CommandId::Groups => Command::Groups(groups::parse(&mut parts)?),
+            CommandId::Subscribe => Command::Subscribe(subscribe::parse(&mut parts)?),
+            CommandId::Unsubscribe => Command::Unsubscribe(subscribe::parse_unsubscribe(&mut parts)?),
+            CommandId::Subscriptions => Command::Subscriptions,
+            CommandId::Help => Command::Help(help::parse(&mut parts)?),
+            CommandId::Whoami => Command::Whoami,
+        };
+        parts.finish()?;
+        Ok(command)
+    }
+
+    /// The command's id.
+    pub fn id(&self) -> CommandId {
+        match self {
+            Command::Join(_) => CommandId::Join,
+            Command::Add(_) => CommandId::Add,
+            Command::Invite(_) => CommandId::Invite,
+            Command::History(_) => CommandId::History,
+            Command::Groups(_) => CommandId::Groups,
+            Command::Subscribe(_) => CommandId::Subscribe,
+            Command::Unsubscribe(_) => CommandId::Unsubscribe,
+            Command::Subscriptions => CommandId::Subscriptions,
+            Command::Help(_) => CommandId::Help,
+            Command::Whoami => CommandId::Whoami,
+        }
+    }
+
+    /// The group the command acts on, as typed.
+    pub fn target(&self) -> TargetRef<'_> {
+        fn group_or_all(t: &subscribe::SubTarget) -> TargetRef<'_> {
+            match t {
+                subscribe::SubTarget::All => TargetRef::All,
+                subscribe::SubTarget::Group(g) => TargetRef::Group(g),
+            }
+        }
+        match self {
+            Command::Add(a) => TargetRef::Group(&a.group),
+            Command::Invite(a) => TargetRef::Group(&a.group),
+            Command::History(a) => TargetRef::Group(&a.group),
+            Command::Subscribe(a) => group_or_all(&a.target),
+            Command::Unsubscribe(a) => group_or_all(&a.target),
+            Command::Join(_) | Command::Groups(_) | Command::Subscriptions | Command::Help(_) | Command::Whoami => TargetRef::None,
+        }
+    }
+}
+
+/// How a command failed.
+#[derive(Debug)]
+pub enum CommandError {
+    /// Shown as written (bad input the parser could not see, a limit, ...).
+    User(Reply),
+    /// The provider failed or said no.
+    Provider(ProviderError),
+    /// Our fault: logged with context, shown as "Something went wrong (ref ...)".
+    Internal(anyhow::Error),
+}
+
+impl From<ProviderError> for CommandError {
+    fn from(e: ProviderError) -> Self {
+        CommandError::Provider(e)
+    }
+}
+
+impl From<anyhow::Error> for CommandError {
+    fn from(e: anyhow::Error) -> Self {
+        CommandError::Internal(e)
+    }
+}
+
+/// One running command: what it may use and what it reports to the audit log.
+pub struct Call<'a> {
+    /// Shared state.
+    pub ctx: &'a Context,
+    /// The request.
+    pub inv: &'a Invocation,
+    /// Why it was allowed.
+    pub grant: Grant,
+    /// Numbers carried (for the audit row).
+    pub numbers_count: usize,
+}
+
+impl Call<'_> {
+    /// Where results go, per `display.results`.
+    pub fn result_visibility(&self) -> Visibility {
+        match self.ctx.settings.display.results {
+            crate::settings::ResultVisibility::Channel => Visibility::Channel,
+            crate::settings::ResultVisibility::Ephemeral => Visibility::Ephemeral,
+        }
+    }
+}
+
+/// A resolved target.
+enum Resolved {
+    None,
+    All,
+    Group(GroupInfo),
+}
+
+/// Runs one invocation end to end and writes its audit row. Never fails: every
+/// error becomes a reply.
+pub async fn dispatch(ctx: &Context, inv: &Invocation) -> Reply {
+    let span = tracing::info_span!(
+        "command",
+        request_id = %inv.request_id,
+        platform = inv.platform.as_str(),
+        principal = %inv.caller(),
+        channel = %inv.channel,
+        command = tracing::field::Empty,
+    );
+    async {
+        let mut audit = AuditRecord {
+            at: ctx.clock.now(),
+            request_id: inv.request_id.clone(),
+            platform: inv.platform.as_str().into(),
+            principal: inv.caller().to_string(),
+            channel: inv.channel.to_string(),
+            command: "invalid".into(),
+            group_id: None,
+            numbers_count: 0,
+            decision: "invalid".into(),
+            rule: String::new(),
+            outcome: "user_error".into(),
+            provider_trace_id: None,
+        };
+        let reply = run(ctx, inv, &mut audit).await;
+        if let Err(e) = ctx.store.record_audit(&audit).await {
+            // The command already happened; losing its audit row must be loud in
+            // the log, but must not turn the user's result into an error.
+            tracing::error!(error = format!("{e:#}"), "audit row not written");
+        }
+        tracing::info!(decision = %audit.decision, outcome = %audit.outcome, "command finished");
+        reply
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord) -> Reply {
+    let command = match Command::parse(&inv.text) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(id) = e.command {
+                audit.command = id.to_string();
+            }
+            audit.rule = e.message.clone();
+            return messages::usage_error(&e);
+        }
+    };
+    let id = command.id();
+    audit.command = id.to_string();
+    tracing::Span::current().record("command", id.as_str());
+
+    // Refuse early, before any provider call, when no role grants the command here.
+    if let Err(refusal) = ctx.permissions.may_run(&inv.principals, id, &inv.channel) {
+        audit.decision = "refused".into();
+        audit.rule = refusal.reason().into();
+        return messages::refused(id, None, refusal);
+    }
+    let resolved = match command.target() {
+        TargetRef::None => Resolved::None,
+        TargetRef::All => Resolved::All,
+        TargetRef::Group(reference) => match resolve_group(ctx, reference).await {
+            Ok(group) => Resolved::Group(group),
+            Err(e) => {
+                audit.rule = "group not resolved".into();
+                return finish_error(ctx, inv, audit, e);
+            }
+        },
+    };
+    let (target, group_name) = match &resolved {
+        Resolved::None => (Target::None, None),
+        Resolved::All => (Target::AllGroups, Some("all groups")),
+        Resolved::Group(g) => {
+            audit.group_id = Some(g.id.to_string());
+            (Target::Group(g), Some(g.name.as_str()))
+        }
+    };
+    let grant = match ctx.permissions.decide(&inv.principals, id, &inv.channel, target) {
+        Decision::Allowed(grant) => grant,
+        Decision::Refused(refusal) => {
+            audit.decision = "refused".into();
+            audit.rule = refusal.reason().into();
+            return messages::refused(id, group_name, refusal);
+        }
+    };
+    audit.decision = "allowed".into();
+    audit.rule = grant.rule.clone();
+    let group = match resolved {
+        Resolved::Group(g) => Some(g),
+        _ => None,
+    };
+    let mut call = Call { ctx, inv, grant, numbers_count: 0 };
+    let result = match command {
+        Command::Join(a) => join::run(&mut call, a).await,
+        Command::Add(a) => add::run(&mut call, a, group.expect("add has a group")).await,
+        Command::Invite(a) => invite::run(&mut call, a, group.expect("invite has a group")).await,
+        Command::History(a) => history::run(&mut call, a, group.expect("history has a group")).await,
+        Command::Groups(a) => groups::run(&mut call, a).await,
+        Command::Subscribe(a) => subscribe::run(&mut call, a, group).await,
+        Command::Unsubscribe(a) => subscribe::run_unsubscribe(&mut call, a, group).await,
+        Command::Subscriptions => subscribe::run_list(&mut call).await,
+        Command::Help(a) => help::run(&mut call, a).await,
+        Command::Whoami => whoami::run(&mut call).await,
+    };
+    audit.numbers_count = call.numbers_count as i64;
+    match result {
+        Ok(reply) => {
+            audit.outcome = match reply.status {
+                Status::Ok => "ok",
+                Status::Preview => "preview",
+                Status::UserError => "user_error",
+                Status::Internal => "internal",
+            }
+            .into();
+            reply
+        }
+        Err(e) => finish_error(ctx, inv, audit, e),
+    }
+}
+
+fn finish_error(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, error: CommandError) -> Reply {
+    match error {
+        CommandError::User(reply) => {
+            audit.outcome = "user_error".into();
+            reply
+        }
+        CommandError::Provider(e) => {
+            audit.outcome = format!("provider_error:{}", provider_error_code(&e));
+            audit.provider_trace_id = e.trace_id.clone();
+            tracing::warn!(error = %e, trace_id = e.trace_id.as_deref().unwrap_or("-"), "provider error");
+            messages::provider_error(&e, ctx.provider.kind())
+        }
+        CommandError::Internal(e) => {
+            audit.outcome = "internal".into();
+            tracing::error!(error = format!("{e:#}"), "internal error");
+            messages::internal(&inv.request_id)
+        }
+    }
+}
+
+fn provider_error_code(e: &ProviderError) -> &'static str {
+    use crate::providers::ProviderErrorKind::*;
+    match e.kind {
+        Auth => "auth",
+        NotAdmin => "not_admin",
+        Forbidden => "forbidden",
+        NotFound => "not_found",
+        InvalidInvite => "invalid_invite",
+        Validation(_) => "validation",
+        RateLimited(_) => "rate_limited",
+        DeviceNotConnected => "device_not_connected",
+        Upstream(_) => "upstream",
+        Transport(_) => "transport",
+        Unsupported(_) => "unsupported",
+    }
+}
+
+/// Resolves a typed group reference against the provider's group list.
+pub async fn resolve_group(ctx: &Context, reference: &str) -> Result<GroupInfo, CommandError> {
+    let groups = ctx.provider.list_groups().await?;
+    match group_ref::resolve(reference, &ctx.aliases, &groups) {
+        Resolve::Found(g) => Ok(g),
+        Resolve::NoMatch => Err(CommandError::User(messages::no_group_match(reference))),
+        Resolve::Ambiguous(candidates, total) => Err(CommandError::User(messages::ambiguous_group(reference, &candidates, total))),
+    }
+}

@@ -1,0 +1,186 @@
+//! `subscribe`, `unsubscribe` and `subscriptions`: a channel's digests of
+//! membership changes. The scheduler that posts them reads the same rows.
+
+use std::time::Duration;
+
+use super::{Call, CommandError};
+use crate::core::messages;
+use crate::core::parser::{CommandSpec, OptionSpec, Parts, UsageError};
+use crate::core::reply::Reply;
+use crate::core::values::{format_duration, parse_duration, parse_tz, TimeOfDay};
+use crate::core::CommandId;
+use crate::group_ref::GroupInfo;
+use crate::store::Subscription;
+
+/// `subscribe`'s spec row.
+pub const SPEC: CommandSpec = CommandSpec {
+    id: CommandId::Subscribe,
+    args: "<group|*>",
+    summary: "post digests of membership changes to this channel",
+    options: &[
+        OptionSpec { name: "every", value: Some("DURATION"), help: "how often (default 1d)" },
+        OptionSpec { name: "at", value: Some("HH:MM"), help: "time of day to post (needs --every in whole days)" },
+        OptionSpec { name: "tz", value: Some("ZONE"), help: "time zone for --at, e.g. Europe/Berlin (default UTC)" },
+    ],
+};
+
+/// `unsubscribe`'s spec row.
+pub const UNSUBSCRIBE_SPEC: CommandSpec = CommandSpec {
+    id: CommandId::Unsubscribe,
+    args: "<group|*>",
+    summary: "stop this channel's digests (* stops all of them)",
+    options: &[],
+};
+
+/// `subscriptions`' spec row.
+pub const SUBSCRIPTIONS_SPEC: CommandSpec = CommandSpec {
+    id: CommandId::Subscriptions,
+    args: "",
+    summary: "list this channel's digest subscriptions",
+    options: &[],
+};
+
+/// Default digest period.
+pub const DEFAULT_EVERY: Duration = Duration::from_secs(86_400);
+
+/// One group, or all of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubTarget {
+    /// `*`
+    All,
+    /// A group reference as typed.
+    Group(String),
+}
+
+/// `subscribe` arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    /// What to follow.
+    pub target: SubTarget,
+    /// Window length.
+    pub every: Duration,
+    /// Time-of-day alignment.
+    pub at: Option<TimeOfDay>,
+    /// Time zone.
+    pub tz: chrono_tz::Tz,
+}
+
+/// `unsubscribe` arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnsubscribeArgs {
+    /// What to stop.
+    pub target: SubTarget,
+}
+
+fn target(parts: &mut Parts) -> Result<SubTarget, UsageError> {
+    let token = parts.required("<group|*>")?;
+    Ok(if token.text == "*" && !token.quoted { SubTarget::All } else { SubTarget::Group(token.text) })
+}
+
+/// Parses `subscribe`.
+pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
+    let target = target(parts)?;
+    let every = parts.parsed("every", parse_duration)?.unwrap_or(DEFAULT_EVERY);
+    let at = parts.parsed("at", |v| v.parse::<TimeOfDay>())?;
+    let tz = parts.parsed("tz", parse_tz)?.unwrap_or(chrono_tz::UTC);
+    if at.is_some() && every.as_secs() % 86_400 != 0 {
+        return Err(parts.error(format!("--at needs --every in whole days (1d, 7d, 2w); got {}", format_duration(every))));
+    }
+    Ok(Args { target, every, at, tz })
+}
+
+/// Parses `unsubscribe`.
+pub fn parse_unsubscribe(parts: &mut Parts) -> Result<UnsubscribeArgs, UsageError> {
+    Ok(UnsubscribeArgs { target: target(parts)? })
+}
+
+fn group_key(group: Option<&GroupInfo>) -> (String, String) {
+    match group {
+        Some(g) => (g.id.to_string(), g.name.clone()),
+        None => ("*".into(), "all groups".into()),
+    }
+}
+
+/// Saves a subscription.
+pub async fn run(call: &mut Call<'_>, args: Args, group: Option<GroupInfo>) -> Result<Reply, CommandError> {
+    let ctx = call.ctx;
+    let min = parse_duration(&ctx.settings.digests.min_every).map_err(anyhow::Error::msg)?;
+    if args.every < min {
+        return Err(CommandError::User(Reply::user_error(format!(
+            "--every must be at least {} here",
+            format_duration(min)
+        ))));
+    }
+    let (group_ref, group_name) = group_key(group.as_ref());
+    let subscription = Subscription {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        platform: call.inv.platform.as_str().into(),
+        channel: call.inv.channel.to_string(),
+        group_ref,
+        group_name,
+        every_s: args.every.as_secs() as i64,
+        at_time: args.at.map(|t| t.to_string()),
+        tz: args.tz.name().to_string(),
+        created_by: call.inv.caller().to_string(),
+        created_at: ctx.clock.now(),
+    };
+    let created = ctx.store.upsert_subscription(&subscription).await?;
+    Ok(messages::subscribed(&subscription, created))
+}
+
+/// Removes subscriptions: one group's, or with `*` all of the channel's.
+pub async fn run_unsubscribe(call: &mut Call<'_>, args: UnsubscribeArgs, group: Option<GroupInfo>) -> Result<Reply, CommandError> {
+    let (platform, channel) = (call.inv.platform.as_str(), call.inv.channel.as_str());
+    let (filter, name) = match (&args.target, &group) {
+        (SubTarget::All, _) | (_, None) => (None, "all groups".to_string()),
+        (SubTarget::Group(_), Some(g)) => (Some(g.id.to_string()), g.name.clone()),
+    };
+    let removed = call.ctx.store.delete_subscriptions(platform, channel, filter.as_deref()).await?;
+    Ok(messages::unsubscribed(removed, &name))
+}
+
+/// Lists the channel's subscriptions.
+pub async fn run_list(call: &mut Call<'_>) -> Result<Reply, CommandError> {
+    let list = call.ctx.store.channel_subscriptions(call.inv.platform.as_str(), call.inv.channel.as_str()).await?;
+    Ok(messages::subscriptions(&list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::Command;
+
+    fn sub(text: &str) -> Result<Args, String> {
+        match Command::parse(text) {
+            Ok(Command::Subscribe(a)) => Ok(a),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.message),
+        }
+    }
+
+    #[test]
+    fn parses_schedules() {
+        let a = sub("subscribe * --every 1d --at 09:00 --tz Europe/Berlin").unwrap();
+        assert_eq!(a.target, SubTarget::All);
+        assert_eq!(a.at, Some(TimeOfDay { hour: 9, minute: 0 }));
+        assert_eq!(a.tz, chrono_tz::Europe::Berlin);
+        let a = sub("subscribe \"Sales Team\"").unwrap();
+        assert_eq!((a.target, a.every, a.at, a.tz), (SubTarget::Group("Sales Team".into()), DEFAULT_EVERY, None, chrono_tz::UTC));
+        assert_eq!(sub("subscribe \"*\"").unwrap().target, SubTarget::Group("*".into()));
+    }
+
+    #[test]
+    fn schedule_errors() {
+        assert_eq!(sub("subscribe * --every 6h --at 09:00").unwrap_err(), "--at needs --every in whole days (1d, 7d, 2w); got 6h");
+        assert!(sub("subscribe * --at 25:00").unwrap_err().starts_with("--at: `25:00` is not a time of day"));
+        assert!(sub("subscribe * --tz Mars/Base").unwrap_err().starts_with("--tz: `Mars/Base` is not a time zone"));
+        assert_eq!(sub("subscribe").unwrap_err(), "missing <group|*>");
+    }
+
+    #[test]
+    fn unsubscribe_and_list() {
+        assert_eq!(Command::parse("unsubscribe *").unwrap(), Command::Unsubscribe(UnsubscribeArgs { target: SubTarget::All }));
+        assert_eq!(Command::parse("subscriptions").unwrap(), Command::Subscriptions);
+        assert_eq!(Command::parse("subscriptions extra").unwrap_err().message, "unexpected `extra`");
+    }
+}

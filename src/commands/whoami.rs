@@ -1,0 +1,56 @@
+//! `whoami`: the caller's identity, roles, and the commands and groups they may
+//! use here. Answers without a provider call.
+
+use super::{Call, CommandError};
+use crate::core::messages;
+use crate::core::parser::CommandSpec;
+use crate::core::reply::Reply;
+use crate::core::CommandId;
+
+/// The spec row.
+pub const SPEC: CommandSpec = CommandSpec {
+    id: CommandId::Whoami,
+    args: "",
+    summary: "your identity, roles, and what you may use",
+    options: &[],
+};
+
+/// Shows who the caller is.
+pub async fn run(call: &mut Call<'_>) -> Result<Reply, CommandError> {
+    let inv = call.inv;
+    let perms = &call.ctx.permissions;
+    let roles = perms.roles_of(&inv.principals);
+    let role_names: Vec<String> = roles
+        .iter()
+        .map(|r| match (&r.channels, r.max_numbers) {
+            (None, None) => r.name.clone(),
+            (channels, max) => {
+                let mut limits = Vec::new();
+                if let Some(c) = channels {
+                    limits.push(format!("only in {}", c.join(", ")));
+                }
+                if let Some(m) = max {
+                    limits.push(format!("at most {m} numbers per add"));
+                }
+                format!("{} ({})", r.name, limits.join("; "))
+            }
+        })
+        .collect();
+    let commands: Vec<&str> = CommandId::ALL
+        .into_iter()
+        .filter(|id| perms.may_run(&inv.principals, *id, &inv.channel).is_ok())
+        .map(CommandId::as_str)
+        .collect();
+    let mut groups: Vec<String> = Vec::new();
+    for scope in roles.iter().flat_map(|r| r.groups.iter()) {
+        let text = match scope.describe() {
+            s if s == "*" => "all groups".to_string(),
+            s => s,
+        };
+        if !groups.contains(&text) {
+            groups.push(text);
+        }
+    }
+    let others: Vec<String> = inv.principals[1..].iter().map(ToString::to_string).collect();
+    Ok(messages::whoami(inv.caller().as_str(), &others, inv.channel.as_str(), &role_names, &commands, &groups))
+}

@@ -1,0 +1,412 @@
+//! Every sentence a user sees, one function per message. Commands decide; this
+//! module words. User- and provider-controlled text goes in `Span::Text` so the
+//! frontends escape it.
+
+use chrono::{DateTime, Utc};
+
+use super::parser::{CommandSpec, UsageError};
+use super::permissions::Refusal;
+use super::reply::{Reply, Rich, Status, Table, Visibility};
+use super::values::format_duration;
+use super::CommandId;
+use crate::group_ref::GroupInfo;
+use crate::invite_link::InviteCode;
+use crate::phone::{Accepted, InvalidNumber};
+use crate::providers::{AddOutcome, AddResult, HistorySource, MemberEvent, Party, ProviderError, ProviderErrorKind};
+use crate::settings::ProviderKind;
+use crate::store::Subscription;
+
+/// Bad command text, with the usage line.
+pub fn usage_error(e: &UsageError) -> Reply {
+    let mut reply = Reply::user_error(e.message.clone());
+    if let Some(usage) = &e.usage {
+        reply = reply.footer(Rich::new().text("Usage: ").code(usage.clone()));
+    }
+    reply
+}
+
+/// "You may not run `add` on *Sales Team* (no role grants it; ask an admin)"
+pub fn refused(command: CommandId, group: Option<&str>, refusal: Refusal) -> Reply {
+    let mut title = Rich::new().text("You may not run ").code(command.as_str());
+    if let Some(name) = group {
+        title = title.text(" on ").strong(name);
+    }
+    Reply::user_error(title.text(format!(" ({})", refusal.reason())))
+}
+
+/// The fixed sentence for internal errors; details are only in the log.
+pub fn internal(request_id: &str) -> Reply {
+    Reply::new(Status::Internal, Visibility::Ephemeral, format!("Something went wrong (ref {request_id})"))
+}
+
+/// No group matched a reference.
+pub fn no_group_match(reference: &str) -> Reply {
+    Reply::user_error(Rich::new().text("No group matches ").strong(reference))
+        .footer(Rich::new().text("Try ").code("/wa groups").text(" to see the groups and their ids."))
+}
+
+/// Several groups matched; list candidates and ask for an id.
+pub fn ambiguous_group(reference: &str, candidates: &[GroupInfo], total: usize) -> Reply {
+    let mut reply = Reply::user_error(Rich::new().text(format!("{total} groups match ")).strong(reference).text("; retry with an id:"));
+    for g in candidates {
+        reply = reply.line(Rich::new().strong(g.name.clone()).text(" ").code(g.id.as_str()));
+    }
+    if total > candidates.len() {
+        reply = reply.line(format!("… and {} more", total - candidates.len()));
+    }
+    reply
+}
+
+/// A provider error, as a sentence the user can act on.
+pub fn provider_error(error: &ProviderError, provider: ProviderKind) -> Reply {
+    use ProviderErrorKind::*;
+    let p = provider.as_str();
+    let (title, hint): (String, Option<&str>) = match &error.kind {
+        Auth => (format!("The {p} provider rejected waops' credentials"), Some("Ask an admin to check provider.token.")),
+        NotAdmin => ("The connected WhatsApp number is not an admin of that group".into(), Some("Make it an admin in WhatsApp, then retry.")),
+        Forbidden => (format!("The {p} provider refused this request"), None),
+        NotFound => ("The connected WhatsApp number is not in that group".into(), Some("Check the id with /wa groups.")),
+        InvalidInvite => ("That invite link is invalid or has been revoked".into(), Some("Ask a group admin for a current link.")),
+        Validation(detail) => (format!("The {p} provider rejected the request: {detail}"), None),
+        RateLimited(Some(wait)) => (
+            format!("The {p} provider is rate limiting waops; try again in {}", format_duration(*wait)),
+            None,
+        ),
+        RateLimited(None) => (format!("The {p} provider is rate limiting waops; try again in a minute"), None),
+        DeviceNotConnected => ("The WhatsApp session is not connected".into(), Some("Reconnect the phone in the provider's console.")),
+        Upstream(status) => (format!("The {p} provider failed (HTTP {status}); try again later"), None),
+        Transport(_) => (format!("Could not reach the {p} provider; try again later"), None),
+        Unsupported(what) => (format!("The {p} provider cannot {what}"), None),
+    };
+    let mut reply = Reply::user_error(title);
+    if let Some(hint) = hint {
+        reply = reply.footer(hint);
+    }
+    reply
+}
+
+/// Joined a group.
+pub fn joined(group: &GroupInfo, visibility: Visibility) -> Reply {
+    Reply::new(Status::Ok, visibility, Rich::new().text("Joined ").strong(group.name.clone()))
+        .field("Group id", Rich::new().code(group.id.as_str()))
+}
+
+/// A join request waits for approval.
+pub fn join_pending(group: Option<&GroupInfo>, visibility: Visibility) -> Reply {
+    let mut reply = Reply::new(Status::Ok, visibility, "Request sent, waiting for an admin to approve");
+    if let Some(g) = group {
+        reply = reply.field("Group id", Rich::new().code(g.id.as_str()));
+    }
+    reply
+}
+
+/// Some numbers were invalid; nothing was sent.
+pub fn invalid_numbers(invalid: &[InvalidNumber]) -> Reply {
+    let n = invalid.len();
+    let mut reply = Reply::user_error(format!(
+        "{n} {} not valid; nothing was sent",
+        if n == 1 { "number is" } else { "numbers are" }
+    ));
+    for i in invalid {
+        reply = reply.line(Rich::new().code(i.input.clone()).text(format!(": {}", i.reason)));
+    }
+    reply.footer("Numbers without a country code use the configured default region.")
+}
+
+/// An add with no numbers at all.
+pub fn no_numbers(usage: String) -> Reply {
+    Reply::user_error("No numbers given").footer(Rich::new().text("Usage: ").code(usage))
+}
+
+/// More numbers than the limit.
+pub fn too_many_numbers(count: usize, limit: usize, by_role: bool) -> Reply {
+    let whose = if by_role { "your role allows" } else { "waops allows" };
+    Reply::user_error(format!("Too many numbers: {count}; {whose} at most {limit} per add"))
+        .footer("Split the list into smaller adds.")
+}
+
+fn number_lines(reply: Reply, numbers: &[Accepted]) -> Reply {
+    numbers.iter().fold(reply, |r, a| r.line(Rich::new().code(a.number.as_str())))
+}
+
+fn duplicates_footer(reply: Reply, duplicates: &[Accepted]) -> Reply {
+    if duplicates.is_empty() {
+        return reply;
+    }
+    let inputs: Vec<_> = duplicates.iter().map(|d| d.input.as_str()).collect();
+    reply.footer(format!("Dropped {} duplicate(s): {}", duplicates.len(), inputs.join(", ")))
+}
+
+/// `--dry-run`: what would be sent.
+pub fn add_dry_run(group: &GroupInfo, numbers: &[Accepted], duplicates: &[Accepted]) -> Reply {
+    let title = Rich::new().text(format!("Dry run: would add {} to ", count(numbers.len(), "number"))).strong(group.name.clone());
+    let reply = Reply::info(title).field("Group id", Rich::new().code(group.id.as_str()));
+    duplicates_footer(number_lines(reply, numbers), duplicates).footer("Nothing was sent.")
+}
+
+/// A large add waiting for `--yes` (console) or Apply (chat).
+pub fn add_needs_confirmation(group: &GroupInfo, numbers: &[Accepted], duplicates: &[Accepted], confirm_over: usize) -> Reply {
+    let title = Rich::new().text(format!("This adds {} to ", count(numbers.len(), "number"))).strong(group.name.clone());
+    let mut reply = Reply::new(Status::Preview, Visibility::Ephemeral, title).field("Group id", Rich::new().code(group.id.as_str()));
+    reply = duplicates_footer(number_lines(reply, numbers), duplicates);
+    reply.footer(format!("More than {confirm_over} numbers: run it again with --yes to apply. Nothing was sent."))
+}
+
+/// The result of an add, one line per number and a summary.
+pub fn add_result(group: &GroupInfo, results: &[AddResult], duplicates: &[Accepted], visibility: Visibility) -> Reply {
+    let mut tally = [0usize; 5];
+    let mut reply = Reply::new(Status::Ok, visibility, Rich::new().text("Add to ").strong(group.name.clone()));
+    for r in results {
+        let (slot, text) = match &r.outcome {
+            AddOutcome::Added => (0, "added".to_string()),
+            AddOutcome::InviteSent => (1, "invite sent (privacy settings)".to_string()),
+            AddOutcome::AlreadyMember => (2, "already a member".to_string()),
+            AddOutcome::NotOnWhatsApp => (3, "not on WhatsApp".to_string()),
+            AddOutcome::Failed(reason) => (4, format!("failed ({reason})")),
+        };
+        tally[slot] += 1;
+        reply = reply.line(Rich::new().code(r.number.as_str()).text(format!(" — {text}")));
+    }
+    let summary = format!(
+        "{} added, {} invite sent, {} already a member, {} not on WhatsApp, {} failed",
+        tally[0], tally[1], tally[2], tally[3], tally[4]
+    );
+    duplicates_footer(reply.footer(summary), duplicates)
+}
+
+/// The group's invite link.
+pub fn invite_link(group: &GroupInfo, code: &InviteCode, visibility: Visibility) -> Reply {
+    Reply::new(Status::Ok, visibility, Rich::new().text("Invite link for ").strong(group.name.clone())).line(Rich::new().link(code.link()))
+}
+
+/// A reset invite link.
+pub fn invite_reset(group: &GroupInfo, code: &InviteCode, visibility: Visibility) -> Reply {
+    Reply::new(Status::Ok, visibility, Rich::new().text("New invite link for ").strong(group.name.clone()))
+        .line(Rich::new().link(code.link()))
+        .footer("The old link no longer works.")
+}
+
+/// The provider cannot reset links.
+pub fn reset_unsupported(provider: ProviderKind) -> Reply {
+    Reply::user_error(format!("The {} provider cannot reset invite links", provider.as_str()))
+        .footer("Reset it in WhatsApp, then run /wa invite <group> to show the new link.")
+}
+
+/// A time as "2026-11-24 10:00 UTC (2h ago)".
+pub fn when(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - at).num_seconds();
+    let relative = match secs {
+        s if s < 60 => "just now".to_string(),
+        s if s < 3600 => format!("{}m ago", s / 60),
+        s if s < 86_400 => format!("{}h ago", s / 3600),
+        s if s < 14 * 86_400 => format!("{}d ago", s / 86_400),
+        s => format!("{}w ago", s / 604_800),
+    };
+    format!("{} UTC ({relative})", at.format("%Y-%m-%d %H:%M"))
+}
+
+/// A party as shown: masked numbers unless configured otherwise.
+pub fn party(p: &Party, mask: bool) -> String {
+    match p {
+        Party::Number(n) if mask => n.masked(),
+        Party::Number(n) => n.to_string(),
+        Party::Other(s) => s.clone(),
+    }
+}
+
+/// Where history comes from, in words.
+pub fn history_source(source: HistorySource, provider: ProviderKind, journal_since: Option<DateTime<Utc>>) -> String {
+    match (source, journal_since) {
+        (HistorySource::Provider, _) => format!("Source: the {} provider's history.", provider.as_str()),
+        (HistorySource::Journal, Some(since)) => format!(
+            "History on {} comes from events waops has received since {}.",
+            provider.as_str(),
+            since.format("%Y-%m-%d %H:%M UTC")
+        ),
+        (HistorySource::Journal, None) => format!("History on {} comes from events waops receives; none yet.", provider.as_str()),
+    }
+}
+
+/// Membership history, newest first.
+#[allow(clippy::too_many_arguments)]
+pub fn history(
+    group: &GroupInfo,
+    events: &[MemberEvent],
+    more: usize,
+    now: DateTime<Utc>,
+    mask: bool,
+    source_line: String,
+    visibility: Visibility,
+) -> Reply {
+    let mut reply = Reply::new(Status::Ok, visibility, Rich::new().text("Membership history of ").strong(group.name.clone()));
+    if events.is_empty() {
+        reply = reply.line("No membership changes in this period.");
+    }
+    for e in events {
+        let mut line = format!("{} · {}", when(e.at, now), e.kind);
+        let subjects: Vec<_> = e.subjects.iter().map(|p| party(p, mask)).collect();
+        if !subjects.is_empty() {
+            line.push_str(&format!(" · {}", subjects.join(", ")));
+        }
+        if let Some(actor) = &e.actor {
+            line.push_str(&format!(" by {}", party(actor, mask)));
+        }
+        if let Some(detail) = &e.detail {
+            line.push_str(&format!(" ({detail})"));
+        }
+        reply = reply.line(line);
+    }
+    if more > 0 {
+        reply = reply.footer(format!("{more} more — use --limit/--since"));
+    }
+    reply.footer(source_line)
+}
+
+/// The groups list.
+pub fn groups(groups: &[GroupInfo], filter: Option<&str>, hidden: usize) -> Reply {
+    let title = match filter {
+        Some(f) => format!("{} matching \"{f}\"", count(groups.len(), "group")),
+        None => count(groups.len(), "group"),
+    };
+    let mut reply = Reply::info(title);
+    if !groups.is_empty() {
+        reply.table = Some(Table {
+            headers: vec!["Name".into(), "Id".into()],
+            rows: groups.iter().map(|g| vec![g.name.clone(), g.id.to_string()]).collect(),
+        });
+    }
+    if hidden > 0 {
+        reply = reply.footer(format!("{hidden} more your roles do not cover are not shown."));
+    }
+    reply
+}
+
+/// A subscription was created or changed.
+pub fn subscribed(s: &Subscription, created: bool) -> Reply {
+    let verb = if created { "Subscribed this channel to digests of " } else { "Updated this channel's digests of " };
+    Reply::info(Rich::new().text(verb).strong(s.group_name.clone())).line(schedule(s))
+}
+
+/// Subscriptions removed.
+pub fn unsubscribed(removed: u64, what: &str) -> Reply {
+    if removed == 0 {
+        return Reply::user_error(Rich::new().text("This channel has no digest subscription for ").strong(what))
+            .footer(Rich::new().text("See ").code("/wa subscriptions").text("."));
+    }
+    Reply::info(Rich::new().text(format!("Stopped {} for ", count(removed as usize, "digest subscription"))).strong(what))
+}
+
+/// A channel's subscriptions.
+pub fn subscriptions(list: &[Subscription]) -> Reply {
+    if list.is_empty() {
+        return Reply::info("This channel has no digest subscriptions")
+            .footer(Rich::new().text("Start one with ").code("/wa subscribe <group|*>").text("."));
+    }
+    let mut reply = Reply::info(format!("This channel has {}", count(list.len(), "digest subscription")));
+    reply.table = Some(Table {
+        headers: vec!["Group".into(), "Schedule".into(), "Since".into()],
+        rows: list
+            .iter()
+            .map(|s| vec![s.group_name.clone(), schedule(s), s.created_at.format("%Y-%m-%d").to_string()])
+            .collect(),
+    });
+    reply
+}
+
+fn schedule(s: &Subscription) -> String {
+    let every = format_duration(std::time::Duration::from_secs(s.every_s as u64));
+    match &s.at_time {
+        Some(at) => format!("every {every} at {at} {}", s.tz),
+        None => format!("every {every} ({})", s.tz),
+    }
+}
+
+/// Help: the commands the caller may run here.
+pub fn help_overview(runnable: &[&CommandSpec], notes: &[String], blocked: Option<Refusal>) -> Reply {
+    let mut reply = Reply::info("waops commands you can run here");
+    for spec in runnable {
+        reply = reply.line(Rich::new().code(spec.usage()).text(format!(" — {}", spec.summary)));
+    }
+    if let Some(refusal) = blocked {
+        reply = reply.footer(format!("You may not run any WhatsApp command here ({}).", refusal.reason()));
+        reply = reply.footer(Rich::new().code("/wa whoami").text(" shows the id an admin needs to grant you a role."));
+    }
+    for note in notes {
+        reply = reply.footer(note.clone());
+    }
+    reply.footer(Rich::new().code("/wa help <command>").text(" shows one command's options."))
+}
+
+/// Help for one command.
+pub fn help_command(spec: &CommandSpec, refusal: Option<Refusal>, notes: &[String]) -> Reply {
+    let mut reply = Reply::info(Rich::new().code(spec.usage())).line(spec.summary);
+    for o in spec.options {
+        let name = match o.value {
+            Some(v) => format!("--{} {v}", o.name),
+            None => format!("--{}", o.name),
+        };
+        reply = reply.line(Rich::new().code(name).text(format!(" — {}", o.help)));
+    }
+    if let Some(r) = refusal {
+        reply = reply.footer(Rich::new().text("You may not run ").code(spec.id.as_str()).text(format!(" here ({}).", r.reason())));
+    }
+    for note in notes {
+        reply = reply.footer(note.clone());
+    }
+    reply
+}
+
+/// whoami.
+pub fn whoami(caller: &str, other_principals: &[String], channel: &str, roles: &[String], commands: &[&str], groups: &[String]) -> Reply {
+    let none = || Rich::from("none");
+    let list = |items: &[String]| if items.is_empty() { none() } else { Rich::from(items.join(", ")) };
+    let mut reply = Reply::info(Rich::new().text("You are ").code(caller)).field("Channel", Rich::new().code(channel));
+    if !other_principals.is_empty() {
+        reply = reply.field("Also", list(other_principals));
+    }
+    reply = reply.field("Roles", list(roles));
+    let commands: Vec<String> = commands.iter().map(|c| c.to_string()).collect();
+    reply.field("Commands", list(&commands)).field("Groups", list(groups))
+}
+
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_sentence_matches_the_spec() {
+        let r = refused(CommandId::Add, Some("Sales Team"), Refusal::Command);
+        assert_eq!(r.title.plain(), "You may not run add on Sales Team (no role grants it; ask an admin)");
+        assert_eq!(crate::adapters::console::render(&r, false), "You may not run `add` on Sales Team (no role grants it; ask an admin)\n");
+        assert_eq!(r.status, Status::UserError);
+        assert_eq!(r.visibility, Visibility::Ephemeral);
+    }
+
+    #[test]
+    fn internal_error_shows_only_the_ref() {
+        assert_eq!(internal("abc123").plain(), "Something went wrong (ref abc123)\n");
+    }
+
+    #[test]
+    fn relative_times() {
+        let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(when(at("2026-11-24T11:59:30Z"), now), "2026-11-24 11:59 UTC (just now)");
+        assert_eq!(when(at("2026-11-24T11:15:00Z"), now), "2026-11-24 11:15 UTC (45m ago)");
+        assert_eq!(when(at("2026-11-24T10:00:00Z"), now), "2026-11-24 10:00 UTC (2h ago)");
+        assert_eq!(when(at("2026-11-21T12:00:00Z"), now), "2026-11-21 12:00 UTC (3d ago)");
+        assert_eq!(when(at("2026-10-24T12:00:00Z"), now), "2026-10-24 12:00 UTC (4w ago)");
+    }
+
+    #[test]
+    fn provider_errors_have_sentences() {
+        let e = |kind| provider_error(&ProviderError { kind, trace_id: Some("t-1".into()) }, ProviderKind::Periskope).plain();
+        assert_eq!(e(ProviderErrorKind::RateLimited(Some(std::time::Duration::from_secs(30)))), "The periskope provider is rate limiting waops; try again in 30s\n");
+        assert!(e(ProviderErrorKind::NotAdmin).starts_with("The connected WhatsApp number is not an admin of that group\n"));
+        assert!(!e(ProviderErrorKind::Upstream(502)).contains("t-1"), "trace ids stay in logs");
+    }
+}

@@ -1,0 +1,187 @@
+//! The platform-neutral result of a command. Frontends render it; user-controlled
+//! text stays in `Span::Text` so every renderer can escape it for its platform.
+
+/// One piece of formatted text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Span {
+    /// Plain text, possibly typed by a user or sent by a provider: renderers escape it.
+    Text(String),
+    /// Emphasised text (a group name).
+    Strong(String),
+    /// Literal text (a command, an id).
+    Code(String),
+    /// A link.
+    Link(String),
+}
+
+/// A line of formatted text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rich(pub Vec<Span>);
+
+impl Rich {
+    /// An empty line to build on.
+    pub fn new() -> Self {
+        Rich(Vec::new())
+    }
+    /// Appends plain text.
+    pub fn text(mut self, s: impl Into<String>) -> Self {
+        self.0.push(Span::Text(s.into()));
+        self
+    }
+    /// Appends emphasised text.
+    pub fn strong(mut self, s: impl Into<String>) -> Self {
+        self.0.push(Span::Strong(s.into()));
+        self
+    }
+    /// Appends literal text.
+    pub fn code(mut self, s: impl Into<String>) -> Self {
+        self.0.push(Span::Code(s.into()));
+        self
+    }
+    /// Appends a link.
+    pub fn link(mut self, url: impl Into<String>) -> Self {
+        self.0.push(Span::Link(url.into()));
+        self
+    }
+    /// The text without formatting.
+    pub fn plain(&self) -> String {
+        self.0
+            .iter()
+            .map(|s| match s {
+                Span::Text(t) | Span::Strong(t) | Span::Code(t) | Span::Link(t) => t.as_str(),
+            })
+            .collect()
+    }
+}
+
+impl From<&str> for Rich {
+    fn from(s: &str) -> Self {
+        Rich::new().text(s)
+    }
+}
+
+impl From<String> for Rich {
+    fn from(s: String) -> Self {
+        Rich::new().text(s)
+    }
+}
+
+/// How a command ended, which decides exit codes and styling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Done.
+    Ok,
+    /// Nothing done yet: a preview waiting for confirmation.
+    Preview,
+    /// The user can fix it: bad input, refused, or the provider said no.
+    UserError,
+    /// Our fault; details are in the log under the request id.
+    Internal,
+}
+
+/// Who sees the reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visibility {
+    /// Only the caller.
+    Ephemeral,
+    /// Everybody in the channel.
+    Channel,
+}
+
+/// A button on a preview.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Button {
+    /// What it does.
+    pub action: ButtonAction,
+    /// The text on it.
+    pub label: String,
+    /// The confirmation id it refers to.
+    pub value: String,
+}
+
+/// Button kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ButtonAction {
+    /// Run the previewed command.
+    Apply,
+    /// Drop it.
+    Cancel,
+}
+
+/// A simple table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Table {
+    /// Column titles.
+    pub headers: Vec<String>,
+    /// Rows of cells; user-controlled text, escaped by renderers.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// A command's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// How it ended.
+    pub status: Status,
+    /// Who sees it.
+    pub visibility: Visibility,
+    /// One line saying what happened.
+    pub title: Rich,
+    /// Body lines.
+    pub lines: Vec<Rich>,
+    /// Labelled values.
+    pub fields: Vec<(String, Rich)>,
+    /// An optional table.
+    pub table: Option<Table>,
+    /// Buttons (previews).
+    pub buttons: Vec<Button>,
+    /// Closing hints ("use --limit", "usage: ...").
+    pub footer: Vec<Rich>,
+}
+
+impl Reply {
+    /// A reply with a title and nothing else.
+    pub fn new(status: Status, visibility: Visibility, title: impl Into<Rich>) -> Self {
+        Reply {
+            status,
+            visibility,
+            title: title.into(),
+            lines: Vec::new(),
+            fields: Vec::new(),
+            table: None,
+            buttons: Vec::new(),
+            footer: Vec::new(),
+        }
+    }
+    /// A successful, ephemeral reply.
+    pub fn info(title: impl Into<Rich>) -> Self {
+        Reply::new(Status::Ok, Visibility::Ephemeral, title)
+    }
+    /// A user error (always ephemeral).
+    pub fn user_error(title: impl Into<Rich>) -> Self {
+        Reply::new(Status::UserError, Visibility::Ephemeral, title)
+    }
+    /// Adds a body line.
+    pub fn line(mut self, line: impl Into<Rich>) -> Self {
+        self.lines.push(line.into());
+        self
+    }
+    /// Adds a labelled value.
+    pub fn field(mut self, name: &str, value: impl Into<Rich>) -> Self {
+        self.fields.push((name.to_string(), value.into()));
+        self
+    }
+    /// Adds a closing hint.
+    pub fn footer(mut self, line: impl Into<Rich>) -> Self {
+        self.footer.push(line.into());
+        self
+    }
+    /// Sets the visibility.
+    pub fn visible(mut self, visibility: Visibility) -> Self {
+        self.visibility = visibility;
+        self
+    }
+    /// The whole reply as plain text, for logs and tests.
+    pub fn plain(&self) -> String {
+        crate::adapters::console::render(self, false)
+    }
+}

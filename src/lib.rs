@@ -1,0 +1,24 @@
+//! waops: run WhatsApp group administration from team chat.
+//!
+//! Map of the crate:
+//! - [`settings`]: layered configuration, validated once.
+//! - [`core`]: invocations, replies, the command language, permissions, messages.
+//! - [`commands`]: one module per command and `dispatch`, the single path every frontend calls.
+//! - [`phone`], [`invite_link`], [`group_ref`]: pure parsers for what users type.
+//! - [`providers`]: the `Provider` trait and the built-in sandbox.
+//! - [`store`]: audit log and subscriptions on SQLite or PostgreSQL.
+//! - [`adapters`]: frontends (the console so far).
+//! - [`app`], [`http`], [`telemetry`]: wiring, the HTTP server, logs and metrics.
+
+pub mod adapters;
+pub mod app;
+pub mod commands;
+pub mod core;
+pub mod group_ref;
+pub mod http;
+pub mod invite_link;
+pub mod phone;
+pub mod providers;
+pub mod settings;
+pub mod store;
+pub mod telemetry;

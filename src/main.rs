@@ -1,0 +1,145 @@
+//! The `waops` binary: parse the CLI, load settings, run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use waops::adapters::console;
+use waops::core::{new_request_id, ChannelRef, Clock, Invocation, Platform, Principal};
+use waops::settings::{self, LoadOptions, Settings};
+
+/// Run WhatsApp group administration from team chat.
+#[derive(Parser)]
+#[command(name = "waops", version, about)]
+struct Cli {
+    /// A config file layered over config/default.toml (also WAOPS_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve HTTP: health, readiness, metrics (and chat routes when configured).
+    Serve,
+    /// Run one command through the full core and print the reply.
+    /// Exit codes: 0 ok, 1 user error (or a preview needing --yes), 2 internal or config error.
+    Exec {
+        /// Act as this principal (repeat to add usergroups/roles). Default: console.
+        #[arg(long = "as", value_name = "PRINCIPAL")]
+        principals: Vec<String>,
+        /// The channel the command runs in (`ID` = console:ID, or PLATFORM:ID).
+        #[arg(long, value_name = "ID", default_value = "local")]
+        channel: String,
+        /// The command text, e.g. "add sales +49 151 1234 5678 --dry-run".
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        text: Vec<String>,
+    },
+    /// Load and validate the configuration; print what was loaded.
+    CheckConfig,
+    /// Run the store migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let options = LoadOptions { config_file: cli.config.clone(), ..LoadOptions::default() };
+    let settings = match Settings::load(&options) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("waops: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Cmd::CheckConfig = cli.command {
+        println!("{}", settings::describe(&settings, cli.config.as_deref()));
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("waops: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(run(cli.command, settings));
+    ExitCode::from(code)
+}
+
+async fn run(command: Cmd, settings: Settings) -> u8 {
+    match command {
+        Cmd::Serve => {
+            waops::telemetry::init_logs(settings.log.format, &settings.log.level);
+            report(serve(settings).await)
+        }
+        Cmd::Exec { principals, channel, text } => {
+            // Keep the terminal for the reply: only warnings and errors go to stderr.
+            waops::telemetry::init_logs(settings.log.format, "warn");
+            match exec(settings, principals, &channel, text.join(" ")).await {
+                Ok(code) => code,
+                Err(e) => report(Err(e)),
+            }
+        }
+        Cmd::Migrate => {
+            waops::telemetry::init_logs(settings.log.format, &settings.log.level);
+            let result = async {
+                let store = waops::store::Store::connect(settings.store.url.expose()).await?;
+                let n = store.migrate().await?;
+                store.close().await;
+                println!("store migrated ({n} migrations known)");
+                Ok(())
+            }
+            .await;
+            report(result)
+        }
+        Cmd::CheckConfig => unreachable!("handled before the runtime starts"),
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> u8 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("waops: {e:#}");
+            2
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let bind = settings.server.bind.clone();
+    let ctx = waops::app::build_context(settings, Clock::System).await?;
+    let listener = tokio::net::TcpListener::bind(&bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    tracing::info!(address = %listener.local_addr()?, provider = ctx.provider.kind().as_str(), "waops serving");
+    waops::app::serve(ctx, listener, waops::app::shutdown_signal()).await
+}
+
+async fn exec(settings: Settings, principals: Vec<String>, channel: &str, text: String) -> anyhow::Result<u8> {
+    let principals = if principals.is_empty() {
+        vec![Principal::console()]
+    } else {
+        let parsed: Result<Vec<_>, _> = principals.iter().map(|p| Principal::parse(p)).collect();
+        match parsed {
+            Ok(p) => p,
+            Err(reason) => {
+                eprintln!("waops: --as: {reason}");
+                return Ok(2);
+            }
+        }
+    };
+    let ctx = waops::app::build_context(settings, Clock::System).await?;
+    let invocation = Invocation {
+        platform: Platform::Console,
+        principals,
+        channel: ChannelRef::from_text(channel),
+        text,
+        request_id: new_request_id(),
+    };
+    let reply = waops::commands::dispatch(&ctx, &invocation).await;
+    ctx.store.close().await;
+    let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    print!("{}", console::render(&reply, color));
+    Ok(console::exit_code(&reply) as u8)
+}

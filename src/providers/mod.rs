@@ -1,0 +1,182 @@
+//! WhatsApp providers behind one trait. The core holds an `Arc<dyn Provider>`
+//! and never sees a provider's wire format.
+
+pub mod sandbox;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::core::values::EventKind;
+use crate::group_ref::{GroupId, GroupInfo};
+use crate::invite_link::InviteCode;
+use crate::phone::E164;
+use crate::settings::{ProviderKind, ProviderSettings};
+
+/// Where `/wa history` reads from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistorySource {
+    /// The provider's own notification history.
+    Provider,
+    /// waops' journal of provider webhooks.
+    Journal,
+}
+
+/// What a provider can do; commands degrade honestly where it cannot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Where history comes from.
+    pub history: HistorySource,
+    /// `invite --reset` is possible.
+    pub invite_reset: bool,
+    /// A join can report "waiting for admin approval".
+    pub pending_approval: bool,
+    /// Adds can be forced past the invite-instead-of-add privacy rule.
+    pub forced_add: bool,
+}
+
+/// The result of a join.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// Joined; the group.
+    Joined(GroupInfo),
+    /// A join request was sent; an admin must approve it.
+    PendingApproval(Option<GroupId>),
+}
+
+/// What happened to one number in an add.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// Now a member.
+    Added,
+    /// Their privacy settings forbid direct adds; WhatsApp sent them an invite.
+    InviteSent,
+    /// Was a member already.
+    AlreadyMember,
+    /// The number has no WhatsApp account.
+    NotOnWhatsApp,
+    /// Failed, with the provider's reason.
+    Failed(String),
+}
+
+/// One number's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddResult {
+    /// The number.
+    pub number: E164,
+    /// What happened.
+    pub outcome: AddOutcome,
+}
+
+/// A participant in an event: a phone number when the provider gives one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Party {
+    /// A phone number.
+    Number(E164),
+    /// Anything else the provider sent (a LID, a name).
+    Other(String),
+}
+
+/// One membership change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberEvent {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What kind of change.
+    pub kind: EventKind,
+    /// Who did it, if known.
+    pub actor: Option<Party>,
+    /// Whom it affected.
+    pub subjects: Vec<Party>,
+    /// Extra text (which setting changed, the provider's raw type for `other`).
+    pub detail: Option<String>,
+}
+
+/// What went wrong at the provider, in terms the user can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderErrorKind {
+    /// Credentials rejected.
+    #[error("authentication failed")]
+    Auth,
+    /// The connected number is not an admin of the group.
+    #[error("not a group admin")]
+    NotAdmin,
+    /// Not allowed for another reason.
+    #[error("forbidden")]
+    Forbidden,
+    /// The group (or resource) does not exist for this number.
+    #[error("not found")]
+    NotFound,
+    /// The invite is invalid, expired or revoked.
+    #[error("invalid or revoked invite")]
+    InvalidInvite,
+    /// The provider rejected the input.
+    #[error("validation failed: {0}")]
+    Validation(String),
+    /// Too many requests; wait this long if known.
+    #[error("rate limited")]
+    RateLimited(Option<Duration>),
+    /// The WhatsApp session behind the account is not connected.
+    #[error("device not connected")]
+    DeviceNotConnected,
+    /// The provider failed (5xx, garbage).
+    #[error("upstream error {0}")]
+    Upstream(u16),
+    /// The request did not get through, or timed out.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The provider cannot do this at all.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+}
+
+/// A provider error with the provider's trace id (kept for logs and audit).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}")]
+pub struct ProviderError {
+    /// What went wrong.
+    pub kind: ProviderErrorKind,
+    /// The provider's trace id, if it sent one.
+    pub trace_id: Option<String>,
+}
+
+impl From<ProviderErrorKind> for ProviderError {
+    fn from(kind: ProviderErrorKind) -> Self {
+        ProviderError { kind, trace_id: None }
+    }
+}
+
+/// A WhatsApp API provider.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The configured kind.
+    fn kind(&self) -> ProviderKind;
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+    /// Groups the connected number is in.
+    async fn list_groups(&self) -> Result<Vec<GroupInfo>, ProviderError>;
+    /// Joins the group behind an invite.
+    async fn join(&self, invite: &InviteCode) -> Result<JoinOutcome, ProviderError>;
+    /// Adds numbers to a group; one result per number, in order.
+    async fn add(&self, group: &GroupId, numbers: &[E164]) -> Result<Vec<AddResult>, ProviderError>;
+    /// The group's current invite code.
+    async fn invite_code(&self, group: &GroupId) -> Result<InviteCode, ProviderError>;
+    /// Revokes the invite code and returns the new one.
+    async fn reset_invite(&self, group: &GroupId) -> Result<InviteCode, ProviderError>;
+    /// Membership changes since `since`, newest first.
+    async fn history(&self, group: &GroupId, since: DateTime<Utc>) -> Result<Vec<MemberEvent>, ProviderError>;
+    /// Cheap reachability check for `/readyz`.
+    async fn health(&self) -> Result<(), ProviderError>;
+}
+
+/// Builds the configured provider.
+pub fn build(settings: &ProviderSettings, clock: crate::core::Clock) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
+    match settings.kind {
+        ProviderKind::Sandbox => Ok(std::sync::Arc::new(sandbox::Sandbox::new(clock))),
+        other => anyhow::bail!(
+            "provider.kind = \"{}\" is not available in this build yet; use \"sandbox\"",
+            other.as_str()
+        ),
+    }
+}

@@ -1,0 +1,683 @@
+//! Typed settings, loaded in layers with the `config` crate and validated once
+//! at start-up. This is the only module that reads the process environment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::core::permissions::{self, GroupScope};
+use crate::core::values::parse_duration;
+use crate::core::{CommandId, Principal};
+use crate::group_ref::GroupId;
+
+/// The built-in defaults: the same text as `config/default.toml`, so a binary
+/// without its config folder (the container) behaves like a checkout.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Where a setting came from, for error messages.
+const BUILT_IN: &str = "built-in defaults";
+const DISK_DEFAULTS: &str = "config/default.toml";
+
+/// A secret string (token, signing secret). `Debug` and `Display` never show it.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// True when a non-empty value was configured.
+    pub fn is_set(&self) -> bool {
+        !self.0.trim().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_set() { "[redacted]" } else { "[unset]" })
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// All of waops' settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    /// HTTP server.
+    pub server: ServerSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// The store.
+    pub store: StoreSettings,
+    /// The WhatsApp provider.
+    pub provider: ProviderSettings,
+    /// Phone-number parsing.
+    pub numbers: NumberSettings,
+    /// Size limits.
+    pub limits: LimitSettings,
+    /// How results are shown.
+    pub display: DisplaySettings,
+    /// Group aliases.
+    pub groups: GroupSettings,
+    /// Digest scheduler.
+    pub digests: DigestSettings,
+    /// Slack app.
+    pub slack: SlackSettings,
+    /// Discord app.
+    pub discord: DiscordSettings,
+    /// Roles and bindings.
+    pub permissions: PermissionSettings,
+}
+
+/// `[server]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerSettings {
+    /// Listen address, e.g. `0.0.0.0:8080`.
+    pub bind: String,
+    /// Request bodies above this size get 413.
+    pub max_body_bytes: usize,
+    /// Seconds in-flight work may take after SIGTERM.
+    pub shutdown_grace_s: u64,
+}
+
+/// `[log]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[store]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct StoreSettings {
+    /// `sqlite://PATH`, `sqlite::memory:` or `postgres://...`. May hold a password: never logged.
+    pub url: Secret,
+}
+
+/// Which WhatsApp API provider waops talks to.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// The built-in, in-memory sandbox.
+    Sandbox,
+    /// Periskope.
+    Periskope,
+    /// WUTS.
+    Wuts,
+    /// Wawp.
+    Wawp,
+}
+
+impl ProviderKind {
+    /// The kind's name as configured.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Sandbox => "sandbox",
+            ProviderKind::Periskope => "periskope",
+            ProviderKind::Wuts => "wuts",
+            ProviderKind::Wawp => "wawp",
+        }
+    }
+}
+
+/// `[provider]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProviderSettings {
+    /// Which provider.
+    pub kind: ProviderKind,
+    /// API base URL with version prefix; empty = the kind's default.
+    pub base_url: String,
+    /// API token (Periskope, WUTS).
+    pub token: Secret,
+    /// Periskope `x-phone`.
+    pub phone: String,
+    /// Wawp instance id.
+    pub instance_id: String,
+    /// Wawp access token.
+    pub access_token: Secret,
+    /// Per-request timeout in milliseconds.
+    pub timeout_ms: u64,
+    /// Retries for retryable failures.
+    pub max_retries: u32,
+    /// Client-side requests per second.
+    pub rate_per_second: u32,
+    /// Client-side burst.
+    pub burst: u32,
+    /// Numbers per add request.
+    pub add_chunk_size: usize,
+    /// Pause between add chunks in milliseconds.
+    pub add_pause_ms: u64,
+    /// Webhook verification secret.
+    pub webhook_secret: Secret,
+}
+
+/// `[numbers]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct NumberSettings {
+    /// ISO 3166 alpha-2 region for numbers without a country code.
+    pub default_region: String,
+}
+
+/// `[limits]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct LimitSettings {
+    /// Most numbers in one add.
+    pub max_numbers_per_add: usize,
+    /// Adds above this many numbers need confirmation.
+    pub confirm_over: usize,
+}
+
+/// `[display]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct DisplaySettings {
+    /// Mask numbers in history and digests.
+    pub mask_numbers: bool,
+    /// Where results go.
+    pub results: ResultVisibility,
+}
+
+/// Where join/add/invite/history results are shown.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultVisibility {
+    /// Everybody in the channel.
+    Channel,
+    /// Only the caller.
+    Ephemeral,
+}
+
+/// `[groups]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct GroupSettings {
+    /// alias → group id.
+    pub aliases: BTreeMap<String, String>,
+}
+
+/// `[digests]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct DigestSettings {
+    /// Scheduler period in seconds.
+    pub tick_s: u64,
+    /// Shortest `--every`, as a duration (`5m`).
+    pub min_every: String,
+    /// Post digests for empty windows.
+    pub post_empty: bool,
+}
+
+/// `[slack]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct SlackSettings {
+    /// Request signing secret; routes are enabled when set.
+    pub signing_secret: Secret,
+    /// Bot token for the Web API.
+    pub bot_token: Secret,
+    /// Web API base URL.
+    pub api_url: String,
+}
+
+/// `[discord]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct DiscordSettings {
+    /// Application public key (hex); routes are enabled when set.
+    pub public_key: String,
+    /// Application id.
+    pub application_id: String,
+    /// Bot token.
+    pub bot_token: Secret,
+    /// REST API base URL.
+    pub api_url: String,
+    /// `http` or `gateway`.
+    pub mode: DiscordMode,
+}
+
+/// How Discord reaches waops.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscordMode {
+    /// HTTP interactions endpoint.
+    Http,
+    /// A gateway connection.
+    Gateway,
+}
+
+/// `[permissions]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct PermissionSettings {
+    /// Role name → role.
+    pub roles: BTreeMap<String, RoleSettings>,
+    /// Role name → principals.
+    pub bindings: BTreeMap<String, Vec<String>>,
+}
+
+/// `[permissions.roles.<name>]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct RoleSettings {
+    /// Command ids, or `*`.
+    #[serde(default)]
+    pub commands: Vec<String>,
+    /// Group scopes: alias, `name:<glob>`, group id, or `*`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// If set, only usable in these channels (`slack:C…`, `discord:…`, `console:…`).
+    pub channels: Option<Vec<String>>,
+    /// If set, the most numbers per add this role allows.
+    pub max_numbers: Option<usize>,
+}
+
+/// A configuration problem: which file, which key, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct SettingsError {
+    /// The file (or "environment") the offending value came from.
+    pub file: String,
+    /// The dotted key.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Where to load settings from.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `--config`; falls back to `WAOPS_CONFIG`.
+    pub config_file: Option<PathBuf>,
+    /// Directory holding `config/default.toml`; `None` = the current directory.
+    pub base_dir: Option<PathBuf>,
+    /// Environment variables to read; `None` = the process environment.
+    pub env: Option<HashMap<String, String>>,
+}
+
+struct Layer {
+    name: String,
+    config: Config,
+}
+
+impl Settings {
+    /// Loads and validates settings from all layers.
+    pub fn load(options: &LoadOptions) -> Result<Settings, SettingsError> {
+        let env = options.env.clone().unwrap_or_else(|| std::env::vars().collect());
+        let mut layers = vec![layer(BUILT_IN, File::from_str(DEFAULT_TOML, FileFormat::Toml))?];
+        let base = options.base_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        let disk_defaults = base.join(DISK_DEFAULTS);
+        if disk_defaults.is_file() {
+            layers.push(layer(DISK_DEFAULTS, File::from(disk_defaults.as_path()))?);
+        }
+        let explicit = options
+            .config_file
+            .clone()
+            .or_else(|| env.get("WAOPS_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+        if let Some(path) = explicit {
+            let name = path.display().to_string();
+            if !path.is_file() {
+                return Err(SettingsError { file: name, key: "-".into(), reason: "file not found".into() });
+            }
+            layers.push(layer(&name, File::from(path.as_path()).format(FileFormat::Toml))?);
+        }
+        let vars: config::Map<String, String> =
+            env.into_iter().filter(|(k, _)| k.starts_with("WAOPS__")).collect();
+        layers.push(layer(
+            "environment",
+            Environment::with_prefix("WAOPS")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(vars)),
+        )?);
+
+        let mut builder = Config::builder();
+        for l in &layers {
+            builder = builder.add_source(l.config.clone());
+        }
+        let merged = builder.build().map_err(|e| plain_error("configuration", e))?;
+        let settings = deserialize(merged, &layers)?;
+        settings.validate().map_err(|(key, reason)| {
+            // A missing credential is the fault of whoever chose the provider kind.
+            let blame = if reason.starts_with("required when provider.kind") { "provider.kind" } else { key.as_str() };
+            SettingsError { file: origin(&layers, blame), key, reason }
+        })?;
+        Ok(settings)
+    }
+
+    /// The settings with no files and no environment: what a fresh checkout runs.
+    pub fn defaults() -> Settings {
+        Settings::load(&LoadOptions {
+            base_dir: Some(PathBuf::from("/nonexistent")),
+            env: Some(HashMap::new()),
+            ..LoadOptions::default()
+        })
+        .expect("built-in defaults are valid")
+    }
+
+    /// Checks what types alone cannot: returns the dotted key and the reason.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let err = |key: &str, reason: String| Err((key.to_string(), reason));
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return err("server.bind", format!("`{}` is not an address (expected HOST:PORT, e.g. 0.0.0.0:8080)", self.server.bind));
+        }
+        if self.server.max_body_bytes == 0 {
+            return err("server.max_body_bytes", "must be more than 0".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return err("log.level", format!("`{}` is not a log filter (expected e.g. info or waops=debug)", self.log.level));
+        }
+        let url = self.store.url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return err("store.url", "expected sqlite://PATH, sqlite::memory: or postgres://...".into());
+        }
+        self.validate_provider()?;
+        if crate::phone::region(&self.numbers.default_region).is_none() {
+            return err("numbers.default_region", format!("`{}` is not an ISO 3166 alpha-2 region (e.g. DE, US)", self.numbers.default_region));
+        }
+        if self.limits.max_numbers_per_add == 0 {
+            return err("limits.max_numbers_per_add", "must be more than 0".into());
+        }
+        for (alias, id) in &self.groups.aliases {
+            if GroupId::parse(id).is_none() {
+                return err(&format!("groups.aliases.{alias}"), format!("`{id}` is not a group id (expected <digits>@g.us)"));
+            }
+        }
+        if let Err(reason) = parse_duration(&self.digests.min_every) {
+            return err("digests.min_every", reason);
+        }
+        if self.digests.tick_s == 0 {
+            return err("digests.tick_s", "must be more than 0".into());
+        }
+        for (key, value) in [("slack.api_url", &self.slack.api_url), ("discord.api_url", &self.discord.api_url)] {
+            check_url(value).map_err(|reason| (key.to_string(), reason))?;
+        }
+        self.validate_permissions()
+    }
+
+    fn validate_provider(&self) -> Result<(), (String, String)> {
+        let p = &self.provider;
+        if !p.base_url.is_empty() {
+            check_url(&p.base_url).map_err(|r| ("provider.base_url".to_string(), r))?;
+        }
+        let missing = |key: &str| Err((format!("provider.{key}"), format!("required when provider.kind = \"{}\"", p.kind.as_str())));
+        match p.kind {
+            ProviderKind::Sandbox => {}
+            ProviderKind::Periskope if !p.token.is_set() => return missing("token"),
+            ProviderKind::Periskope if p.phone.trim().is_empty() => return missing("phone"),
+            ProviderKind::Wuts if !p.token.is_set() => return missing("token"),
+            ProviderKind::Wawp if p.instance_id.trim().is_empty() => return missing("instance_id"),
+            ProviderKind::Wawp if !p.access_token.is_set() => return missing("access_token"),
+            _ => {}
+        }
+        let positive = [
+            ("timeout_ms", p.timeout_ms),
+            ("rate_per_second", u64::from(p.rate_per_second)),
+            ("burst", u64::from(p.burst)),
+            ("add_chunk_size", p.add_chunk_size as u64),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err((format!("provider.{key}"), "must be more than 0".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_permissions(&self) -> Result<(), (String, String)> {
+        for (name, role) in &self.permissions.roles {
+            let key = |field: &str| format!("permissions.roles.{name}.{field}");
+            for command in &role.commands {
+                if command != "*" && command.parse::<CommandId>().is_err() {
+                    let ids: Vec<_> = CommandId::ALL.iter().map(|c| c.as_str()).collect();
+                    return Err((key("commands"), format!("unknown command `{command}` (expected * or one of {})", ids.join(", "))));
+                }
+            }
+            for scope in &role.groups {
+                GroupScope::parse(scope, &self.alias_map()).map_err(|reason| (key("groups"), reason))?;
+            }
+            for channel in role.channels.iter().flatten() {
+                permissions::check_channel_pattern(channel).map_err(|reason| (key("channels"), reason))?;
+            }
+            if role.max_numbers == Some(0) {
+                return Err((key("max_numbers"), "must be more than 0".into()));
+            }
+        }
+        for (role, principals) in &self.permissions.bindings {
+            let key = format!("permissions.bindings.{role}");
+            if !self.permissions.roles.contains_key(role) {
+                let known: Vec<_> = self.permissions.roles.keys().map(String::as_str).collect();
+                return Err((key, format!("unknown role `{role}` (roles: {})", known.join(", "))));
+            }
+            for p in principals {
+                Principal::parse(p).map_err(|reason| (key.clone(), reason))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Aliases as typed ids; only call after `validate`.
+    pub fn alias_map(&self) -> BTreeMap<String, GroupId> {
+        self.groups
+            .aliases
+            .iter()
+            .filter_map(|(alias, id)| Some((alias.to_lowercase(), GroupId::parse(id)?)))
+            .collect()
+    }
+
+    /// The configured default region; only call after `validate`.
+    pub fn region(&self) -> phonenumber::country::Id {
+        crate::phone::region(&self.numbers.default_region).expect("validated")
+    }
+}
+
+fn check_url(value: &str) -> Result<(), String> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err(format!("`{value}` is not an http(s) URL")),
+    }
+}
+
+fn layer<S>(name: &str, source: S) -> Result<Layer, SettingsError>
+where
+    S: config::Source + Send + Sync + 'static,
+{
+    let config = Config::builder().add_source(source).build().map_err(|e| plain_error(name, e))?;
+    Ok(Layer { name: name.to_string(), config })
+}
+
+fn plain_error(file: &str, error: config::ConfigError) -> SettingsError {
+    SettingsError { file: file.to_string(), key: "-".into(), reason: error.to_string() }
+}
+
+/// The last layer that sets `key` (or a parent of it), i.e. the one that won.
+fn origin(layers: &[Layer], key: &str) -> String {
+    let mut path = key.to_string();
+    loop {
+        if let Some(l) = layers.iter().rev().find(|l| l.config.get::<config::Value>(&path).is_ok()) {
+            return l.name.clone();
+        }
+        match path.rsplit_once('.') {
+            Some((parent, _)) => path = parent.to_string(),
+            None => return BUILT_IN.to_string(),
+        }
+    }
+}
+
+// Unknown keys are found with serde_ignored rather than `deny_unknown_fields`:
+// it reports the full dotted path of every unknown key (`server.bindd`), where
+// serde's error names only the field, and works inside maps such as roles.
+fn deserialize(merged: Config, layers: &[Layer]) -> Result<Settings, SettingsError> {
+    let mut unknown = Vec::new();
+    let mut track = serde_path_to_error::Track::new();
+    let result = {
+        let de = serde_path_to_error::Deserializer::new(merged, &mut track);
+        serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+    };
+    match result {
+        Ok(settings) => match unknown.first() {
+            None => Ok(settings),
+            Some(key) => Err(SettingsError {
+                file: origin(layers, key),
+                key: key.clone(),
+                reason: "unknown key".into(),
+            }),
+        },
+        Err(error) => {
+            let key = track.path().to_string();
+            let reason = error.to_string();
+            // The config crate appends its own "for key ... in ..." text; keep the first part.
+            let reason = reason.split(" for key").next().unwrap_or(&reason).to_string();
+            Err(SettingsError { file: origin(layers, &key), key, reason })
+        }
+    }
+}
+
+/// Used by `check-config` to describe what was loaded without secrets.
+pub fn describe(settings: &Settings, path: Option<&Path>) -> String {
+    format!(
+        "config ok{}: provider {}, store {}, {} roles, slack {}, discord {}",
+        path.map(|p| format!(" ({})", p.display())).unwrap_or_default(),
+        settings.provider.kind.as_str(),
+        settings.store.url.expose().split(':').next().unwrap_or("?"),
+        settings.permissions.roles.len(),
+        if settings.slack.signing_secret.is_set() { "on" } else { "off" },
+        if settings.discord.public_key.is_empty() { "off" } else { "on" },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_file(toml: &str) -> Result<Settings, SettingsError> {
+        load_with(toml, &[])
+    }
+
+    fn load_with(toml: &str, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("waops.toml");
+        std::fs::File::create(&path).unwrap().write_all(toml.as_bytes()).unwrap();
+        Settings::load(&LoadOptions {
+            config_file: Some(path),
+            base_dir: Some(dir.path().to_path_buf()),
+            env: Some(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        })
+        .map_err(|mut e| {
+            e.file = e.file.replace(&dir.path().display().to_string(), "DIR");
+            e
+        })
+    }
+
+    fn fails(toml: &str) -> (String, String, String) {
+        let e = load_file(toml).expect_err("should fail");
+        (e.file, e.key, e.reason)
+    }
+
+    #[test]
+    fn defaults_are_sandbox_sqlite_console_admin() {
+        let s = Settings::defaults();
+        assert_eq!(s.provider.kind, ProviderKind::Sandbox);
+        assert_eq!(s.store.url.expose(), "sqlite://waops.db");
+        assert_eq!(s.permissions.bindings["admin"], ["console"]);
+        assert_eq!(s.limits.confirm_over, 20);
+    }
+
+    #[test]
+    fn layers_later_wins() {
+        let s = load_with(
+            "[limits]\nconfirm_over = 5\nmax_numbers_per_add = 10\n",
+            &[("WAOPS__LIMITS__CONFIRM_OVER", "7"), ("WAOPS__SLACK__SIGNING_SECRET", "s3cr3t")],
+        )
+        .unwrap();
+        assert_eq!(s.limits.confirm_over, 7);
+        assert_eq!(s.limits.max_numbers_per_add, 10);
+        assert_eq!(s.limits.max_numbers_per_add, 10);
+        assert_eq!(s.slack.signing_secret.expose(), "s3cr3t");
+        assert_eq!(s.server.bind, "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn waops_config_env_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.toml");
+        std::fs::write(&path, "[display]\nresults = \"ephemeral\"\n").unwrap();
+        let env = HashMap::from([("WAOPS_CONFIG".to_string(), path.display().to_string())]);
+        let s = Settings::load(&LoadOptions { env: Some(env), base_dir: Some(dir.path().into()), ..Default::default() }).unwrap();
+        assert_eq!(s.display.results, ResultVisibility::Ephemeral);
+    }
+
+    #[test]
+    fn unknown_keys_name_file_and_key() {
+        assert_eq!(fails("[server]\nbindd = \"x\"\n"), ("DIR/waops.toml".into(), "server.bindd".into(), "unknown key".into()));
+        assert_eq!(fails("[nope]\na = 1\n").1, "nope");
+        assert_eq!(fails("[permissions.roles.x]\ncommands = [\"add\"]\ncolour = 1\n").1, "permissions.roles.x.colour");
+        let e = load_with("", &[("WAOPS__SERVER__NOPE", "1")]).unwrap_err();
+        assert_eq!((e.file.as_str(), e.key.as_str()), ("environment", "server.nope"));
+    }
+
+    #[test]
+    fn type_errors_name_file_and_key() {
+        let (file, key, reason) = fails("[server]\nmax_body_bytes = \"lots\"\n");
+        assert_eq!((file.as_str(), key.as_str()), ("DIR/waops.toml", "server.max_body_bytes"));
+        assert!(reason.contains("invalid"), "{reason}");
+        assert_eq!(fails("[provider]\nkind = \"twilio\"\n").1, "provider.kind");
+    }
+
+    #[test]
+    fn semantic_errors() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("[server]\nbind = \"localhost\"\n", "server.bind", "is not an address"),
+            ("[store]\nurl = \"mysql://x\"\n", "store.url", "expected sqlite"),
+            ("[provider]\nbase_url = \"not a url\"\n", "provider.base_url", "not an http(s) URL"),
+            ("[provider]\nkind = \"periskope\"\n", "provider.token", "required when provider.kind = \"periskope\""),
+            ("[provider]\nkind = \"periskope\"\ntoken = \"t\"\n", "provider.phone", "required"),
+            ("[provider]\nkind = \"wawp\"\ninstance_id = \"i\"\n", "provider.access_token", "required"),
+            ("[provider]\nadd_chunk_size = 0\n", "provider.add_chunk_size", "more than 0"),
+            ("[numbers]\ndefault_region = \"Germany\"\n", "numbers.default_region", "not an ISO 3166"),
+            ("[groups.aliases]\nops = \"12345\"\n", "groups.aliases.ops", "not a group id"),
+            ("[digests]\nmin_every = \"5 minutes\"\n", "digests.min_every", "not a duration"),
+            ("[slack]\napi_url = \"slack\"\n", "slack.api_url", "not an http(s) URL"),
+            ("[log]\nlevel = \"[[\"\n", "log.level", "not a log filter"),
+            ("[permissions.bindings]\nops = [\"console\"]\n", "permissions.bindings.ops", "unknown role `ops` (roles: admin)"),
+            ("[permissions.bindings]\nadmin = [\"slack:U123\"]\n", "permissions.bindings.admin", "malformed principal"),
+            ("[permissions.roles.x]\ncommands = [\"ad\"]\n", "permissions.roles.x.commands", "unknown command `ad`"),
+            ("[permissions.roles.x]\ngroups = [\"nosuchalias\"]\n", "permissions.roles.x.groups", "unknown alias"),
+            ("[permissions.roles.x]\nchannels = [\"C0SALES\"]\n", "permissions.roles.x.channels", "expected PLATFORM:ID"),
+            ("[permissions.roles.x]\nmax_numbers = 0\n", "permissions.roles.x.max_numbers", "more than 0"),
+        ];
+        for (toml, key, reason) in cases {
+            let (file, got_key, got_reason) = fails(toml);
+            assert_eq!(file, "DIR/waops.toml", "{toml}");
+            assert_eq!(&got_key, key, "{toml}");
+            assert!(got_reason.contains(reason), "{toml}: {got_reason}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = load_with("", &[("WAOPS__PROVIDER__TOKEN", "tok-123"), ("WAOPS__SLACK__BOT_TOKEN", "xoxb-1")]).unwrap();
+        let shown = format!("{s:?} {}", s.provider.token);
+        assert!(!shown.contains("tok-123") && !shown.contains("xoxb-1"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,290 @@
+//! The store: SQLite by default, PostgreSQL for replicas, through sqlx's `Any`
+//! driver so one set of queries and migrations serves both. Methods are named
+//! for what the domain does, never for SQL.
+
+use anyhow::Context as _;
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+/// Which database is behind the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (a file, or memory in tests).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// One audit row: every command, allowed or refused. Never holds tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The request id users see as "ref".
+    pub request_id: String,
+    /// console, slack, discord.
+    pub platform: String,
+    /// The caller's principal.
+    pub principal: String,
+    /// The channel.
+    pub channel: String,
+    /// The command id, or `invalid` when the text did not parse.
+    pub command: String,
+    /// The target group id, if any.
+    pub group_id: Option<String>,
+    /// How many numbers an add carried.
+    pub numbers_count: i64,
+    /// allowed, refused, invalid.
+    pub decision: String,
+    /// The rule that allowed, or the reason it refused.
+    pub rule: String,
+    /// ok, user_error, provider_error:<kind>, internal, preview.
+    pub outcome: String,
+    /// The provider's trace id, if any.
+    pub provider_trace_id: Option<String>,
+}
+
+/// A channel's digest subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    /// Random id.
+    pub id: String,
+    /// console, slack, discord.
+    pub platform: String,
+    /// `platform:id` of the channel.
+    pub channel: String,
+    /// A group id, or `*`.
+    pub group_ref: String,
+    /// The group's name when subscribed (or `all groups`).
+    pub group_name: String,
+    /// Window length in seconds.
+    pub every_s: i64,
+    /// `HH:MM` alignment, if any.
+    pub at_time: Option<String>,
+    /// IANA time zone.
+    pub tz: String,
+    /// Who subscribed.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if missing). Does not migrate.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let memory = url.contains(":memory:");
+        let url = if backend == Backend::Sqlite && !memory && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_string()
+        };
+        let mut options = AnyPoolOptions::new();
+        if memory {
+            // Every SQLite memory connection is its own database: keep exactly one, forever.
+            options = options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+        } else if backend == Backend::Sqlite {
+            options = options.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers run while the one writer writes.
+                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            });
+        } else {
+            options = options.max_connections(10);
+        }
+        let pool = options
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot open the {backend:?} store"))?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Runs the migrations in `migrations/`.
+    pub async fn migrate(&self) -> anyhow::Result<usize> {
+        let migrator = sqlx::migrate!("./migrations");
+        migrator.run(&self.pool).await.context("store migration failed")?;
+        Ok(migrator.iter().count())
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// One round trip, for `/readyz`.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.context("store ping failed")?;
+        Ok(())
+    }
+
+    /// Closes the pool (flushes SQLite's WAL on the way out).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Writes one audit row.
+    pub async fn record_audit(&self, r: &AuditRecord) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (id, at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(millis(r.at))
+        .bind(&r.request_id)
+        .bind(&r.platform)
+        .bind(&r.principal)
+        .bind(&r.channel)
+        .bind(&r.command)
+        .bind(r.group_id.clone())
+        .bind(r.numbers_count)
+        .bind(&r.decision)
+        .bind(&r.rule)
+        .bind(&r.outcome)
+        .bind(r.provider_trace_id.clone())
+        .execute(&self.pool)
+        .await
+        .context("cannot write the audit row")?;
+        Ok(())
+    }
+
+    /// The newest audit rows, newest first.
+    pub async fn recent_audit(&self, limit: i64) -> anyhow::Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id \
+             FROM audit ORDER BY at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the audit log")?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    /// Audit rows of one request.
+    pub async fn audit_for_request(&self, request_id: &str) -> anyhow::Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id \
+             FROM audit WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the audit log")?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    /// Creates a subscription, or updates the schedule of the channel's existing
+    /// one for the same group. Returns true when it was created.
+    pub async fn upsert_subscription(&self, s: &Subscription) -> anyhow::Result<bool> {
+        let row = sqlx::query(
+            "INSERT INTO subscriptions (id, platform, channel, group_ref, group_name, every_s, at_time, tz, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (platform, channel, group_ref) DO UPDATE SET \
+             group_name = excluded.group_name, every_s = excluded.every_s, at_time = excluded.at_time, tz = excluded.tz \
+             RETURNING id",
+        )
+        .bind(&s.id)
+        .bind(&s.platform)
+        .bind(&s.channel)
+        .bind(&s.group_ref)
+        .bind(&s.group_name)
+        .bind(s.every_s)
+        .bind(s.at_time.clone())
+        .bind(&s.tz)
+        .bind(&s.created_by)
+        .bind(millis(s.created_at))
+        .fetch_one(&self.pool)
+        .await
+        .context("cannot save the subscription")?;
+        Ok(row.try_get::<String, _>(0)? == s.id)
+    }
+
+    /// Removes a channel's subscription to one group (`Some`) or all of them (`None`).
+    pub async fn delete_subscriptions(&self, platform: &str, channel: &str, group_ref: Option<&str>) -> anyhow::Result<u64> {
+        let result = match group_ref {
+            Some(g) => {
+                sqlx::query("DELETE FROM subscriptions WHERE platform = $1 AND channel = $2 AND group_ref = $3")
+                    .bind(platform)
+                    .bind(channel)
+                    .bind(g)
+                    .execute(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query("DELETE FROM subscriptions WHERE platform = $1 AND channel = $2")
+                    .bind(platform)
+                    .bind(channel)
+                    .execute(&self.pool)
+                    .await
+            }
+        };
+        Ok(result.context("cannot remove the subscription")?.rows_affected())
+    }
+
+    /// A channel's subscriptions, oldest first.
+    pub async fn channel_subscriptions(&self, platform: &str, channel: &str) -> anyhow::Result<Vec<Subscription>> {
+        let rows = sqlx::query(
+            "SELECT id, platform, channel, group_ref, group_name, every_s, at_time, tz, created_by, created_at \
+             FROM subscriptions WHERE platform = $1 AND channel = $2 ORDER BY created_at, id",
+        )
+        .bind(platform)
+        .bind(channel)
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read subscriptions")?;
+        rows.iter()
+            .map(|r| {
+                Ok(Subscription {
+                    id: r.try_get("id")?,
+                    platform: r.try_get("platform")?,
+                    channel: r.try_get("channel")?,
+                    group_ref: r.try_get("group_ref")?,
+                    group_name: r.try_get("group_name")?,
+                    every_s: r.try_get("every_s")?,
+                    at_time: r.try_get("at_time")?,
+                    tz: r.try_get("tz")?,
+                    created_by: r.try_get("created_by")?,
+                    created_at: from_millis(r.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+}
+
+fn audit_from_row(r: &AnyRow) -> anyhow::Result<AuditRecord> {
+    Ok(AuditRecord {
+        at: from_millis(r.try_get("at")?),
+        request_id: r.try_get("request_id")?,
+        platform: r.try_get("platform")?,
+        principal: r.try_get("principal")?,
+        channel: r.try_get("channel")?,
+        command: r.try_get("command")?,
+        group_id: r.try_get("group_id")?,
+        numbers_count: r.try_get("numbers_count")?,
+        decision: r.try_get("decision")?,
+        rule: r.try_get("rule")?,
+        outcome: r.try_get("outcome")?,
+        provider_trace_id: r.try_get("provider_trace_id")?,
+    })
+}

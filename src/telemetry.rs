@@ -1,0 +1,40 @@
+//! Logs (tracing) and metrics (Prometheus text via the `metrics` crate).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::settings::LogFormat;
+
+/// Starts logging to stderr (stdout stays for command output). Safe to call twice.
+pub fn init_logs(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder, installed on first use (tests build many apps in one process).
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            .expect("static buckets are valid")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (a test harness); then ours only renders zeros.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Counts one finished command.
+pub fn command_finished(command: &str, outcome: &str, seconds: f64) {
+    let outcome = outcome.split(':').next().unwrap_or(outcome).to_string();
+    metrics::counter!("waops_commands_total", "command" => command.to_string(), "outcome" => outcome).increment(1);
+    metrics::histogram!("waops_command_duration_seconds", "command" => command.to_string()).record(seconds);
+}

@@ -1,0 +1,92 @@
+//! TestApp: the same context `waops serve`/`exec` build, on a fresh SQLite file
+//! (or a fresh PostgreSQL database), the sandbox provider and a fixed clock.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use waops::adapters::console;
+use waops::core::{new_request_id, ChannelRef, Clock, Context, Invocation, Platform, Principal, Reply};
+use waops::settings::{LoadOptions, Settings};
+use waops::store::AuditRecord;
+
+/// The instant every test runs at.
+pub const NOW: &str = "2026-11-24T12:00:00Z";
+
+pub fn clock() -> Clock {
+    Clock::Fixed(NOW.parse().unwrap())
+}
+
+pub struct TestApp {
+    pub ctx: Context,
+    pub dir: tempfile::TempDir,
+}
+
+/// Loads settings from `toml` layered over the defaults, with `env`, and a store URL.
+pub fn settings(dir: &std::path::Path, toml: &str, store_url: &str) -> Settings {
+    let path = dir.join("test.toml");
+    std::fs::write(&path, toml).unwrap();
+    let env = HashMap::from([("WAOPS__STORE__URL".to_string(), store_url.to_string())]);
+    Settings::load(&LoadOptions { config_file: Some(path), base_dir: Some(PathBuf::from("/nonexistent")), env: Some(env) })
+        .expect("test settings are valid")
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_config("").await
+    }
+
+    pub async fn with_config(toml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("waops.db").display());
+        Self::with_store(toml, &url, dir).await
+    }
+
+    pub async fn with_store(toml: &str, url: &str, dir: tempfile::TempDir) -> Self {
+        let settings = settings(dir.path(), toml, url);
+        let ctx = waops::app::build_context(settings, clock()).await.expect("context builds");
+        TestApp { ctx, dir }
+    }
+
+    /// Runs text as the console user.
+    pub async fn run(&self, text: &str) -> Reply {
+        self.run_as(&["console"], "local", text).await.0
+    }
+
+    /// Runs text as the console user and renders it as `waops exec` prints it.
+    pub async fn text(&self, text: &str) -> String {
+        console::render(&self.run(text).await, false)
+    }
+
+    /// Runs text as these principals in this channel; returns the reply and request id.
+    pub async fn run_as(&self, principals: &[&str], channel: &str, text: &str) -> (Reply, String) {
+        let inv = Invocation {
+            platform: Platform::Console,
+            principals: principals.iter().map(|p| Principal::parse(p).unwrap()).collect(),
+            channel: ChannelRef::from_text(channel),
+            text: text.to_string(),
+            request_id: new_request_id(),
+        };
+        let reply = waops::commands::dispatch(&self.ctx, &inv).await;
+        (reply, inv.request_id)
+    }
+
+    /// The one audit row of a request.
+    pub async fn audit(&self, request_id: &str) -> AuditRecord {
+        let rows = self.ctx.store.audit_for_request(request_id).await.unwrap();
+        assert_eq!(rows.len(), 1, "exactly one audit row per command");
+        rows.into_iter().next().unwrap()
+    }
+}
+
+/// A fresh database on the PostgreSQL server named by WAOPS_TEST_POSTGRES_URL, if set.
+pub async fn fresh_postgres() -> Option<String> {
+    use sqlx::Connection;
+    let base = std::env::var("WAOPS_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
+    let name = format!("waops_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&base).await.expect("WAOPS_TEST_POSTGRES_URL must be reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}

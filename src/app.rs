@@ -21,7 +21,11 @@ pub async fn build_context(settings: Settings, clock: Clock) -> anyhow::Result<C
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish for up
 /// to `server.shutdown_grace_s` before returning.
-pub async fn serve(ctx: Context, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    ctx: Context,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let grace = Duration::from_secs(ctx.settings.server.shutdown_grace_s);
     let store = ctx.store.clone();
     let router = crate::http::router(ctx);

@@ -61,10 +61,14 @@ pub const MAX_CANDIDATES: usize = 10;
 pub fn resolve(reference: &str, aliases: &BTreeMap<String, GroupId>, groups: &[GroupInfo]) -> Resolve {
     let reference = reference.trim();
     let by_id = |id: &GroupId| {
-        groups.iter().find(|g| &g.id == id).cloned().unwrap_or_else(|| GroupInfo {
-            id: id.clone(),
-            name: id.to_string(),
-        })
+        groups
+            .iter()
+            .find(|g| &g.id == id)
+            .cloned()
+            .unwrap_or_else(|| GroupInfo {
+                id: id.clone(),
+                name: id.to_string(),
+            })
     };
     if let Some(id) = GroupId::parse(reference) {
         return Resolve::Found(by_id(&id));
@@ -78,7 +82,10 @@ pub fn resolve(reference: &str, aliases: &BTreeMap<String, GroupId>, groups: &[G
     }
     let exact: Vec<&GroupInfo> = groups.iter().filter(|g| g.name.to_lowercase() == needle).collect();
     let matches = if exact.is_empty() {
-        groups.iter().filter(|g| g.name.to_lowercase().contains(&needle)).collect()
+        groups
+            .iter()
+            .filter(|g| g.name.to_lowercase().contains(&needle))
+            .collect()
     } else {
         exact
     };
@@ -97,7 +104,10 @@ mod tests {
     use super::*;
 
     fn g(id: &str, name: &str) -> GroupInfo {
-        GroupInfo { id: GroupId::parse(id).unwrap(), name: name.into() }
+        GroupInfo {
+            id: GroupId::parse(id).unwrap(),
+            name: name.into(),
+        }
     }
 
     fn groups() -> Vec<GroupInfo> {
@@ -111,7 +121,10 @@ mod tests {
     }
 
     fn aliases() -> BTreeMap<String, GroupId> {
-        BTreeMap::from([("support".to_string(), GroupId::parse("120363041234567892@g.us").unwrap())])
+        BTreeMap::from([(
+            "support".to_string(),
+            GroupId::parse("120363041234567892@g.us").unwrap(),
+        )])
     }
 
     fn found(r: &str) -> String {
@@ -125,7 +138,15 @@ mod tests {
     fn jids() {
         assert!(GroupId::parse("120363041234567890@g.us").is_some());
         assert!(GroupId::parse("4915112345678-1600000000@g.us").is_some());
-        for bad in ["120363@c.us", "@g.us", "12a@g.us", "1-@g.us", "-1@g.us", "1-2-3@g.us", "120363041234567890"] {
+        for bad in [
+            "120363@c.us",
+            "@g.us",
+            "12a@g.us",
+            "1-@g.us",
+            "-1@g.us",
+            "1-2-3@g.us",
+            "120363041234567890",
+        ] {
             assert!(GroupId::parse(bad).is_none(), "{bad}");
         }
     }
@@ -164,7 +185,9 @@ mod tests {
 
     #[test]
     fn at_most_ten_candidates() {
-        let many: Vec<_> = (0..15).map(|i| g(&format!("1203630{i:02}@g.us"), &format!("Team {i}"))).collect();
+        let many: Vec<_> = (0..15)
+            .map(|i| g(&format!("1203630{i:02}@g.us"), &format!("Team {i}")))
+            .collect();
         match resolve("team", &BTreeMap::new(), &many) {
             Resolve::Ambiguous(c, n) => assert_eq!((c.len(), n), (10, 15)),
             other => panic!("{other:?}"),

@@ -129,12 +129,24 @@ mod tests {
     fn rejects_look_alikes() {
         use InviteError::*;
         let cases = [
-            (format!("https://chat.whatsapp.com.evil.example/{CODE}"), WrongHost("chat.whatsapp.com.evil.example".into())),
-            (format!("https://evilchat.whatsapp.com/{CODE}"), WrongHost("evilchat.whatsapp.com".into())),
+            (
+                format!("https://chat.whatsapp.com.evil.example/{CODE}"),
+                WrongHost("chat.whatsapp.com.evil.example".into()),
+            ),
+            (
+                format!("https://evilchat.whatsapp.com/{CODE}"),
+                WrongHost("evilchat.whatsapp.com".into()),
+            ),
             (format!("https://whatsapp.com/{CODE}"), WrongHost("whatsapp.com".into())),
             (format!("https://wa.me/{CODE}"), WrongHost("wa.me".into())),
-            (format!("https://user@chat.whatsapp.com/{CODE}"), WrongHost("chat.whatsapp.com".into())),
-            (format!("https://chat.whatsapp.com:8443/{CODE}"), WrongHost("chat.whatsapp.com".into())),
+            (
+                format!("https://user@chat.whatsapp.com/{CODE}"),
+                WrongHost("chat.whatsapp.com".into()),
+            ),
+            (
+                format!("https://chat.whatsapp.com:8443/{CODE}"),
+                WrongHost("chat.whatsapp.com".into()),
+            ),
             (format!("https://chat.whatsapp.com/join/{CODE}"), WrongPath),
             (format!("https://chat.whatsapp.com/{CODE}/extra"), WrongPath),
             (format!("https://chat.whatsapp.com/{CODE}#frag"), WrongPath),
@@ -144,7 +156,10 @@ mod tests {
             ("A".repeat(33), BadLength(33)),
             ("abcdefgh-ijklmnopq".to_string(), BadCharacter('-')),
             ("https://chat.whatsapp.com/abc".to_string(), BadLength(3)),
-            ("https://chat.whatsapp.com/abcdefghijklmnop_q".to_string(), BadCharacter('_')),
+            (
+                "https://chat.whatsapp.com/abcdefghijklmnop_q".to_string(),
+                BadCharacter('_'),
+            ),
             ("".to_string(), NotAnInvite),
             ("ünïcödeünïcödeünïcöde".to_string(), BadCharacter('ü')),
         ];

@@ -41,11 +41,16 @@ enum Cmd {
     CheckConfig,
     /// Run the store migrations and exit.
     Migrate,
+    /// Ask the local server's /healthz (for container HEALTHCHECKs); exit 0 when healthy.
+    Healthcheck,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let options = LoadOptions { config_file: cli.config.clone(), ..LoadOptions::default() };
+    let options = LoadOptions {
+        config_file: cli.config.clone(),
+        ..LoadOptions::default()
+    };
     let settings = match Settings::load(&options) {
         Ok(s) => s,
         Err(e) => {
@@ -53,9 +58,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Cmd::CheckConfig = cli.command {
-        println!("{}", settings::describe(&settings, cli.config.as_deref()));
-        return ExitCode::SUCCESS;
+    match cli.command {
+        Cmd::CheckConfig => {
+            println!("{}", settings::describe(&settings, cli.config.as_deref()));
+            return ExitCode::SUCCESS;
+        }
+        Cmd::Healthcheck => return healthcheck(&settings.server.bind),
+        _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -74,7 +83,11 @@ async fn run(command: Cmd, settings: Settings) -> u8 {
             waops::telemetry::init_logs(settings.log.format, &settings.log.level);
             report(serve(settings).await)
         }
-        Cmd::Exec { principals, channel, text } => {
+        Cmd::Exec {
+            principals,
+            channel,
+            text,
+        } => {
             // Keep the terminal for the reply: only warnings and errors go to stderr.
             waops::telemetry::init_logs(settings.log.format, "warn");
             match exec(settings, principals, &channel, text.join(" ")).await {
@@ -94,7 +107,7 @@ async fn run(command: Cmd, settings: Settings) -> u8 {
             .await;
             report(result)
         }
-        Cmd::CheckConfig => unreachable!("handled before the runtime starts"),
+        Cmd::CheckConfig | Cmd::Healthcheck => unreachable!("handled before the runtime starts"),
     }
 }
 
@@ -111,7 +124,9 @@ fn report(result: anyhow::Result<()>) -> u8 {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.server.bind.clone();
     let ctx = waops::app::build_context(settings, Clock::System).await?;
-    let listener = tokio::net::TcpListener::bind(&bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     tracing::info!(address = %listener.local_addr()?, provider = ctx.provider.kind().as_str(), "waops serving");
     waops::app::serve(ctx, listener, waops::app::shutdown_signal()).await
 }
@@ -142,4 +157,36 @@ async fn exec(settings: Settings, principals: Vec<String>, channel: &str, text: 
     let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
     print!("{}", console::render(&reply, color));
     Ok(console::exit_code(&reply) as u8)
+}
+
+/// A minimal HTTP/1.1 GET of /healthz on the configured port: no HTTP client,
+/// no curl in the image.
+fn healthcheck(bind: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let port = bind
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(8080);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let result = (|| -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    })();
+    match result {
+        Ok(response) if response.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("waops: unhealthy: {}", response.lines().next().unwrap_or(""));
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("waops: unhealthy: {address}: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -339,7 +339,10 @@ mod tests {
             ("0151#12345678", "unexpected character `#`"),
             ("49+15112345678", "`+` may only stand at the start"),
             ("---", "no digits"),
-            ("491511234@g.us", "`@g.us` is not a WhatsApp user id (expected @c.us or @s.whatsapp.net)"),
+            (
+                "491511234@g.us",
+                "`@g.us` is not a WhatsApp user id (expected @c.us or @s.whatsapp.net)",
+            ),
             ("abc@c.us", "a WhatsApp id must be digits before the @"),
             ("+49 30 1", "too short"),
             ("+1 415 555 267", "not a valid number for country code +1"),
@@ -378,12 +381,24 @@ mod tests {
     #[test]
     fn quoted_input_is_one_number() {
         let toks = vec![
-            NumberToken { text: "0151 1234 5678".into(), quoted: true },
-            NumberToken { text: "0151 12".into(), quoted: true },
+            NumberToken {
+                text: "0151 1234 5678".into(),
+                quoted: true,
+            },
+            NumberToken {
+                text: "0151 12".into(),
+                quoted: true,
+            },
         ];
         let list = parse_list(&toks, de());
         assert_eq!(list.valid.len(), 1);
-        assert_eq!(list.invalid, [InvalidNumber { input: "0151 12".into(), reason: "not a valid DE number".into() }]);
+        assert_eq!(
+            list.invalid,
+            [InvalidNumber {
+                input: "0151 12".into(),
+                reason: "not a valid DE number".into()
+            }]
+        );
     }
 
     #[test]
@@ -398,7 +413,11 @@ mod tests {
     fn every_invalid_input_is_listed() {
         let list = parse_list(&tokens("+4915112345678, abc, 12"), de());
         assert_eq!(list.valid.len(), 1);
-        let bad: Vec<_> = list.invalid.iter().map(|i| (i.input.as_str(), i.reason.as_str())).collect();
+        let bad: Vec<_> = list
+            .invalid
+            .iter()
+            .map(|i| (i.input.as_str(), i.reason.as_str()))
+            .collect();
         assert_eq!(bad, [("abc", "contains letters"), ("12", "too short")]);
     }
 

@@ -334,12 +334,15 @@ impl Settings {
         if let Some(path) = explicit {
             let name = path.display().to_string();
             if !path.is_file() {
-                return Err(SettingsError { file: name, key: "-".into(), reason: "file not found".into() });
+                return Err(SettingsError {
+                    file: name,
+                    key: "-".into(),
+                    reason: "file not found".into(),
+                });
             }
             layers.push(layer(&name, File::from(path.as_path()).format(FileFormat::Toml))?);
         }
-        let vars: config::Map<String, String> =
-            env.into_iter().filter(|(k, _)| k.starts_with("WAOPS__")).collect();
+        let vars: config::Map<String, String> = env.into_iter().filter(|(k, _)| k.starts_with("WAOPS__")).collect();
         layers.push(layer(
             "environment",
             Environment::with_prefix("WAOPS")
@@ -357,8 +360,16 @@ impl Settings {
         let settings = deserialize(merged, &layers)?;
         settings.validate().map_err(|(key, reason)| {
             // A missing credential is the fault of whoever chose the provider kind.
-            let blame = if reason.starts_with("required when provider.kind") { "provider.kind" } else { key.as_str() };
-            SettingsError { file: origin(&layers, blame), key, reason }
+            let blame = if reason.starts_with("required when provider.kind") {
+                "provider.kind"
+            } else {
+                key.as_str()
+            };
+            SettingsError {
+                file: origin(&layers, blame),
+                key,
+                reason,
+            }
         })?;
         Ok(settings)
     }
@@ -377,28 +388,52 @@ impl Settings {
     pub fn validate(&self) -> Result<(), (String, String)> {
         let err = |key: &str, reason: String| Err((key.to_string(), reason));
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
-            return err("server.bind", format!("`{}` is not an address (expected HOST:PORT, e.g. 0.0.0.0:8080)", self.server.bind));
+            return err(
+                "server.bind",
+                format!(
+                    "`{}` is not an address (expected HOST:PORT, e.g. 0.0.0.0:8080)",
+                    self.server.bind
+                ),
+            );
         }
         if self.server.max_body_bytes == 0 {
             return err("server.max_body_bytes", "must be more than 0".into());
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return err("log.level", format!("`{}` is not a log filter (expected e.g. info or waops=debug)", self.log.level));
+            return err(
+                "log.level",
+                format!(
+                    "`{}` is not a log filter (expected e.g. info or waops=debug)",
+                    self.log.level
+                ),
+            );
         }
         let url = self.store.url.expose();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return err("store.url", "expected sqlite://PATH, sqlite::memory: or postgres://...".into());
+            return err(
+                "store.url",
+                "expected sqlite://PATH, sqlite::memory: or postgres://...".into(),
+            );
         }
         self.validate_provider()?;
         if crate::phone::region(&self.numbers.default_region).is_none() {
-            return err("numbers.default_region", format!("`{}` is not an ISO 3166 alpha-2 region (e.g. DE, US)", self.numbers.default_region));
+            return err(
+                "numbers.default_region",
+                format!(
+                    "`{}` is not an ISO 3166 alpha-2 region (e.g. DE, US)",
+                    self.numbers.default_region
+                ),
+            );
         }
         if self.limits.max_numbers_per_add == 0 {
             return err("limits.max_numbers_per_add", "must be more than 0".into());
         }
         for (alias, id) in &self.groups.aliases {
             if GroupId::parse(id).is_none() {
-                return err(&format!("groups.aliases.{alias}"), format!("`{id}` is not a group id (expected <digits>@g.us)"));
+                return err(
+                    &format!("groups.aliases.{alias}"),
+                    format!("`{id}` is not a group id (expected <digits>@g.us)"),
+                );
             }
         }
         if let Err(reason) = parse_duration(&self.digests.min_every) {
@@ -407,7 +442,10 @@ impl Settings {
         if self.digests.tick_s == 0 {
             return err("digests.tick_s", "must be more than 0".into());
         }
-        for (key, value) in [("slack.api_url", &self.slack.api_url), ("discord.api_url", &self.discord.api_url)] {
+        for (key, value) in [
+            ("slack.api_url", &self.slack.api_url),
+            ("discord.api_url", &self.discord.api_url),
+        ] {
             check_url(value).map_err(|reason| (key.to_string(), reason))?;
         }
         self.validate_permissions()
@@ -418,7 +456,12 @@ impl Settings {
         if !p.base_url.is_empty() {
             check_url(&p.base_url).map_err(|r| ("provider.base_url".to_string(), r))?;
         }
-        let missing = |key: &str| Err((format!("provider.{key}"), format!("required when provider.kind = \"{}\"", p.kind.as_str())));
+        let missing = |key: &str| {
+            Err((
+                format!("provider.{key}"),
+                format!("required when provider.kind = \"{}\"", p.kind.as_str()),
+            ))
+        };
         match p.kind {
             ProviderKind::Sandbox => {}
             ProviderKind::Periskope if !p.token.is_set() => return missing("token"),
@@ -448,7 +491,10 @@ impl Settings {
             for command in &role.commands {
                 if command != "*" && command.parse::<CommandId>().is_err() {
                     let ids: Vec<_> = CommandId::ALL.iter().map(|c| c.as_str()).collect();
-                    return Err((key("commands"), format!("unknown command `{command}` (expected * or one of {})", ids.join(", "))));
+                    return Err((
+                        key("commands"),
+                        format!("unknown command `{command}` (expected * or one of {})", ids.join(", ")),
+                    ));
                 }
             }
             for scope in &role.groups {
@@ -500,19 +546,33 @@ fn layer<S>(name: &str, source: S) -> Result<Layer, SettingsError>
 where
     S: config::Source + Send + Sync + 'static,
 {
-    let config = Config::builder().add_source(source).build().map_err(|e| plain_error(name, e))?;
-    Ok(Layer { name: name.to_string(), config })
+    let config = Config::builder()
+        .add_source(source)
+        .build()
+        .map_err(|e| plain_error(name, e))?;
+    Ok(Layer {
+        name: name.to_string(),
+        config,
+    })
 }
 
 fn plain_error(file: &str, error: config::ConfigError) -> SettingsError {
-    SettingsError { file: file.to_string(), key: "-".into(), reason: error.to_string() }
+    SettingsError {
+        file: file.to_string(),
+        key: "-".into(),
+        reason: error.to_string(),
+    }
 }
 
 /// The last layer that sets `key` (or a parent of it), i.e. the one that won.
 fn origin(layers: &[Layer], key: &str) -> String {
     let mut path = key.to_string();
     loop {
-        if let Some(l) = layers.iter().rev().find(|l| l.config.get::<config::Value>(&path).is_ok()) {
+        if let Some(l) = layers
+            .iter()
+            .rev()
+            .find(|l| l.config.get::<config::Value>(&path).is_ok())
+        {
             return l.name.clone();
         }
         match path.rsplit_once('.') {
@@ -546,7 +606,11 @@ fn deserialize(merged: Config, layers: &[Layer]) -> Result<Settings, SettingsErr
             let reason = error.to_string();
             // The config crate appends its own "for key ... in ..." text; keep the first part.
             let reason = reason.split(" for key").next().unwrap_or(&reason).to_string();
-            Err(SettingsError { file: origin(layers, &key), key, reason })
+            Err(SettingsError {
+                file: origin(layers, &key),
+                key,
+                reason,
+            })
         }
     }
 }
@@ -559,8 +623,16 @@ pub fn describe(settings: &Settings, path: Option<&Path>) -> String {
         settings.provider.kind.as_str(),
         settings.store.url.expose().split(':').next().unwrap_or("?"),
         settings.permissions.roles.len(),
-        if settings.slack.signing_secret.is_set() { "on" } else { "off" },
-        if settings.discord.public_key.is_empty() { "off" } else { "on" },
+        if settings.slack.signing_secret.is_set() {
+            "on"
+        } else {
+            "off"
+        },
+        if settings.discord.public_key.is_empty() {
+            "off"
+        } else {
+            "on"
+        },
     )
 }
 
@@ -576,7 +648,10 @@ mod tests {
     fn load_with(toml: &str, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("waops.toml");
-        std::fs::File::create(&path).unwrap().write_all(toml.as_bytes()).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(toml.as_bytes())
+            .unwrap();
         Settings::load(&LoadOptions {
             config_file: Some(path),
             base_dir: Some(dir.path().to_path_buf()),
@@ -606,7 +681,10 @@ mod tests {
     fn layers_later_wins() {
         let s = load_with(
             "[limits]\nconfirm_over = 5\nmax_numbers_per_add = 10\n",
-            &[("WAOPS__LIMITS__CONFIRM_OVER", "7"), ("WAOPS__SLACK__SIGNING_SECRET", "s3cr3t")],
+            &[
+                ("WAOPS__LIMITS__CONFIRM_OVER", "7"),
+                ("WAOPS__SLACK__SIGNING_SECRET", "s3cr3t"),
+            ],
         )
         .unwrap();
         assert_eq!(s.limits.confirm_over, 7);
@@ -622,15 +700,26 @@ mod tests {
         let path = dir.path().join("x.toml");
         std::fs::write(&path, "[display]\nresults = \"ephemeral\"\n").unwrap();
         let env = HashMap::from([("WAOPS_CONFIG".to_string(), path.display().to_string())]);
-        let s = Settings::load(&LoadOptions { env: Some(env), base_dir: Some(dir.path().into()), ..Default::default() }).unwrap();
+        let s = Settings::load(&LoadOptions {
+            env: Some(env),
+            base_dir: Some(dir.path().into()),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(s.display.results, ResultVisibility::Ephemeral);
     }
 
     #[test]
     fn unknown_keys_name_file_and_key() {
-        assert_eq!(fails("[server]\nbindd = \"x\"\n"), ("DIR/waops.toml".into(), "server.bindd".into(), "unknown key".into()));
+        assert_eq!(
+            fails("[server]\nbindd = \"x\"\n"),
+            ("DIR/waops.toml".into(), "server.bindd".into(), "unknown key".into())
+        );
         assert_eq!(fails("[nope]\na = 1\n").1, "nope");
-        assert_eq!(fails("[permissions.roles.x]\ncommands = [\"add\"]\ncolour = 1\n").1, "permissions.roles.x.colour");
+        assert_eq!(
+            fails("[permissions.roles.x]\ncommands = [\"add\"]\ncolour = 1\n").1,
+            "permissions.roles.x.colour"
+        );
         let e = load_with("", &[("WAOPS__SERVER__NOPE", "1")]).unwrap_err();
         assert_eq!((e.file.as_str(), e.key.as_str()), ("environment", "server.nope"));
     }
@@ -638,7 +727,10 @@ mod tests {
     #[test]
     fn type_errors_name_file_and_key() {
         let (file, key, reason) = fails("[server]\nmax_body_bytes = \"lots\"\n");
-        assert_eq!((file.as_str(), key.as_str()), ("DIR/waops.toml", "server.max_body_bytes"));
+        assert_eq!(
+            (file.as_str(), key.as_str()),
+            ("DIR/waops.toml", "server.max_body_bytes")
+        );
         assert!(reason.contains("invalid"), "{reason}");
         assert_eq!(fails("[provider]\nkind = \"twilio\"\n").1, "provider.kind");
     }
@@ -648,22 +740,78 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("[server]\nbind = \"localhost\"\n", "server.bind", "is not an address"),
             ("[store]\nurl = \"mysql://x\"\n", "store.url", "expected sqlite"),
-            ("[provider]\nbase_url = \"not a url\"\n", "provider.base_url", "not an http(s) URL"),
-            ("[provider]\nkind = \"periskope\"\n", "provider.token", "required when provider.kind = \"periskope\""),
-            ("[provider]\nkind = \"periskope\"\ntoken = \"t\"\n", "provider.phone", "required"),
-            ("[provider]\nkind = \"wawp\"\ninstance_id = \"i\"\n", "provider.access_token", "required"),
-            ("[provider]\nadd_chunk_size = 0\n", "provider.add_chunk_size", "more than 0"),
-            ("[numbers]\ndefault_region = \"Germany\"\n", "numbers.default_region", "not an ISO 3166"),
-            ("[groups.aliases]\nops = \"12345\"\n", "groups.aliases.ops", "not a group id"),
-            ("[digests]\nmin_every = \"5 minutes\"\n", "digests.min_every", "not a duration"),
+            (
+                "[provider]\nbase_url = \"not a url\"\n",
+                "provider.base_url",
+                "not an http(s) URL",
+            ),
+            (
+                "[provider]\nkind = \"periskope\"\n",
+                "provider.token",
+                "required when provider.kind = \"periskope\"",
+            ),
+            (
+                "[provider]\nkind = \"periskope\"\ntoken = \"t\"\n",
+                "provider.phone",
+                "required",
+            ),
+            (
+                "[provider]\nkind = \"wawp\"\ninstance_id = \"i\"\n",
+                "provider.access_token",
+                "required",
+            ),
+            (
+                "[provider]\nadd_chunk_size = 0\n",
+                "provider.add_chunk_size",
+                "more than 0",
+            ),
+            (
+                "[numbers]\ndefault_region = \"Germany\"\n",
+                "numbers.default_region",
+                "not an ISO 3166",
+            ),
+            (
+                "[groups.aliases]\nops = \"12345\"\n",
+                "groups.aliases.ops",
+                "not a group id",
+            ),
+            (
+                "[digests]\nmin_every = \"5 minutes\"\n",
+                "digests.min_every",
+                "not a duration",
+            ),
             ("[slack]\napi_url = \"slack\"\n", "slack.api_url", "not an http(s) URL"),
             ("[log]\nlevel = \"[[\"\n", "log.level", "not a log filter"),
-            ("[permissions.bindings]\nops = [\"console\"]\n", "permissions.bindings.ops", "unknown role `ops` (roles: admin)"),
-            ("[permissions.bindings]\nadmin = [\"slack:U123\"]\n", "permissions.bindings.admin", "malformed principal"),
-            ("[permissions.roles.x]\ncommands = [\"ad\"]\n", "permissions.roles.x.commands", "unknown command `ad`"),
-            ("[permissions.roles.x]\ngroups = [\"nosuchalias\"]\n", "permissions.roles.x.groups", "unknown alias"),
-            ("[permissions.roles.x]\nchannels = [\"C0SALES\"]\n", "permissions.roles.x.channels", "expected PLATFORM:ID"),
-            ("[permissions.roles.x]\nmax_numbers = 0\n", "permissions.roles.x.max_numbers", "more than 0"),
+            (
+                "[permissions.bindings]\nops = [\"console\"]\n",
+                "permissions.bindings.ops",
+                "unknown role `ops` (roles: admin)",
+            ),
+            (
+                "[permissions.bindings]\nadmin = [\"slack:U123\"]\n",
+                "permissions.bindings.admin",
+                "malformed principal",
+            ),
+            (
+                "[permissions.roles.x]\ncommands = [\"ad\"]\n",
+                "permissions.roles.x.commands",
+                "unknown command `ad`",
+            ),
+            (
+                "[permissions.roles.x]\ngroups = [\"nosuchalias\"]\n",
+                "permissions.roles.x.groups",
+                "unknown alias",
+            ),
+            (
+                "[permissions.roles.x]\nchannels = [\"C0SALES\"]\n",
+                "permissions.roles.x.channels",
+                "expected PLATFORM:ID",
+            ),
+            (
+                "[permissions.roles.x]\nmax_numbers = 0\n",
+                "permissions.roles.x.max_numbers",
+                "more than 0",
+            ),
         ];
         for (toml, key, reason) in cases {
             let (file, got_key, got_reason) = fails(toml);
@@ -675,7 +823,14 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let s = load_with("", &[("WAOPS__PROVIDER__TOKEN", "tok-123"), ("WAOPS__SLACK__BOT_TOKEN", "xoxb-1")]).unwrap();
+        let s = load_with(
+            "",
+            &[
+                ("WAOPS__PROVIDER__TOKEN", "tok-123"),
+                ("WAOPS__SLACK__BOT_TOKEN", "xoxb-1"),
+            ],
+        )
+        .unwrap();
         let shown = format!("{s:?} {}", s.provider.token);
         assert!(!shown.contains("tok-123") && !shown.contains("xoxb-1"), "{shown}");
         assert!(shown.contains("[redacted]"));

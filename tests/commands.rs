@@ -30,13 +30,22 @@ async fn dry_run_normalises_and_sends_nothing() {
     );
     // Had the dry run reached the provider, these would now be "already a member".
     let out = app.text("add sales +4915112345678 +4915112345679").await;
-    assert!(out.contains("`+4915112345678` — added\n  `+4915112345679` — added"), "{out}");
+    assert!(
+        out.contains("`+4915112345678` — added\n  `+4915112345679` — added"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
 async fn add_reports_every_outcome() {
     let app = TestApp::new().await;
-    let (reply, id) = app.run_as(&["console"], "local", "add \"Sales Team\" +4915111111111, +4915112340000; +4915112349999 +4915112345678").await;
+    let (reply, id) = app
+        .run_as(
+            &["console"],
+            "local",
+            "add \"Sales Team\" +4915111111111, +4915112340000; +4915112349999 +4915112345678",
+        )
+        .await;
     assert_eq!(reply.status, Status::Ok);
     assert_eq!(reply.visibility, Visibility::Channel);
     assert_eq!(
@@ -44,7 +53,15 @@ async fn add_reports_every_outcome() {
         "Add to Sales Team\n  `+4915111111111` — already a member\n  `+4915112340000` — not on WhatsApp\n  `+4915112349999` — invite sent (privacy settings)\n  `+4915112345678` — added\n1 added, 1 invite sent, 1 already a member, 1 not on WhatsApp, 0 failed\n"
     );
     let row = app.audit(&id).await;
-    assert_eq!((row.command.as_str(), row.decision.as_str(), row.outcome.as_str(), row.numbers_count), ("add", "allowed", "ok", 4));
+    assert_eq!(
+        (
+            row.command.as_str(),
+            row.decision.as_str(),
+            row.outcome.as_str(),
+            row.numbers_count
+        ),
+        ("add", "allowed", "ok", 4)
+    );
     assert_eq!(row.group_id.as_deref(), Some("120363041234567890@g.us"));
     assert_eq!(row.rule, "role admin, group *");
 }
@@ -65,13 +82,21 @@ async fn invalid_numbers_send_nothing_and_list_reasons() {
 #[tokio::test]
 async fn duplicates_are_dropped_and_reported() {
     let app = TestApp::new().await;
-    let out = app.text("add sales +4915112345678 015112345678 4915112345678@c.us").await;
+    let out = app
+        .text("add sales +4915112345678 015112345678 4915112345678@c.us")
+        .await;
     assert!(out.contains("1 added, 0 invite sent"), "{out}");
-    assert!(out.ends_with("Dropped 2 duplicate(s): 015112345678, 4915112345678@c.us\n"), "{out}");
+    assert!(
+        out.ends_with("Dropped 2 duplicate(s): 015112345678, 4915112345678@c.us\n"),
+        "{out}"
+    );
 }
 
 fn numbers(n: usize) -> String {
-    (1..=n).map(|i| format!("+49151200{i:05}")).collect::<Vec<_>>().join(",")
+    (1..=n)
+        .map(|i| format!("+49151200{i:05}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[tokio::test]
@@ -79,17 +104,27 @@ async fn size_rules() {
     let app = TestApp::with_config("[limits]\nmax_numbers_per_add = 30\nconfirm_over = 20\n").await;
     let reply = app.run(&format!("add sales {}", numbers(31))).await;
     assert_eq!(reply.status, Status::UserError);
-    assert_eq!(reply.title.plain(), "Too many numbers: 31; waops allows at most 30 per add");
+    assert_eq!(
+        reply.title.plain(),
+        "Too many numbers: 31; waops allows at most 30 per add"
+    );
 
-    let (reply, id) = app.run_as(&["console"], "local", &format!("add sales {}", numbers(21))).await;
+    let (reply, id) = app
+        .run_as(&["console"], "local", &format!("add sales {}", numbers(21)))
+        .await;
     assert_eq!(reply.status, Status::Preview);
     assert_eq!(reply.visibility, Visibility::Ephemeral);
     assert_eq!(reply.title.plain(), "This adds 21 numbers to Sales Team");
-    assert!(reply.plain().ends_with("More than 20 numbers: run it again with --yes to apply. Nothing was sent.\n"));
+    assert!(reply
+        .plain()
+        .ends_with("More than 20 numbers: run it again with --yes to apply. Nothing was sent.\n"));
     assert_eq!(app.audit(&id).await.outcome, "preview");
 
     let out = app.text(&format!("add sales {} --yes", numbers(21))).await;
-    assert!(out.contains("21 added"), "the preview sent nothing, so all 21 are new: {out}");
+    assert!(
+        out.contains("21 added"),
+        "the preview sent nothing, so all 21 are new: {out}"
+    );
     let out = app.text(&format!("add sales {}", numbers(20))).await;
     assert!(out.contains("20 already a member"), "20 is not over the limit: {out}");
 }
@@ -97,9 +132,16 @@ async fn size_rules() {
 #[tokio::test]
 async fn role_number_limit() {
     let app = TestApp::with_config(SALES_CONFIG).await;
-    let (reply, _) = app.run_as(SALES, "slack:C0SALES", &format!("add sales {}", numbers(4))).await;
-    assert_eq!(reply.title.plain(), "Too many numbers: 4; your role allows at most 3 per add");
-    let (reply, _) = app.run_as(SALES, "slack:C0SALES", &format!("add sales {}", numbers(3))).await;
+    let (reply, _) = app
+        .run_as(SALES, "slack:C0SALES", &format!("add sales {}", numbers(4)))
+        .await;
+    assert_eq!(
+        reply.title.plain(),
+        "Too many numbers: 4; your role allows at most 3 per add"
+    );
+    let (reply, _) = app
+        .run_as(SALES, "slack:C0SALES", &format!("add sales {}", numbers(3)))
+        .await;
     assert_eq!(reply.status, Status::Ok);
 }
 
@@ -116,11 +158,19 @@ async fn join_outcomes() {
     );
     let revoked = app.run("join chat.whatsapp.com/invite/OldSalesLinkRevoked01/").await;
     assert_eq!(revoked.status, Status::UserError);
-    assert_eq!(revoked.plain(), "That invite link is invalid or has been revoked\nAsk a group admin for a current link.\n");
+    assert_eq!(
+        revoked.plain(),
+        "That invite link is invalid or has been revoked\nAsk a group admin for a current link.\n"
+    );
     let (limited, id) = app.run_as(&["console"], "local", "join RateLimitedSandbox001").await;
-    assert_eq!(limited.title.plain(), "The sandbox provider is rate limiting waops; try again in 30s");
+    assert_eq!(
+        limited.title.plain(),
+        "The sandbox provider is rate limiting waops; try again in 30s"
+    );
     assert_eq!(app.audit(&id).await.outcome, "provider_error:rate_limited");
-    let bad = app.run("join https://chat.whatsapp.com.evil.example/OpenDayVisitors2026").await;
+    let bad = app
+        .run("join https://chat.whatsapp.com.evil.example/OpenDayVisitors2026")
+        .await;
     assert_eq!(
         bad.plain(),
         "`chat.whatsapp.com.evil.example` is not a WhatsApp invite host (expected chat.whatsapp.com)\nUsage: `/wa join <invite>`\n"
@@ -130,13 +180,25 @@ async fn join_outcomes() {
 #[tokio::test]
 async fn invite_and_reset() {
     let app = TestApp::new().await;
-    assert_eq!(app.text("invite sales").await, "Invite link for Sales Team\n  https://chat.whatsapp.com/Kx7Pq2Lm9Zt4Rw8Yb3Nc\n");
+    assert_eq!(
+        app.text("invite sales").await,
+        "Invite link for Sales Team\n  https://chat.whatsapp.com/Kx7Pq2Lm9Zt4Rw8Yb3Nc\n"
+    );
     let out = app.text("invite sales --reset").await;
-    assert!(out.starts_with("New invite link for Sales Team\n  https://chat.whatsapp.com/SandboxReset"), "{out}");
+    assert!(
+        out.starts_with("New invite link for Sales Team\n  https://chat.whatsapp.com/SandboxReset"),
+        "{out}"
+    );
     assert!(out.ends_with("The old link no longer works.\n"));
-    assert!(app.text("join Kx7Pq2Lm9Zt4Rw8Yb3Nc").await.starts_with("That invite link is invalid or has been revoked"));
+    assert!(app
+        .text("join Kx7Pq2Lm9Zt4Rw8Yb3Nc")
+        .await
+        .starts_with("That invite link is invalid or has been revoked"));
     let not_admin = app.run("invite Announcements --reset").await;
-    assert_eq!(not_admin.title.plain(), "The connected WhatsApp number is not an admin of that group");
+    assert_eq!(
+        not_admin.title.plain(),
+        "The connected WhatsApp number is not an admin of that group"
+    );
     let not_admin = app.run("add announcements +4915112345678").await;
     assert_eq!(not_admin.status, Status::UserError);
 }
@@ -154,14 +216,22 @@ async fn history_limits_filters_and_masks() {
          Source: the sandbox provider's history.\n"
     );
     let out = app.text("history sales --since 4d --type settings,promoted").await;
-    assert!(out.contains("· promoted ·") && out.contains("· settings by +49 151 •••• 1111 (only admins can edit group info)"), "{out}");
+    assert!(
+        out.contains("· promoted ·")
+            && out.contains("· settings by +49 151 •••• 1111 (only admins can edit group info)"),
+        "{out}"
+    );
     assert_eq!(out.lines().count(), 4, "{out}");
     let out = app.text("history sales --since 1h").await;
     assert!(out.contains("No membership changes in this period."), "{out}");
 
     let unmasked = TestApp::with_config("[display]\nmask_numbers = false\nresults = \"ephemeral\"\n").await;
     let reply = unmasked.run("history sales --limit 1").await;
-    assert!(reply.plain().contains("+4915133333333 by +4915111111111"), "{}", reply.plain());
+    assert!(
+        reply.plain().contains("+4915133333333 by +4915111111111"),
+        "{}",
+        reply.plain()
+    );
     assert_eq!(reply.visibility, Visibility::Ephemeral);
 }
 
@@ -176,18 +246,34 @@ async fn groups_and_resolution() {
         app.text("invite community").await,
         "2 groups match community; retry with an id:\n  Community Berlin `120363041234567892@g.us`\n  Community Hamburg `120363041234567893@g.us`\n"
     );
-    assert_eq!(app.text("invite marketing").await, "No group matches marketing\nTry `/wa groups` to see the groups and their ids.\n");
-    assert!(app.text("invite 120363041234567893@g.us").await.starts_with("Invite link for Community Hamburg"));
-    assert!(app.text("invite hamb").await.starts_with("Invite link for Community Hamburg"));
+    assert_eq!(
+        app.text("invite marketing").await,
+        "No group matches marketing\nTry `/wa groups` to see the groups and their ids.\n"
+    );
+    assert!(app
+        .text("invite 120363041234567893@g.us")
+        .await
+        .starts_with("Invite link for Community Hamburg"));
+    assert!(app
+        .text("invite hamb")
+        .await
+        .starts_with("Invite link for Community Hamburg"));
 }
 
 #[tokio::test]
 async fn subscriptions_lifecycle() {
     let app = TestApp::new().await;
-    assert_eq!(app.text("subscriptions").await, "This channel has no digest subscriptions\nStart one with `/wa subscribe <group|*>`.\n");
-    assert_eq!(app.text("subscribe sales").await, "Subscribed this channel to digests of Sales Team\n  every 1d (UTC)\n");
     assert_eq!(
-        app.text("subscribe sales --every 2d --at 9:30 --tz Europe/Berlin").await,
+        app.text("subscriptions").await,
+        "This channel has no digest subscriptions\nStart one with `/wa subscribe <group|*>`.\n"
+    );
+    assert_eq!(
+        app.text("subscribe sales").await,
+        "Subscribed this channel to digests of Sales Team\n  every 1d (UTC)\n"
+    );
+    assert_eq!(
+        app.text("subscribe sales --every 2d --at 9:30 --tz Europe/Berlin")
+            .await,
         "Updated this channel's digests of Sales Team\n  every 2d at 09:30 Europe/Berlin\n"
     );
     app.run("subscribe * --every 6h").await;
@@ -206,34 +292,66 @@ async fn subscriptions_lifecycle() {
     );
     let other_channel = app.run_as(&["console"], "other", "subscriptions").await.0;
     assert_eq!(other_channel.title.plain(), "This channel has no digest subscriptions");
-    assert_eq!(app.text("subscribe sales --every 1m").await, "--every must be at least 5m here\n");
-    assert_eq!(app.text("unsubscribe sales").await, "Stopped 1 digest subscription for Sales Team\n");
-    assert!(app.text("unsubscribe sales").await.starts_with("This channel has no digest subscription for Sales Team"));
+    assert_eq!(
+        app.text("subscribe sales --every 1m").await,
+        "--every must be at least 5m here\n"
+    );
+    assert_eq!(
+        app.text("unsubscribe sales").await,
+        "Stopped 1 digest subscription for Sales Team\n"
+    );
+    assert!(app
+        .text("unsubscribe sales")
+        .await
+        .starts_with("This channel has no digest subscription for Sales Team"));
     app.run("subscribe support").await;
-    assert_eq!(app.text("unsubscribe *").await, "Stopped 2 digest subscriptions for all groups\n");
+    assert_eq!(
+        app.text("unsubscribe *").await,
+        "Stopped 2 digest subscriptions for all groups\n"
+    );
 }
 
 #[tokio::test]
 async fn permissions_refuse_with_the_reason_and_audit_it() {
     let app = TestApp::with_config(SALES_CONFIG).await;
-    let (reply, id) = app.run_as(SALES, "slack:C0SALES", "add \"Community Berlin\" +4915112345678").await;
+    let (reply, id) = app
+        .run_as(SALES, "slack:C0SALES", "add \"Community Berlin\" +4915112345678")
+        .await;
     assert_eq!(reply.status, Status::UserError);
-    assert_eq!(reply.plain(), "You may not run `add` on Community Berlin (no role grants it on this group; ask an admin)\n");
+    assert_eq!(
+        reply.plain(),
+        "You may not run `add` on Community Berlin (no role grants it on this group; ask an admin)\n"
+    );
     let row = app.audit(&id).await;
-    assert_eq!((row.decision.as_str(), row.rule.as_str()), ("refused", "no role grants it on this group; ask an admin"));
+    assert_eq!(
+        (row.decision.as_str(), row.rule.as_str()),
+        ("refused", "no role grants it on this group; ask an admin")
+    );
     assert_eq!(row.principal, "slack:user:U1");
     assert_eq!(row.channel, "slack:C0SALES");
 
     let (reply, _) = app.run_as(SALES, "slack:C0SALES", "join OpenDayVisitors2026").await;
-    assert_eq!(reply.plain(), "You may not run `join` (no role grants it; ask an admin)\n");
+    assert_eq!(
+        reply.plain(),
+        "You may not run `join` (no role grants it; ask an admin)\n"
+    );
     let (reply, _) = app.run_as(SALES, "slack:COTHER", "invite sales").await;
-    assert_eq!(reply.plain(), "You may not run `invite` (not in this channel; your roles allow it elsewhere)\n");
+    assert_eq!(
+        reply.plain(),
+        "You may not run `invite` (not in this channel; your roles allow it elsewhere)\n"
+    );
     let (reply, id) = app.run_as(&["slack:user:USTRANGER"], "slack:C0SALES", "groups").await;
-    assert_eq!(reply.plain(), "You may not run `groups` (no role is bound to you; ask an admin)\n");
+    assert_eq!(
+        reply.plain(),
+        "You may not run `groups` (no role is bound to you; ask an admin)\n"
+    );
     assert_eq!(app.audit(&id).await.decision, "refused");
     // subscribe * needs a role covering every group.
     let (reply, _) = app.run_as(SALES, "slack:C0SALES", "subscribe *").await;
-    assert_eq!(reply.title.plain(), "You may not run subscribe on all groups (no role grants it on this group; ask an admin)");
+    assert_eq!(
+        reply.title.plain(),
+        "You may not run subscribe on all groups (no role grants it on this group; ask an admin)"
+    );
 
     let (reply, id) = app.run_as(SALES, "slack:C0SALES", "invite \"Support Crew\"").await;
     assert_eq!(reply.status, Status::Ok, "{}", reply.plain());
@@ -249,11 +367,20 @@ async fn groups_help_and_whoami_are_filtered_by_role() {
         "2 groups\n  Name          Id\n  Sales Team    120363041234567890@g.us\n  Support Crew  120363041234567891@g.us\n3 more your roles do not cover are not shown.\n"
     );
     let (reply, _) = app.run_as(SALES, "slack:C0SALES", "help").await;
-    let usages: Vec<_> = reply.lines.iter().map(|l| l.plain().split(' ').nth(1).unwrap().to_string()).collect();
-    assert_eq!(usages, ["add", "invite", "history", "groups", "subscribe", "help", "whoami"]);
+    let usages: Vec<_> = reply
+        .lines
+        .iter()
+        .map(|l| l.plain().split(' ').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        usages,
+        ["add", "invite", "history", "groups", "subscribe", "help", "whoami"]
+    );
     let (reply, _) = app.run_as(SALES, "slack:COTHER", "help").await;
     assert_eq!(reply.lines.len(), 2, "only help and whoami outside the sales channel");
-    assert!(reply.plain().contains("You may not run any WhatsApp command here (not in this channel; your roles allow it elsewhere)."));
+    assert!(reply
+        .plain()
+        .contains("You may not run any WhatsApp command here (not in this channel; your roles allow it elsewhere)."));
     let (reply, _) = app.run_as(SALES, "slack:C0SALES", "help join").await;
     assert_eq!(reply.plain(), "`/wa join <invite>`\n  join the group behind an invite link or code\nYou may not run `join` here (no role grants it; ask an admin).\n");
     let (reply, _) = app.run_as(SALES, "slack:C0SALES", "whoami").await;
@@ -284,7 +411,10 @@ async fn bad_text_gets_did_you_mean_and_an_invalid_audit_row() {
         "unknown command `hisotry`; did you mean `history`?\nUsage: `/wa <join|add|invite|history|groups|subscribe|unsubscribe|subscriptions|help|whoami> ... (try /wa help)`\n"
     );
     let row = app.audit(&id).await;
-    assert_eq!((row.command.as_str(), row.decision.as_str(), row.outcome.as_str()), ("invalid", "invalid", "user_error"));
+    assert_eq!(
+        (row.command.as_str(), row.decision.as_str(), row.outcome.as_str()),
+        ("invalid", "invalid", "user_error")
+    );
     let (reply, id) = app.run_as(&["console"], "local", "add sales 1 --dryrun").await;
     assert_eq!(reply.plain(), "unknown option `--dryrun`; did you mean `--dry-run`?\nUsage: `/wa add <group> <numbers…> [--dry-run] [--yes]`\n");
     assert_eq!(app.audit(&id).await.command, "add");

@@ -59,7 +59,9 @@ fn rich(spans: &[Span]) -> String {
 /// Terminal control characters from user or provider text could rewrite the
 /// operator's screen; show them as `?` instead.
 fn sanitize(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() && c != '\n' { '?' } else { c }).collect()
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
+        .collect()
 }
 
 fn render_table(table: &Table) -> String {
@@ -93,12 +95,23 @@ mod tests {
 
     #[test]
     fn renders_every_part() {
-        let mut reply = Reply::new(Status::Ok, Visibility::Channel, Rich::new().text("Added to ").strong("Sales"))
-            .line(Rich::new().code("+4915112345678").text(" added"))
-            .field("Id", "120363041234567890@g.us")
-            .footer("done");
-        reply.table = Some(Table { headers: vec!["Name".into(), "Id".into()], rows: vec![vec!["A\x1b[2J".into(), "1".into()]] });
-        reply.buttons.push(Button { action: ButtonAction::Apply, label: "Apply".into(), value: "x".into() });
+        let mut reply = Reply::new(
+            Status::Ok,
+            Visibility::Channel,
+            Rich::new().text("Added to ").strong("Sales"),
+        )
+        .line(Rich::new().code("+4915112345678").text(" added"))
+        .field("Id", "120363041234567890@g.us")
+        .footer("done");
+        reply.table = Some(Table {
+            headers: vec!["Name".into(), "Id".into()],
+            rows: vec![vec!["A\x1b[2J".into(), "1".into()]],
+        });
+        reply.buttons.push(Button {
+            action: ButtonAction::Apply,
+            label: "Apply".into(),
+            value: "x".into(),
+        });
         assert_eq!(
             render(&reply, false),
             "Added to Sales\n  `+4915112345678` added\n  Id  120363041234567890@g.us\n  Name   Id\n  A?[2J  1\n  [Apply]\ndone\n"

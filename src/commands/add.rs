@@ -14,8 +14,16 @@ pub const SPEC: CommandSpec = CommandSpec {
     args: "<group> <numbers…>",
     summary: "add people to a group",
     options: &[
-        OptionSpec { name: "dry-run", value: None, help: "check and show what would be sent; send nothing" },
-        OptionSpec { name: "yes", value: None, help: "apply a large add without a preview" },
+        OptionSpec {
+            name: "dry-run",
+            value: None,
+            help: "check and show what would be sent; send nothing",
+        },
+        OptionSpec {
+            name: "yes",
+            value: None,
+            help: "apply a large add without a preview",
+        },
     ],
 };
 
@@ -38,12 +46,24 @@ pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
     let numbers: Vec<NumberToken> = parts
         .rest()
         .into_iter()
-        .map(|t| NumberToken { text: if t.text == NEWLINE && !t.quoted { ",".into() } else { t.text }, quoted: t.quoted })
+        .map(|t| NumberToken {
+            text: if t.text == NEWLINE && !t.quoted {
+                ",".into()
+            } else {
+                t.text
+            },
+            quoted: t.quoted,
+        })
         .collect();
     if numbers.iter().all(|n| n.text == ",") {
         return Err(parts.error("missing <numbers…>"));
     }
-    Ok(Args { group, numbers, dry_run: parts.flag("dry-run"), yes: parts.flag("yes") })
+    Ok(Args {
+        group,
+        numbers,
+        dry_run: parts.flag("dry-run"),
+        yes: parts.flag("yes"),
+    })
 }
 
 /// Validates, previews or adds.
@@ -56,7 +76,11 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
     call.numbers_count = list.valid.len();
     let count = list.valid.len();
     if count > settings.limits.max_numbers_per_add {
-        return Err(CommandError::User(messages::too_many_numbers(count, settings.limits.max_numbers_per_add, false)));
+        return Err(CommandError::User(messages::too_many_numbers(
+            count,
+            settings.limits.max_numbers_per_add,
+            false,
+        )));
     }
     if let Some(max) = call.grant.max_numbers.filter(|max| count > *max) {
         return Err(CommandError::User(messages::too_many_numbers(count, max, true)));
@@ -65,11 +89,21 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
         return Ok(messages::add_dry_run(&group, &list.valid, &list.duplicates));
     }
     if count > settings.limits.confirm_over && !args.yes {
-        return Ok(messages::add_needs_confirmation(&group, &list.valid, &list.duplicates, settings.limits.confirm_over));
+        return Ok(messages::add_needs_confirmation(
+            &group,
+            &list.valid,
+            &list.duplicates,
+            settings.limits.confirm_over,
+        ));
     }
     let numbers: Vec<_> = list.valid.iter().map(|a| a.number.clone()).collect();
     let results = call.ctx.provider.add(&group.id, &numbers).await?;
-    Ok(messages::add_result(&group, &results, &list.duplicates, call.result_visibility()))
+    Ok(messages::add_result(
+        &group,
+        &results,
+        &list.duplicates,
+        call.result_visibility(),
+    ))
 }
 
 #[cfg(test)]
@@ -106,6 +140,9 @@ mod tests {
     fn needs_group_and_numbers() {
         assert_eq!(Command::parse("add").unwrap_err().message, "missing <group>");
         assert_eq!(Command::parse("add sales").unwrap_err().message, "missing <numbers…>");
-        assert_eq!(Command::parse("add sales --dry-run").unwrap_err().message, "missing <numbers…>");
+        assert_eq!(
+            Command::parse("add sales --dry-run").unwrap_err().message,
+            "missing <numbers…>"
+        );
     }
 }

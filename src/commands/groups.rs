@@ -25,8 +25,10 @@ pub struct Args {
 
 /// Parses `groups`; the filter may be several words.
 pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
-    let words: Vec<String> = std::iter::from_fn(|| parts.next()).map(|t| t.text).collect();
-    Ok(Args { filter: (!words.is_empty()).then(|| words.join(" ")) })
+    let words: Vec<String> = std::iter::from_fn(|| parts.next_arg()).map(|t| t.text).collect();
+    Ok(Args {
+        filter: (!words.is_empty()).then(|| words.join(" ")),
+    })
 }
 
 /// Lists groups.
@@ -40,11 +42,16 @@ pub async fn run(call: &mut Call<'_>, args: Args) -> Result<Reply, CommandError>
     let before = groups.len();
     groups.retain(|g| {
         matches!(
-            ctx.permissions.decide(&call.inv.principals, CommandId::Groups, &call.inv.channel, Target::Group(g)),
+            ctx.permissions.decide(
+                &call.inv.principals,
+                CommandId::Groups,
+                &call.inv.channel,
+                Target::Group(g)
+            ),
             Decision::Allowed(_)
         )
     });
-    groups.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    groups.sort_by_key(|g| g.name.to_lowercase());
     Ok(messages::groups(&groups, args.filter.as_deref(), before - groups.len()))
 }
 
@@ -54,8 +61,19 @@ mod tests {
 
     #[test]
     fn parses() {
-        assert_eq!(Command::parse("groups").unwrap(), Command::Groups(super::Args { filter: None }));
-        assert_eq!(Command::parse("groups sales team").unwrap(), Command::Groups(super::Args { filter: Some("sales team".into()) }));
-        assert_eq!(Command::parse("groups --all").unwrap_err().message, "`groups` takes no options; unknown option `--all`");
+        assert_eq!(
+            Command::parse("groups").unwrap(),
+            Command::Groups(super::Args { filter: None })
+        );
+        assert_eq!(
+            Command::parse("groups sales team").unwrap(),
+            Command::Groups(super::Args {
+                filter: Some("sales team".into())
+            })
+        );
+        assert_eq!(
+            Command::parse("groups --all").unwrap_err().message,
+            "`groups` takes no options; unknown option `--all`"
+        );
     }
 }

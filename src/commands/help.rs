@@ -27,7 +27,7 @@ pub struct Args {
 
 /// Parses `help`.
 pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
-    let Some(token) = parts.next() else {
+    let Some(token) = parts.next_arg() else {
         return Ok(Args { command: None });
     };
     let name = token.text.trim_start_matches("/wa ").to_lowercase();
@@ -51,10 +51,14 @@ pub fn provider_notes(kind: ProviderKind, caps: Capabilities, ids: &[CommandId])
         notes.push(format!("invite --reset is not available on {p}."));
     }
     if ids.contains(&CommandId::History) && caps.history == HistorySource::Journal {
-        notes.push(format!("history on {p} comes from events waops has received, not from {p} itself."));
+        notes.push(format!(
+            "history on {p} comes from events waops has received, not from {p} itself."
+        ));
     }
     if ids.contains(&CommandId::Join) && !caps.pending_approval {
-        notes.push(format!("join on {p} cannot tell whether a request waits for admin approval."));
+        notes.push(format!(
+            "join on {p} cannot tell whether a request waits for admin approval."
+        ));
     }
     notes
 }
@@ -71,7 +75,11 @@ pub async fn run(call: &mut Call<'_>, args: Args) -> Result<Reply, CommandError>
     let runnable: Vec<CommandId> = CommandId::ALL.into_iter().filter(|id| may(*id).is_ok()).collect();
     let specs: Vec<&CommandSpec> = runnable.iter().map(|id| spec(*id)).collect();
     // Tell an unbound caller why the list holds only help and whoami.
-    let blocked: Option<Refusal> = runnable.iter().all(|id| id.always_allowed()).then(|| may(CommandId::Groups).err()).flatten();
+    let blocked: Option<Refusal> = runnable
+        .iter()
+        .all(|id| id.always_allowed())
+        .then(|| may(CommandId::Groups).err())
+        .flatten();
     let notes = provider_notes(ctx.provider.kind(), caps, &runnable);
     Ok(messages::help_overview(&specs, &notes, blocked))
 }
@@ -83,14 +91,27 @@ mod tests {
 
     #[test]
     fn parses() {
-        assert_eq!(Command::parse("help add").unwrap(), Command::Help(Args { command: Some(CommandId::Add) }));
+        assert_eq!(
+            Command::parse("help add").unwrap(),
+            Command::Help(Args {
+                command: Some(CommandId::Add)
+            })
+        );
         assert_eq!(Command::parse("").unwrap(), Command::Help(Args { command: None }));
-        assert_eq!(Command::parse("help ad").unwrap_err().message, "no command `ad`; did you mean `add`?");
+        assert_eq!(
+            Command::parse("help ad").unwrap_err().message,
+            "no command `ad`; did you mean `add`?"
+        );
     }
 
     #[test]
     fn notes_name_missing_capabilities() {
-        let caps = Capabilities { history: HistorySource::Journal, invite_reset: false, pending_approval: false, forced_add: false };
+        let caps = Capabilities {
+            history: HistorySource::Journal,
+            invite_reset: false,
+            pending_approval: false,
+            forced_add: false,
+        };
         let notes = provider_notes(ProviderKind::Wuts, caps, &CommandId::ALL);
         assert_eq!(
             notes,

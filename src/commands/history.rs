@@ -22,9 +22,21 @@ pub const SPEC: CommandSpec = CommandSpec {
     args: "<group>",
     summary: "membership changes, newest first",
     options: &[
-        OptionSpec { name: "limit", value: Some("N"), help: "show at most N events (default 20, at most 200)" },
-        OptionSpec { name: "since", value: Some("DURATION"), help: "only events within this long ago (30m, 6h, 7d, 2w)" },
-        OptionSpec { name: "type", value: Some("KINDS"), help: "comma list of joined,left,added,removed,promoted,demoted,settings,other" },
+        OptionSpec {
+            name: "limit",
+            value: Some("N"),
+            help: "show at most N events (default 20, at most 200)",
+        },
+        OptionSpec {
+            name: "since",
+            value: Some("DURATION"),
+            help: "only events within this long ago (30m, 6h, 7d, 2w)",
+        },
+        OptionSpec {
+            name: "type",
+            value: Some("KINDS"),
+            help: "comma list of joined,left,added,removed,promoted,demoted,settings,other",
+        },
     ],
 };
 
@@ -52,7 +64,12 @@ pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
         .unwrap_or(DEFAULT_LIMIT);
     let since = parts.parsed("since", parse_duration)?;
     let kinds = parts.parsed("type", parse_kinds)?;
-    Ok(Args { group, limit, since, kinds })
+    Ok(Args {
+        group,
+        limit,
+        since,
+        kinds,
+    })
 }
 
 /// Reads history from the provider and cuts it to the limit.
@@ -71,7 +88,15 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
     let more = events.len().saturating_sub(args.limit);
     events.truncate(args.limit);
     let source = messages::history_source(capabilities.history, ctx.provider.kind(), None);
-    Ok(messages::history(&group, &events, more, now, ctx.settings.display.mask_numbers, source, call.result_visibility()))
+    Ok(messages::history(
+        &group,
+        &events,
+        more,
+        now,
+        ctx.settings.display.mask_numbers,
+        source,
+        call.result_visibility(),
+    ))
 }
 
 #[cfg(test)]
@@ -94,16 +119,35 @@ mod tests {
         assert_eq!(a.since, Some(std::time::Duration::from_secs(7 * 86_400)));
         assert_eq!(a.kinds, Some(vec![EventKind::Joined, EventKind::Left]));
         let a = args("history \"Sales Team\"").unwrap();
-        assert_eq!((a.group.as_str(), a.limit, a.since, a.kinds), ("Sales Team", DEFAULT_LIMIT, None, None));
+        assert_eq!(
+            (a.group.as_str(), a.limit, a.since, a.kinds),
+            ("Sales Team", DEFAULT_LIMIT, None, None)
+        );
     }
 
     #[test]
     fn option_values_are_checked() {
-        assert_eq!(args("history sales --limit 0").unwrap_err(), "--limit: `0` is not a number from 1 to 200");
-        assert_eq!(args("history sales --limit 201").unwrap_err(), "--limit: `201` is not a number from 1 to 200");
-        assert_eq!(args("history sales --limit many").unwrap_err(), "--limit: `many` is not a number from 1 to 200");
-        assert!(args("history sales --since yesterday").unwrap_err().starts_with("--since: `yesterday` is not a duration"));
-        assert!(args("history sales --type kicked").unwrap_err().starts_with("--type: `kicked` is not a kind"));
-        assert_eq!(args("history sales --sinse 1d").unwrap_err(), "unknown option `--sinse`; did you mean `--since`?");
+        assert_eq!(
+            args("history sales --limit 0").unwrap_err(),
+            "--limit: `0` is not a number from 1 to 200"
+        );
+        assert_eq!(
+            args("history sales --limit 201").unwrap_err(),
+            "--limit: `201` is not a number from 1 to 200"
+        );
+        assert_eq!(
+            args("history sales --limit many").unwrap_err(),
+            "--limit: `many` is not a number from 1 to 200"
+        );
+        assert!(args("history sales --since yesterday")
+            .unwrap_err()
+            .starts_with("--since: `yesterday` is not a duration"));
+        assert!(args("history sales --type kicked")
+            .unwrap_err()
+            .starts_with("--type: `kicked` is not a kind"));
+        assert_eq!(
+            args("history sales --sinse 1d").unwrap_err(),
+            "unknown option `--sinse`; did you mean `--since`?"
+        );
     }
 }

@@ -12,7 +12,11 @@ pub const SPEC: CommandSpec = CommandSpec {
     id: CommandId::Invite,
     args: "<group>",
     summary: "show the group's invite link",
-    options: &[OptionSpec { name: "reset", value: None, help: "revoke the current link and show the new one" }],
+    options: &[OptionSpec {
+        name: "reset",
+        value: None,
+        help: "revoke the current link and show the new one",
+    }],
 };
 
 /// Typed arguments.
@@ -26,7 +30,10 @@ pub struct Args {
 
 /// Parses `invite`.
 pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
-    Ok(Args { group: parts.required("<group>")?.text, reset: parts.flag("reset") })
+    Ok(Args {
+        group: parts.required("<group>")?.text,
+        reset: parts.flag("reset"),
+    })
 }
 
 /// Shows or resets the link.
@@ -50,9 +57,24 @@ mod tests {
 
     #[test]
     fn parses() {
-        assert_eq!(Command::parse("invite sales --reset").unwrap(), Command::Invite(super::Args { group: "sales".into(), reset: true }));
-        assert_eq!(Command::parse("invite \"Sales Team\"").unwrap(), Command::Invite(super::Args { group: "Sales Team".into(), reset: false }));
+        assert_eq!(
+            Command::parse("invite sales --reset").unwrap(),
+            Command::Invite(super::Args {
+                group: "sales".into(),
+                reset: true
+            })
+        );
+        assert_eq!(
+            Command::parse("invite \"Sales Team\"").unwrap(),
+            Command::Invite(super::Args {
+                group: "Sales Team".into(),
+                reset: false
+            })
+        );
         assert_eq!(Command::parse("invite --reset").unwrap_err().message, "missing <group>");
-        assert_eq!(Command::parse("invite Sales Team").unwrap_err().message, "unexpected `Team`; put group names with spaces in double quotes");
+        assert_eq!(
+            Command::parse("invite Sales Team").unwrap_err().message,
+            "unexpected `Team`; put group names with spaces in double quotes"
+        );
     }
 }

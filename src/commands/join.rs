@@ -37,7 +37,17 @@ pub async fn run(call: &mut Call<'_>, args: Args) -> Result<Reply, CommandError>
         JoinOutcome::Joined(group) => Ok(messages::joined(&group, visibility)),
         JoinOutcome::PendingApproval(id) => {
             let group = match id {
-                Some(id) => call.ctx.provider.list_groups().await?.into_iter().find(|g| g.id == id).or(Some(crate::group_ref::GroupInfo { name: id.to_string(), id })),
+                Some(id) => call
+                    .ctx
+                    .provider
+                    .list_groups()
+                    .await?
+                    .into_iter()
+                    .find(|g| g.id == id)
+                    .or(Some(crate::group_ref::GroupInfo {
+                        name: id.to_string(),
+                        id,
+                    })),
                 None => None,
             };
             Ok(messages::join_pending(group.as_ref(), visibility))
@@ -51,7 +61,11 @@ mod tests {
 
     #[test]
     fn parses_links_and_codes() {
-        for text in ["join https://chat.whatsapp.com/EUKdz8Sdy9T2UWPnOKGkx", "join EUKdz8Sdy9T2UWPnOKGkx", "JOIN chat.whatsapp.com/invite/EUKdz8Sdy9T2UWPnOKGkx/"] {
+        for text in [
+            "join https://chat.whatsapp.com/EUKdz8Sdy9T2UWPnOKGkx",
+            "join EUKdz8Sdy9T2UWPnOKGkx",
+            "JOIN chat.whatsapp.com/invite/EUKdz8Sdy9T2UWPnOKGkx/",
+        ] {
             match Command::parse(text).unwrap() {
                 Command::Join(a) => assert_eq!(a.invite.as_str(), "EUKdz8Sdy9T2UWPnOKGkx"),
                 other => panic!("{other:?}"),
@@ -62,11 +76,23 @@ mod tests {
     #[test]
     fn errors_name_what_was_expected() {
         let e = Command::parse("join").unwrap_err();
-        assert_eq!(e.message, "missing <invite> (a https://chat.whatsapp.com/… link or its code)");
+        assert_eq!(
+            e.message,
+            "missing <invite> (a https://chat.whatsapp.com/… link or its code)"
+        );
         assert_eq!(e.usage.as_deref(), Some("/wa join <invite>"));
         let e = Command::parse("join https://evil.example/EUKdz8Sdy9T2UWPnOKGkx").unwrap_err();
-        assert_eq!(e.message, "`evil.example` is not a WhatsApp invite host (expected chat.whatsapp.com)");
-        assert_eq!(Command::parse("join a b").unwrap_err().message, "an invite code has 16 to 32 letters and digits; this one has 1");
-        assert_eq!(Command::parse("join EUKdz8Sdy9T2UWPnOKGkx extra").unwrap_err().message, "unexpected `extra`");
+        assert_eq!(
+            e.message,
+            "`evil.example` is not a WhatsApp invite host (expected chat.whatsapp.com)"
+        );
+        assert_eq!(
+            Command::parse("join a b").unwrap_err().message,
+            "an invite code has 16 to 32 letters and digits; this one has 1"
+        );
+        assert_eq!(
+            Command::parse("join EUKdz8Sdy9T2UWPnOKGkx extra").unwrap_err().message,
+            "unexpected `extra`"
+        );
     }
 }

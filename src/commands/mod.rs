@@ -125,7 +125,9 @@ impl Command {
             Command::History(a) => TargetRef::Group(&a.group),
             Command::Subscribe(a) => group_or_all(&a.target),
             Command::Unsubscribe(a) => group_or_all(&a.target),
-            Command::Join(_) | Command::Groups(_) | Command::Subscriptions | Command::Help(_) | Command::Whoami => TargetRef::None,
+            Command::Join(_) | Command::Groups(_) | Command::Subscriptions | Command::Help(_) | Command::Whoami => {
+                TargetRef::None
+            }
         }
     }
 }
@@ -194,6 +196,7 @@ pub async fn dispatch(ctx: &Context, inv: &Invocation) -> Reply {
         command = tracing::field::Empty,
     );
     async {
+        let started = std::time::Instant::now();
         let mut audit = AuditRecord {
             at: ctx.clock.now(),
             request_id: inv.request_id.clone(),
@@ -214,6 +217,7 @@ pub async fn dispatch(ctx: &Context, inv: &Invocation) -> Reply {
             // the log, but must not turn the user's result into an error.
             tracing::error!(error = format!("{e:#}"), "audit row not written");
         }
+        crate::telemetry::command_finished(&audit.command, &audit.outcome, started.elapsed().as_secs_f64());
         tracing::info!(decision = %audit.decision, outcome = %audit.outcome, "command finished");
         reply
     }
@@ -275,7 +279,12 @@ async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord) -> Reply 
         Resolved::Group(g) => Some(g),
         _ => None,
     };
-    let mut call = Call { ctx, inv, grant, numbers_count: 0 };
+    let mut call = Call {
+        ctx,
+        inv,
+        grant,
+        numbers_count: 0,
+    };
     let result = match command {
         Command::Join(a) => join::run(&mut call, a).await,
         Command::Add(a) => add::run(&mut call, a, group.expect("add has a group")).await,
@@ -347,6 +356,10 @@ pub async fn resolve_group(ctx: &Context, reference: &str) -> Result<GroupInfo, 
     match group_ref::resolve(reference, &ctx.aliases, &groups) {
         Resolve::Found(g) => Ok(g),
         Resolve::NoMatch => Err(CommandError::User(messages::no_group_match(reference))),
-        Resolve::Ambiguous(candidates, total) => Err(CommandError::User(messages::ambiguous_group(reference, &candidates, total))),
+        Resolve::Ambiguous(candidates, total) => Err(CommandError::User(messages::ambiguous_group(
+            reference,
+            &candidates,
+            total,
+        ))),
     }
 }

@@ -18,9 +18,21 @@ pub const SPEC: CommandSpec = CommandSpec {
     args: "<group|*>",
     summary: "post digests of membership changes to this channel",
     options: &[
-        OptionSpec { name: "every", value: Some("DURATION"), help: "how often (default 1d)" },
-        OptionSpec { name: "at", value: Some("HH:MM"), help: "time of day to post (needs --every in whole days)" },
-        OptionSpec { name: "tz", value: Some("ZONE"), help: "time zone for --at, e.g. Europe/Berlin (default UTC)" },
+        OptionSpec {
+            name: "every",
+            value: Some("DURATION"),
+            help: "how often (default 1d)",
+        },
+        OptionSpec {
+            name: "at",
+            value: Some("HH:MM"),
+            help: "time of day to post (needs --every in whole days)",
+        },
+        OptionSpec {
+            name: "tz",
+            value: Some("ZONE"),
+            help: "time zone for --at, e.g. Europe/Berlin (default UTC)",
+        },
     ],
 };
 
@@ -74,7 +86,11 @@ pub struct UnsubscribeArgs {
 
 fn target(parts: &mut Parts) -> Result<SubTarget, UsageError> {
     let token = parts.required("<group|*>")?;
-    Ok(if token.text == "*" && !token.quoted { SubTarget::All } else { SubTarget::Group(token.text) })
+    Ok(if token.text == "*" && !token.quoted {
+        SubTarget::All
+    } else {
+        SubTarget::Group(token.text)
+    })
 }
 
 /// Parses `subscribe`.
@@ -84,7 +100,10 @@ pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
     let at = parts.parsed("at", |v| v.parse::<TimeOfDay>())?;
     let tz = parts.parsed("tz", parse_tz)?.unwrap_or(chrono_tz::UTC);
     if at.is_some() && every.as_secs() % 86_400 != 0 {
-        return Err(parts.error(format!("--at needs --every in whole days (1d, 7d, 2w); got {}", format_duration(every))));
+        return Err(parts.error(format!(
+            "--at needs --every in whole days (1d, 7d, 2w); got {}",
+            format_duration(every)
+        )));
     }
     Ok(Args { target, every, at, tz })
 }
@@ -129,19 +148,31 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: Option<GroupInfo>) -> R
 }
 
 /// Removes subscriptions: one group's, or with `*` all of the channel's.
-pub async fn run_unsubscribe(call: &mut Call<'_>, args: UnsubscribeArgs, group: Option<GroupInfo>) -> Result<Reply, CommandError> {
+pub async fn run_unsubscribe(
+    call: &mut Call<'_>,
+    args: UnsubscribeArgs,
+    group: Option<GroupInfo>,
+) -> Result<Reply, CommandError> {
     let (platform, channel) = (call.inv.platform.as_str(), call.inv.channel.as_str());
     let (filter, name) = match (&args.target, &group) {
         (SubTarget::All, _) | (_, None) => (None, "all groups".to_string()),
         (SubTarget::Group(_), Some(g)) => (Some(g.id.to_string()), g.name.clone()),
     };
-    let removed = call.ctx.store.delete_subscriptions(platform, channel, filter.as_deref()).await?;
+    let removed = call
+        .ctx
+        .store
+        .delete_subscriptions(platform, channel, filter.as_deref())
+        .await?;
     Ok(messages::unsubscribed(removed, &name))
 }
 
 /// Lists the channel's subscriptions.
 pub async fn run_list(call: &mut Call<'_>) -> Result<Reply, CommandError> {
-    let list = call.ctx.store.channel_subscriptions(call.inv.platform.as_str(), call.inv.channel.as_str()).await?;
+    let list = call
+        .ctx
+        .store
+        .channel_subscriptions(call.inv.platform.as_str(), call.inv.channel.as_str())
+        .await?;
     Ok(messages::subscriptions(&list))
 }
 
@@ -165,22 +196,43 @@ mod tests {
         assert_eq!(a.at, Some(TimeOfDay { hour: 9, minute: 0 }));
         assert_eq!(a.tz, chrono_tz::Europe::Berlin);
         let a = sub("subscribe \"Sales Team\"").unwrap();
-        assert_eq!((a.target, a.every, a.at, a.tz), (SubTarget::Group("Sales Team".into()), DEFAULT_EVERY, None, chrono_tz::UTC));
+        assert_eq!(
+            (a.target, a.every, a.at, a.tz),
+            (
+                SubTarget::Group("Sales Team".into()),
+                DEFAULT_EVERY,
+                None,
+                chrono_tz::UTC
+            )
+        );
         assert_eq!(sub("subscribe \"*\"").unwrap().target, SubTarget::Group("*".into()));
     }
 
     #[test]
     fn schedule_errors() {
-        assert_eq!(sub("subscribe * --every 6h --at 09:00").unwrap_err(), "--at needs --every in whole days (1d, 7d, 2w); got 6h");
-        assert!(sub("subscribe * --at 25:00").unwrap_err().starts_with("--at: `25:00` is not a time of day"));
-        assert!(sub("subscribe * --tz Mars/Base").unwrap_err().starts_with("--tz: `Mars/Base` is not a time zone"));
+        assert_eq!(
+            sub("subscribe * --every 6h --at 09:00").unwrap_err(),
+            "--at needs --every in whole days (1d, 7d, 2w); got 6h"
+        );
+        assert!(sub("subscribe * --at 25:00")
+            .unwrap_err()
+            .starts_with("--at: `25:00` is not a time of day"));
+        assert!(sub("subscribe * --tz Mars/Base")
+            .unwrap_err()
+            .starts_with("--tz: `Mars/Base` is not a time zone"));
         assert_eq!(sub("subscribe").unwrap_err(), "missing <group|*>");
     }
 
     #[test]
     fn unsubscribe_and_list() {
-        assert_eq!(Command::parse("unsubscribe *").unwrap(), Command::Unsubscribe(UnsubscribeArgs { target: SubTarget::All }));
+        assert_eq!(
+            Command::parse("unsubscribe *").unwrap(),
+            Command::Unsubscribe(UnsubscribeArgs { target: SubTarget::All })
+        );
         assert_eq!(Command::parse("subscriptions").unwrap(), Command::Subscriptions);
-        assert_eq!(Command::parse("subscriptions extra").unwrap_err().message, "unexpected `extra`");
+        assert_eq!(
+            Command::parse("subscriptions extra").unwrap_err().message,
+            "unexpected `extra`"
+        );
     }
 }

@@ -52,5 +52,12 @@ pub async fn run(call: &mut Call<'_>) -> Result<Reply, CommandError> {
         }
     }
     let others: Vec<String> = inv.principals[1..].iter().map(ToString::to_string).collect();
-    Ok(messages::whoami(inv.caller().as_str(), &others, inv.channel.as_str(), &role_names, &commands, &groups))
+    Ok(messages::whoami(
+        inv.caller().as_str(),
+        &others,
+        inv.channel.as_str(),
+        &role_names,
+        &commands,
+        &groups,
+    ))
 }

@@ -36,18 +36,31 @@ pub fn refused(command: CommandId, group: Option<&str>, refusal: Refusal) -> Rep
 
 /// The fixed sentence for internal errors; details are only in the log.
 pub fn internal(request_id: &str) -> Reply {
-    Reply::new(Status::Internal, Visibility::Ephemeral, format!("Something went wrong (ref {request_id})"))
+    Reply::new(
+        Status::Internal,
+        Visibility::Ephemeral,
+        format!("Something went wrong (ref {request_id})"),
+    )
 }
 
 /// No group matched a reference.
 pub fn no_group_match(reference: &str) -> Reply {
-    Reply::user_error(Rich::new().text("No group matches ").strong(reference))
-        .footer(Rich::new().text("Try ").code("/wa groups").text(" to see the groups and their ids."))
+    Reply::user_error(Rich::new().text("No group matches ").strong(reference)).footer(
+        Rich::new()
+            .text("Try ")
+            .code("/wa groups")
+            .text(" to see the groups and their ids."),
+    )
 }
 
 /// Several groups matched; list candidates and ask for an id.
 pub fn ambiguous_group(reference: &str, candidates: &[GroupInfo], total: usize) -> Reply {
-    let mut reply = Reply::user_error(Rich::new().text(format!("{total} groups match ")).strong(reference).text("; retry with an id:"));
+    let mut reply = Reply::user_error(
+        Rich::new()
+            .text(format!("{total} groups match "))
+            .strong(reference)
+            .text("; retry with an id:"),
+    );
     for g in candidates {
         reply = reply.line(Rich::new().strong(g.name.clone()).text(" ").code(g.id.as_str()));
     }
@@ -62,19 +75,43 @@ pub fn provider_error(error: &ProviderError, provider: ProviderKind) -> Reply {
     use ProviderErrorKind::*;
     let p = provider.as_str();
     let (title, hint): (String, Option<&str>) = match &error.kind {
-        Auth => (format!("The {p} provider rejected waops' credentials"), Some("Ask an admin to check provider.token.")),
-        NotAdmin => ("The connected WhatsApp number is not an admin of that group".into(), Some("Make it an admin in WhatsApp, then retry.")),
+        Auth => (
+            format!("The {p} provider rejected waops' credentials"),
+            Some("Ask an admin to check provider.token."),
+        ),
+        NotAdmin => (
+            "The connected WhatsApp number is not an admin of that group".into(),
+            Some("Make it an admin in WhatsApp, then retry."),
+        ),
         Forbidden => (format!("The {p} provider refused this request"), None),
-        NotFound => ("The connected WhatsApp number is not in that group".into(), Some("Check the id with /wa groups.")),
-        InvalidInvite => ("That invite link is invalid or has been revoked".into(), Some("Ask a group admin for a current link.")),
+        NotFound => (
+            "The connected WhatsApp number is not in that group".into(),
+            Some("Check the id with /wa groups."),
+        ),
+        InvalidInvite => (
+            "That invite link is invalid or has been revoked".into(),
+            Some("Ask a group admin for a current link."),
+        ),
         Validation(detail) => (format!("The {p} provider rejected the request: {detail}"), None),
         RateLimited(Some(wait)) => (
-            format!("The {p} provider is rate limiting waops; try again in {}", format_duration(*wait)),
+            format!(
+                "The {p} provider is rate limiting waops; try again in {}",
+                format_duration(*wait)
+            ),
             None,
         ),
-        RateLimited(None) => (format!("The {p} provider is rate limiting waops; try again in a minute"), None),
-        DeviceNotConnected => ("The WhatsApp session is not connected".into(), Some("Reconnect the phone in the provider's console.")),
-        Upstream(status) => (format!("The {p} provider failed (HTTP {status}); try again later"), None),
+        RateLimited(None) => (
+            format!("The {p} provider is rate limiting waops; try again in a minute"),
+            None,
+        ),
+        DeviceNotConnected => (
+            "The WhatsApp session is not connected".into(),
+            Some("Reconnect the phone in the provider's console."),
+        ),
+        Upstream(status) => (
+            format!("The {p} provider failed (HTTP {status}); try again later"),
+            None,
+        ),
         Transport(_) => (format!("Could not reach the {p} provider; try again later"), None),
         Unsupported(what) => (format!("The {p} provider cannot {what}"), None),
     };
@@ -87,8 +124,12 @@ pub fn provider_error(error: &ProviderError, provider: ProviderKind) -> Reply {
 
 /// Joined a group.
 pub fn joined(group: &GroupInfo, visibility: Visibility) -> Reply {
-    Reply::new(Status::Ok, visibility, Rich::new().text("Joined ").strong(group.name.clone()))
-        .field("Group id", Rich::new().code(group.id.as_str()))
+    Reply::new(
+        Status::Ok,
+        visibility,
+        Rich::new().text("Joined ").strong(group.name.clone()),
+    )
+    .field("Group id", Rich::new().code(group.id.as_str()))
 }
 
 /// A join request waits for approval.
@@ -126,7 +167,9 @@ pub fn too_many_numbers(count: usize, limit: usize, by_role: bool) -> Reply {
 }
 
 fn number_lines(reply: Reply, numbers: &[Accepted]) -> Reply {
-    numbers.iter().fold(reply, |r, a| r.line(Rich::new().code(a.number.as_str())))
+    numbers
+        .iter()
+        .fold(reply, |r, a| r.line(Rich::new().code(a.number.as_str())))
 }
 
 fn duplicates_footer(reply: Reply, duplicates: &[Accepted]) -> Reply {
@@ -134,28 +177,48 @@ fn duplicates_footer(reply: Reply, duplicates: &[Accepted]) -> Reply {
         return reply;
     }
     let inputs: Vec<_> = duplicates.iter().map(|d| d.input.as_str()).collect();
-    reply.footer(format!("Dropped {} duplicate(s): {}", duplicates.len(), inputs.join(", ")))
+    reply.footer(format!(
+        "Dropped {} duplicate(s): {}",
+        duplicates.len(),
+        inputs.join(", ")
+    ))
 }
 
 /// `--dry-run`: what would be sent.
 pub fn add_dry_run(group: &GroupInfo, numbers: &[Accepted], duplicates: &[Accepted]) -> Reply {
-    let title = Rich::new().text(format!("Dry run: would add {} to ", count(numbers.len(), "number"))).strong(group.name.clone());
+    let title = Rich::new()
+        .text(format!("Dry run: would add {} to ", count(numbers.len(), "number")))
+        .strong(group.name.clone());
     let reply = Reply::info(title).field("Group id", Rich::new().code(group.id.as_str()));
     duplicates_footer(number_lines(reply, numbers), duplicates).footer("Nothing was sent.")
 }
 
 /// A large add waiting for `--yes` (console) or Apply (chat).
-pub fn add_needs_confirmation(group: &GroupInfo, numbers: &[Accepted], duplicates: &[Accepted], confirm_over: usize) -> Reply {
-    let title = Rich::new().text(format!("This adds {} to ", count(numbers.len(), "number"))).strong(group.name.clone());
-    let mut reply = Reply::new(Status::Preview, Visibility::Ephemeral, title).field("Group id", Rich::new().code(group.id.as_str()));
+pub fn add_needs_confirmation(
+    group: &GroupInfo,
+    numbers: &[Accepted],
+    duplicates: &[Accepted],
+    confirm_over: usize,
+) -> Reply {
+    let title = Rich::new()
+        .text(format!("This adds {} to ", count(numbers.len(), "number")))
+        .strong(group.name.clone());
+    let mut reply = Reply::new(Status::Preview, Visibility::Ephemeral, title)
+        .field("Group id", Rich::new().code(group.id.as_str()));
     reply = duplicates_footer(number_lines(reply, numbers), duplicates);
-    reply.footer(format!("More than {confirm_over} numbers: run it again with --yes to apply. Nothing was sent."))
+    reply.footer(format!(
+        "More than {confirm_over} numbers: run it again with --yes to apply. Nothing was sent."
+    ))
 }
 
 /// The result of an add, one line per number and a summary.
 pub fn add_result(group: &GroupInfo, results: &[AddResult], duplicates: &[Accepted], visibility: Visibility) -> Reply {
     let mut tally = [0usize; 5];
-    let mut reply = Reply::new(Status::Ok, visibility, Rich::new().text("Add to ").strong(group.name.clone()));
+    let mut reply = Reply::new(
+        Status::Ok,
+        visibility,
+        Rich::new().text("Add to ").strong(group.name.clone()),
+    );
     for r in results {
         let (slot, text) = match &r.outcome {
             AddOutcome::Added => (0, "added".to_string()),
@@ -176,14 +239,23 @@ pub fn add_result(group: &GroupInfo, results: &[AddResult], duplicates: &[Accept
 
 /// The group's invite link.
 pub fn invite_link(group: &GroupInfo, code: &InviteCode, visibility: Visibility) -> Reply {
-    Reply::new(Status::Ok, visibility, Rich::new().text("Invite link for ").strong(group.name.clone())).line(Rich::new().link(code.link()))
+    Reply::new(
+        Status::Ok,
+        visibility,
+        Rich::new().text("Invite link for ").strong(group.name.clone()),
+    )
+    .line(Rich::new().link(code.link()))
 }
 
 /// A reset invite link.
 pub fn invite_reset(group: &GroupInfo, code: &InviteCode, visibility: Visibility) -> Reply {
-    Reply::new(Status::Ok, visibility, Rich::new().text("New invite link for ").strong(group.name.clone()))
-        .line(Rich::new().link(code.link()))
-        .footer("The old link no longer works.")
+    Reply::new(
+        Status::Ok,
+        visibility,
+        Rich::new().text("New invite link for ").strong(group.name.clone()),
+    )
+    .line(Rich::new().link(code.link()))
+    .footer("The old link no longer works.")
 }
 
 /// The provider cannot reset links.
@@ -223,7 +295,10 @@ pub fn history_source(source: HistorySource, provider: ProviderKind, journal_sin
             provider.as_str(),
             since.format("%Y-%m-%d %H:%M UTC")
         ),
-        (HistorySource::Journal, None) => format!("History on {} comes from events waops receives; none yet.", provider.as_str()),
+        (HistorySource::Journal, None) => format!(
+            "History on {} comes from events waops receives; none yet.",
+            provider.as_str()
+        ),
     }
 }
 
@@ -238,7 +313,11 @@ pub fn history(
     source_line: String,
     visibility: Visibility,
 ) -> Reply {
-    let mut reply = Reply::new(Status::Ok, visibility, Rich::new().text("Membership history of ").strong(group.name.clone()));
+    let mut reply = Reply::new(
+        Status::Ok,
+        visibility,
+        Rich::new().text("Membership history of ").strong(group.name.clone()),
+    );
     if events.is_empty() {
         reply = reply.line("No membership changes in this period.");
     }
@@ -283,31 +362,56 @@ pub fn groups(groups: &[GroupInfo], filter: Option<&str>, hidden: usize) -> Repl
 
 /// A subscription was created or changed.
 pub fn subscribed(s: &Subscription, created: bool) -> Reply {
-    let verb = if created { "Subscribed this channel to digests of " } else { "Updated this channel's digests of " };
+    let verb = if created {
+        "Subscribed this channel to digests of "
+    } else {
+        "Updated this channel's digests of "
+    };
     Reply::info(Rich::new().text(verb).strong(s.group_name.clone())).line(schedule(s))
 }
 
 /// Subscriptions removed.
 pub fn unsubscribed(removed: u64, what: &str) -> Reply {
     if removed == 0 {
-        return Reply::user_error(Rich::new().text("This channel has no digest subscription for ").strong(what))
-            .footer(Rich::new().text("See ").code("/wa subscriptions").text("."));
+        return Reply::user_error(
+            Rich::new()
+                .text("This channel has no digest subscription for ")
+                .strong(what),
+        )
+        .footer(Rich::new().text("See ").code("/wa subscriptions").text("."));
     }
-    Reply::info(Rich::new().text(format!("Stopped {} for ", count(removed as usize, "digest subscription"))).strong(what))
+    Reply::info(
+        Rich::new()
+            .text(format!(
+                "Stopped {} for ",
+                count(removed as usize, "digest subscription")
+            ))
+            .strong(what),
+    )
 }
 
 /// A channel's subscriptions.
 pub fn subscriptions(list: &[Subscription]) -> Reply {
     if list.is_empty() {
-        return Reply::info("This channel has no digest subscriptions")
-            .footer(Rich::new().text("Start one with ").code("/wa subscribe <group|*>").text("."));
+        return Reply::info("This channel has no digest subscriptions").footer(
+            Rich::new()
+                .text("Start one with ")
+                .code("/wa subscribe <group|*>")
+                .text("."),
+        );
     }
     let mut reply = Reply::info(format!("This channel has {}", count(list.len(), "digest subscription")));
     reply.table = Some(Table {
         headers: vec!["Group".into(), "Schedule".into(), "Since".into()],
         rows: list
             .iter()
-            .map(|s| vec![s.group_name.clone(), schedule(s), s.created_at.format("%Y-%m-%d").to_string()])
+            .map(|s| {
+                vec![
+                    s.group_name.clone(),
+                    schedule(s),
+                    s.created_at.format("%Y-%m-%d").to_string(),
+                ]
+            })
             .collect(),
     });
     reply
@@ -328,13 +432,24 @@ pub fn help_overview(runnable: &[&CommandSpec], notes: &[String], blocked: Optio
         reply = reply.line(Rich::new().code(spec.usage()).text(format!(" — {}", spec.summary)));
     }
     if let Some(refusal) = blocked {
-        reply = reply.footer(format!("You may not run any WhatsApp command here ({}).", refusal.reason()));
-        reply = reply.footer(Rich::new().code("/wa whoami").text(" shows the id an admin needs to grant you a role."));
+        reply = reply.footer(format!(
+            "You may not run any WhatsApp command here ({}).",
+            refusal.reason()
+        ));
+        reply = reply.footer(
+            Rich::new()
+                .code("/wa whoami")
+                .text(" shows the id an admin needs to grant you a role."),
+        );
     }
     for note in notes {
         reply = reply.footer(note.clone());
     }
-    reply.footer(Rich::new().code("/wa help <command>").text(" shows one command's options."))
+    reply.footer(
+        Rich::new()
+            .code("/wa help <command>")
+            .text(" shows one command's options."),
+    )
 }
 
 /// Help for one command.
@@ -348,7 +463,12 @@ pub fn help_command(spec: &CommandSpec, refusal: Option<Refusal>, notes: &[Strin
         reply = reply.line(Rich::new().code(name).text(format!(" — {}", o.help)));
     }
     if let Some(r) = refusal {
-        reply = reply.footer(Rich::new().text("You may not run ").code(spec.id.as_str()).text(format!(" here ({}).", r.reason())));
+        reply = reply.footer(
+            Rich::new()
+                .text("You may not run ")
+                .code(spec.id.as_str())
+                .text(format!(" here ({}).", r.reason())),
+        );
     }
     for note in notes {
         reply = reply.footer(note.clone());
@@ -357,9 +477,22 @@ pub fn help_command(spec: &CommandSpec, refusal: Option<Refusal>, notes: &[Strin
 }
 
 /// whoami.
-pub fn whoami(caller: &str, other_principals: &[String], channel: &str, roles: &[String], commands: &[&str], groups: &[String]) -> Reply {
+pub fn whoami(
+    caller: &str,
+    other_principals: &[String],
+    channel: &str,
+    roles: &[String],
+    commands: &[&str],
+    groups: &[String],
+) -> Reply {
     let none = || Rich::from("none");
-    let list = |items: &[String]| if items.is_empty() { none() } else { Rich::from(items.join(", ")) };
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            none()
+        } else {
+            Rich::from(items.join(", "))
+        }
+    };
     let mut reply = Reply::info(Rich::new().text("You are ").code(caller)).field("Channel", Rich::new().code(channel));
     if !other_principals.is_empty() {
         reply = reply.field("Also", list(other_principals));
@@ -380,8 +513,14 @@ mod tests {
     #[test]
     fn refusal_sentence_matches_the_spec() {
         let r = refused(CommandId::Add, Some("Sales Team"), Refusal::Command);
-        assert_eq!(r.title.plain(), "You may not run add on Sales Team (no role grants it; ask an admin)");
-        assert_eq!(crate::adapters::console::render(&r, false), "You may not run `add` on Sales Team (no role grants it; ask an admin)\n");
+        assert_eq!(
+            r.title.plain(),
+            "You may not run add on Sales Team (no role grants it; ask an admin)"
+        );
+        assert_eq!(
+            crate::adapters::console::render(&r, false),
+            "You may not run `add` on Sales Team (no role grants it; ask an admin)\n"
+        );
         assert_eq!(r.status, Status::UserError);
         assert_eq!(r.visibility, Visibility::Ephemeral);
     }
@@ -404,9 +543,26 @@ mod tests {
 
     #[test]
     fn provider_errors_have_sentences() {
-        let e = |kind| provider_error(&ProviderError { kind, trace_id: Some("t-1".into()) }, ProviderKind::Periskope).plain();
-        assert_eq!(e(ProviderErrorKind::RateLimited(Some(std::time::Duration::from_secs(30)))), "The periskope provider is rate limiting waops; try again in 30s\n");
-        assert!(e(ProviderErrorKind::NotAdmin).starts_with("The connected WhatsApp number is not an admin of that group\n"));
-        assert!(!e(ProviderErrorKind::Upstream(502)).contains("t-1"), "trace ids stay in logs");
+        let e = |kind| {
+            provider_error(
+                &ProviderError {
+                    kind,
+                    trace_id: Some("t-1".into()),
+                },
+                ProviderKind::Periskope,
+            )
+            .plain()
+        };
+        assert_eq!(
+            e(ProviderErrorKind::RateLimited(Some(std::time::Duration::from_secs(30)))),
+            "The periskope provider is rate limiting waops; try again in 30s\n"
+        );
+        assert!(
+            e(ProviderErrorKind::NotAdmin).starts_with("The connected WhatsApp number is not an admin of that group\n")
+        );
+        assert!(
+            !e(ProviderErrorKind::Upstream(502)).contains("t-1"),
+            "trace ids stay in logs"
+        );
     }
 }

@@ -63,7 +63,9 @@ impl Principal {
         let id_ok = |id: &str| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         match (platform, kind, id) {
             (Some("slack"), Some("user" | "usergroup"), Some(id)) if id_ok(id) => Ok(Principal(text.into())),
-            (Some("discord"), Some("user" | "role"), Some(id)) if id_ok(id) && id.bytes().all(|b| b.is_ascii_digit()) => {
+            (Some("discord"), Some("user" | "role"), Some(id))
+                if id_ok(id) && id.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 Ok(Principal(text.into()))
             }
             _ => Err(malformed()),
@@ -238,11 +240,32 @@ mod tests {
 
     #[test]
     fn principals() {
-        for ok in ["console", "*", "slack:user:U024BE7LH", "slack:usergroup:S0SALES", "discord:user:81234567890", "discord:role:998877665544"] {
+        for ok in [
+            "console",
+            "*",
+            "slack:user:U024BE7LH",
+            "slack:usergroup:S0SALES",
+            "discord:user:81234567890",
+            "discord:role:998877665544",
+        ] {
             assert_eq!(Principal::parse(ok).unwrap().as_str(), ok);
         }
-        for bad in ["", "slack", "slack:U1", "slack:user:", "slack:bot:B1", "discord:user:abc", "discord:role:1:2", "teams:user:1", "slack:user:U 1", "Console"] {
-            assert!(Principal::parse(bad).unwrap_err().starts_with("malformed principal"), "{bad}");
+        for bad in [
+            "",
+            "slack",
+            "slack:U1",
+            "slack:user:",
+            "slack:bot:B1",
+            "discord:user:abc",
+            "discord:role:1:2",
+            "teams:user:1",
+            "slack:user:U 1",
+            "Console",
+        ] {
+            assert!(
+                Principal::parse(bad).unwrap_err().starts_with("malformed principal"),
+                "{bad}"
+            );
         }
         let star = Principal::parse("*").unwrap();
         assert!(star.covers(&Principal::console()));

@@ -101,7 +101,10 @@ impl Parts {
 
     /// The value of an option, if given.
     pub fn value(&self, name: &str) -> Option<&str> {
-        self.options.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.as_deref())
+        self.options
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 
     /// Parses an option's value with `parse`, naming the option in the error.
@@ -112,9 +115,9 @@ impl Parts {
     }
 
     /// The next positional argument, skipping line breaks.
-    pub fn next(&mut self) -> Option<Token> {
+    pub fn next_arg(&mut self) -> Option<Token> {
         while let Some(t) = self.positionals.pop_front() {
-            if !(t.text == NEWLINE && !t.quoted) {
+            if t.text != NEWLINE || t.quoted {
                 return Some(t);
             }
         }
@@ -123,7 +126,7 @@ impl Parts {
 
     /// The next positional argument, or an error naming it.
     pub fn required(&mut self, what: &str) -> Result<Token, UsageError> {
-        self.next().ok_or_else(|| self.error(format!("missing {what}")))
+        self.next_arg().ok_or_else(|| self.error(format!("missing {what}")))
     }
 
     /// All remaining positionals, line breaks included.
@@ -133,7 +136,7 @@ impl Parts {
 
     /// Fails when positionals are left over.
     pub fn finish(mut self) -> Result<(), UsageError> {
-        match self.next() {
+        match self.next_arg() {
             Some(extra) if self.spec.args.contains("<group") => Err(self.error(format!(
                 "unexpected `{}`; put group names with spaces in double quotes",
                 extra.text
@@ -176,13 +179,19 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, UsageError> {
                     current.push_str(&quoted);
                 } else {
                     flush(&mut tokens, &mut current, &mut in_word);
-                    tokens.push(Token { text: quoted, quoted: true });
+                    tokens.push(Token {
+                        text: quoted,
+                        quoted: true,
+                    });
                 }
             }
             '\n' | '\r' => {
                 flush(&mut tokens, &mut current, &mut in_word);
                 if tokens.last().is_some_and(|t: &Token| t.text != NEWLINE) {
-                    tokens.push(Token { text: NEWLINE.into(), quoted: false });
+                    tokens.push(Token {
+                        text: NEWLINE.into(),
+                        quoted: false,
+                    });
                 }
             }
             c if c.is_whitespace() => flush(&mut tokens, &mut current, &mut in_word),
@@ -201,7 +210,10 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, UsageError> {
 
 fn flush(tokens: &mut Vec<Token>, current: &mut String, in_word: &mut bool) {
     if *in_word {
-        tokens.push(Token { text: std::mem::take(current), quoted: false });
+        tokens.push(Token {
+            text: std::mem::take(current),
+            quoted: false,
+        });
         *in_word = false;
     }
 }
@@ -211,7 +223,11 @@ fn flush(tokens: &mut Vec<Token>, current: &mut String, in_word: &mut bool) {
 pub fn split(text: &str) -> Result<Parts, UsageError> {
     let mut tokens = tokenize(text)?.into_iter().skip_while(|t| t.text == NEWLINE);
     let Some(first) = tokens.next() else {
-        return Ok(Parts { spec: commands::spec(CommandId::Help), positionals: Default::default(), options: Vec::new() });
+        return Ok(Parts {
+            spec: commands::spec(CommandId::Help),
+            positionals: Default::default(),
+            options: Vec::new(),
+        });
     };
     let name = first.text.to_lowercase();
     let spec = match name.parse::<CommandId>() {
@@ -227,7 +243,11 @@ pub fn split(text: &str) -> Result<Parts, UsageError> {
             return Err(e);
         }
     };
-    let mut parts = Parts { spec, positionals: Default::default(), options: Vec::new() };
+    let mut parts = Parts {
+        spec,
+        positionals: Default::default(),
+        options: Vec::new(),
+    };
     let mut tokens = tokens.peekable();
     while let Some(token) = tokens.next() {
         let Some(option) = option_text(&token) else {
@@ -338,9 +358,15 @@ mod tests {
     #[test]
     fn option_errors() {
         let cases = [
-            ("add sales 1 --dryrun", "unknown option `--dryrun`; did you mean `--dry-run`?"),
+            (
+                "add sales 1 --dryrun",
+                "unknown option `--dryrun`; did you mean `--dry-run`?",
+            ),
             ("add sales 1 --force", "unknown option `--force`"),
-            ("whoami --verbose", "`whoami` takes no options; unknown option `--verbose`"),
+            (
+                "whoami --verbose",
+                "`whoami` takes no options; unknown option `--verbose`",
+            ),
             ("history sales --limit", "--limit needs a value (N)"),
             ("history sales --limit --since 1d", "--limit needs a value (N)"),
             ("add sales 1 --yes --yes", "--yes is given twice"),
@@ -363,7 +389,10 @@ mod tests {
 
     #[test]
     fn usage_comes_from_the_table() {
-        assert_eq!(commands::spec(CommandId::Add).usage(), "/wa add <group> <numbers…> [--dry-run] [--yes]");
+        assert_eq!(
+            commands::spec(CommandId::Add).usage(),
+            "/wa add <group> <numbers…> [--dry-run] [--yes]"
+        );
         assert_eq!(
             commands::spec(CommandId::History).usage(),
             "/wa history <group> [--limit N] [--since DURATION] [--type KINDS]"

@@ -35,7 +35,10 @@ impl GroupScope {
             if glob.trim().is_empty() {
                 return Err("`name:` needs a pattern, e.g. name:Sales *".into());
             }
-            return Ok(GroupScope::Name(text.to_string(), WildMatchPattern::new_case_insensitive(glob)));
+            return Ok(GroupScope::Name(
+                text.to_string(),
+                WildMatchPattern::new_case_insensitive(glob),
+            ));
         }
         if text.contains('@') {
             return GroupId::parse(text)
@@ -45,7 +48,11 @@ impl GroupScope {
         aliases
             .get(&text.to_lowercase())
             .map(|id| GroupScope::Alias(text.to_string(), id.clone()))
-            .ok_or_else(|| format!("unknown alias `{text}` (define it under [groups.aliases], or use name:<glob>, a group id or *)"))
+            .ok_or_else(|| {
+                format!(
+                    "unknown alias `{text}` (define it under [groups.aliases], or use name:<glob>, a group id or *)"
+                )
+            })
     }
 
     fn matches(&self, group: &GroupInfo) -> bool {
@@ -71,7 +78,9 @@ impl GroupScope {
 pub fn check_channel_pattern(text: &str) -> Result<(), String> {
     match text.split_once(':') {
         Some(("slack" | "discord" | "console", id)) if !id.is_empty() && !id.contains(char::is_whitespace) => Ok(()),
-        _ => Err(format!("`{text}` is not a channel (expected PLATFORM:ID, e.g. slack:C0SALES, discord:123, console:local)")),
+        _ => Err(format!(
+            "`{text}` is not a channel (expected PLATFORM:ID, e.g. slack:C0SALES, discord:123, console:local)"
+        )),
     }
 }
 
@@ -95,12 +104,18 @@ impl Role {
         self.commands.as_ref().is_none_or(|c| c.contains(&id))
     }
     fn allows_channel(&self, channel: &ChannelRef) -> bool {
-        self.channels.as_ref().is_none_or(|c| c.iter().any(|x| x == channel.as_str()))
+        self.channels
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|x| x == channel.as_str()))
     }
     fn covers(&self, target: &Target<'_>) -> Option<String> {
         match target {
             Target::None => Some(String::new()),
-            Target::AllGroups => self.groups.iter().any(|g| matches!(g, GroupScope::Any)).then(|| "*".to_string()),
+            Target::AllGroups => self
+                .groups
+                .iter()
+                .any(|g| matches!(g, GroupScope::Any))
+                .then(|| "*".to_string()),
             Target::Group(group) => self.groups.iter().find(|s| s.matches(group)).map(GroupScope::describe),
         }
     }
@@ -175,10 +190,25 @@ impl Permissions {
             let commands = if r.commands.iter().any(|c| c == "*") {
                 None
             } else {
-                Some(r.commands.iter().map(|c| c.parse().map_err(|()| format!("unknown command `{c}`"))).collect::<Result<_, _>>()?)
+                Some(
+                    r.commands
+                        .iter()
+                        .map(|c| c.parse().map_err(|()| format!("unknown command `{c}`")))
+                        .collect::<Result<_, _>>()?,
+                )
             };
-            let groups = r.groups.iter().map(|g| GroupScope::parse(g, aliases)).collect::<Result<_, _>>()?;
-            roles.push(Role { name: name.clone(), commands, groups, channels: r.channels.clone(), max_numbers: r.max_numbers });
+            let groups = r
+                .groups
+                .iter()
+                .map(|g| GroupScope::parse(g, aliases))
+                .collect::<Result<_, _>>()?;
+            roles.push(Role {
+                name: name.clone(),
+                commands,
+                groups,
+                channels: r.channels.clone(),
+                max_numbers: r.max_numbers,
+            });
         }
         let mut bindings = Vec::new();
         for (role, principals) in &settings.bindings {
@@ -202,9 +232,18 @@ impl Permissions {
     }
 
     /// Decides whether the caller may run `command` on `target` in `channel`.
-    pub fn decide(&self, principals: &[Principal], command: CommandId, channel: &ChannelRef, target: Target<'_>) -> Decision {
+    pub fn decide(
+        &self,
+        principals: &[Principal],
+        command: CommandId,
+        channel: &ChannelRef,
+        target: Target<'_>,
+    ) -> Decision {
         if command.always_allowed() {
-            return Decision::Allowed(Grant { rule: "help and whoami are open to everyone".into(), max_numbers: None });
+            return Decision::Allowed(Grant {
+                rule: "help and whoami are open to everyone".into(),
+                max_numbers: None,
+            });
         }
         let roles = self.roles_of(principals);
         if roles.is_empty() {
@@ -218,7 +257,10 @@ impl Permissions {
         if here.is_empty() {
             return Decision::Refused(Refusal::Channel);
         }
-        let matching: Vec<(&Role, String)> = here.iter().filter_map(|r| r.covers(&target).map(|scope| (***r, scope))).collect();
+        let matching: Vec<(&Role, String)> = here
+            .iter()
+            .filter_map(|r| r.covers(&target).map(|scope| (***r, scope)))
+            .collect();
         let Some((first, scope)) = matching.first() else {
             return Decision::Refused(Refusal::Group);
         };
@@ -261,7 +303,10 @@ mod tests {
     use crate::settings::RoleSettings;
 
     fn group(id: &str, name: &str) -> GroupInfo {
-        GroupInfo { id: GroupId::parse(id).unwrap(), name: name.into() }
+        GroupInfo {
+            id: GroupId::parse(id).unwrap(),
+            name: name.into(),
+        }
     }
 
     fn perms() -> Permissions {
@@ -276,14 +321,25 @@ mod tests {
                 ("admin".to_string(), role(&["*"], &["*"], None, None)),
                 (
                     "sales".to_string(),
-                    role(&["add", "invite", "history", "groups"], &["sales", "name:Sales *", "120363041234567899@g.us"], Some(&["slack:C0SALES"]), Some(50)),
+                    role(
+                        &["add", "invite", "history", "groups"],
+                        &["sales", "name:Sales *", "120363041234567899@g.us"],
+                        Some(&["slack:C0SALES"]),
+                        Some(50),
+                    ),
                 ),
                 ("bulk".to_string(), role(&["add"], &["name:Sales *"], None, Some(200))),
                 ("viewer".to_string(), role(&["history"], &["*"], None, None)),
             ]),
             bindings: BTreeMap::from([
-                ("admin".to_string(), vec!["slack:user:UADMIN".to_string(), "console".to_string()]),
-                ("sales".to_string(), vec!["slack:usergroup:S0SALES".to_string(), "discord:role:99".to_string()]),
+                (
+                    "admin".to_string(),
+                    vec!["slack:user:UADMIN".to_string(), "console".to_string()],
+                ),
+                (
+                    "sales".to_string(),
+                    vec!["slack:usergroup:S0SALES".to_string(), "discord:role:99".to_string()],
+                ),
                 ("bulk".to_string(), vec!["slack:user:UBULK".to_string()]),
                 ("viewer".to_string(), vec!["*".to_string()]),
             ]),
@@ -306,8 +362,17 @@ mod tests {
     fn admin_may_do_anything_anywhere() {
         let g = group("120363000000000001@g.us", "Random");
         let d = decide(&["slack:user:UADMIN"], CommandId::Join, "slack:CANY", Target::Group(&g));
-        assert_eq!(d, Decision::Allowed(Grant { rule: "role admin, group *".into(), max_numbers: None }));
-        assert!(matches!(decide(&["console"], CommandId::Subscribe, "console:local", Target::AllGroups), Decision::Allowed(_)));
+        assert_eq!(
+            d,
+            Decision::Allowed(Grant {
+                rule: "role admin, group *".into(),
+                max_numbers: None
+            })
+        );
+        assert!(matches!(
+            decide(&["console"], CommandId::Subscribe, "console:local", Target::AllGroups),
+            Decision::Allowed(_)
+        ));
     }
 
     #[test]
@@ -331,28 +396,68 @@ mod tests {
     fn deny_by_default() {
         let g = group("120363041234567890@g.us", "Sales");
         // Unbound principals still match the `*` viewer binding, but only for history.
-        assert_eq!(decide(&["slack:user:UNKNOWN"], CommandId::Add, SALES_CH, Target::Group(&g)), Decision::Refused(Refusal::Command));
-        assert!(matches!(decide(&["slack:user:UNKNOWN"], CommandId::History, SALES_CH, Target::Group(&g)), Decision::Allowed(_)));
+        assert_eq!(
+            decide(&["slack:user:UNKNOWN"], CommandId::Add, SALES_CH, Target::Group(&g)),
+            Decision::Refused(Refusal::Command)
+        );
+        assert!(matches!(
+            decide(&["slack:user:UNKNOWN"], CommandId::History, SALES_CH, Target::Group(&g)),
+            Decision::Allowed(_)
+        ));
         let empty = Permissions::default();
-        assert_eq!(empty.decide(&p(&["console"]), CommandId::Groups, &ChannelRef::from_text("x"), Target::None), Decision::Refused(Refusal::NoRole));
+        assert_eq!(
+            empty.decide(
+                &p(&["console"]),
+                CommandId::Groups,
+                &ChannelRef::from_text("x"),
+                Target::None
+            ),
+            Decision::Refused(Refusal::NoRole)
+        );
         // help and whoami stay open so an unbound user can find their own id.
-        assert!(matches!(empty.decide(&p(&["console"]), CommandId::Whoami, &ChannelRef::from_text("x"), Target::None), Decision::Allowed(_)));
+        assert!(matches!(
+            empty.decide(
+                &p(&["console"]),
+                CommandId::Whoami,
+                &ChannelRef::from_text("x"),
+                Target::None
+            ),
+            Decision::Allowed(_)
+        ));
     }
 
     #[test]
     fn channel_restrictions() {
         let g = group("120363041234567890@g.us", "Sales Team");
         let who = ["discord:user:1", "discord:role:99"];
-        assert_eq!(decide(&who, CommandId::Invite, "discord:555", Target::Group(&g)), Decision::Refused(Refusal::Channel));
-        assert!(matches!(decide(&who, CommandId::Invite, SALES_CH, Target::Group(&g)), Decision::Allowed(_)));
-        assert_eq!(perms().may_run(&p(&who), CommandId::Invite, &ChannelRef::from_text("discord:555")), Err(Refusal::Channel));
+        assert_eq!(
+            decide(&who, CommandId::Invite, "discord:555", Target::Group(&g)),
+            Decision::Refused(Refusal::Channel)
+        );
+        assert!(matches!(
+            decide(&who, CommandId::Invite, SALES_CH, Target::Group(&g)),
+            Decision::Allowed(_)
+        ));
+        assert_eq!(
+            perms().may_run(&p(&who), CommandId::Invite, &ChannelRef::from_text("discord:555")),
+            Err(Refusal::Channel)
+        );
     }
 
     #[test]
     fn all_groups_needs_star() {
         let who = ["slack:usergroup:S0SALES"];
-        assert_eq!(decide(&who, CommandId::History, SALES_CH, Target::AllGroups), Decision::Allowed(Grant { rule: "role viewer, group *".into(), max_numbers: None }));
-        assert_eq!(decide(&who, CommandId::Add, SALES_CH, Target::AllGroups), Decision::Refused(Refusal::Group));
+        assert_eq!(
+            decide(&who, CommandId::History, SALES_CH, Target::AllGroups),
+            Decision::Allowed(Grant {
+                rule: "role viewer, group *".into(),
+                max_numbers: None
+            })
+        );
+        assert_eq!(
+            decide(&who, CommandId::Add, SALES_CH, Target::AllGroups),
+            Decision::Refused(Refusal::Group)
+        );
     }
 
     #[test]
@@ -372,8 +477,21 @@ mod tests {
         let perms = perms();
         let who = p(&["slack:usergroup:S0SALES"]);
         let here = ChannelRef::from_text(SALES_CH);
-        let runnable: Vec<_> = CommandId::ALL.into_iter().filter(|c| perms.may_run(&who, *c, &here).is_ok()).collect();
-        assert_eq!(runnable, [CommandId::Add, CommandId::Invite, CommandId::History, CommandId::Groups, CommandId::Help, CommandId::Whoami]);
+        let runnable: Vec<_> = CommandId::ALL
+            .into_iter()
+            .filter(|c| perms.may_run(&who, *c, &here).is_ok())
+            .collect();
+        assert_eq!(
+            runnable,
+            [
+                CommandId::Add,
+                CommandId::Invite,
+                CommandId::History,
+                CommandId::Groups,
+                CommandId::Help,
+                CommandId::Whoami
+            ]
+        );
         let names: Vec<_> = perms.roles_of(&who).iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["sales", "viewer"]);
     }
@@ -382,8 +500,12 @@ mod tests {
     fn scope_parsing_errors() {
         let aliases = BTreeMap::new();
         assert!(GroupScope::parse("name:", &aliases).is_err());
-        assert!(GroupScope::parse("123@c.us", &aliases).unwrap_err().contains("not a group id"));
-        assert!(GroupScope::parse("ops", &aliases).unwrap_err().contains("unknown alias `ops`"));
+        assert!(GroupScope::parse("123@c.us", &aliases)
+            .unwrap_err()
+            .contains("not a group id"));
+        assert!(GroupScope::parse("ops", &aliases)
+            .unwrap_err()
+            .contains("unknown alias `ops`"));
         assert!(check_channel_pattern("slack:C1").is_ok());
         assert!(check_channel_pattern("teams:C1").is_err());
         assert!(check_channel_pattern("slack:").is_err());

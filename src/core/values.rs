@@ -33,7 +33,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
     for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
-        if s >= size && s % size == 0 {
+        if s >= size && s.is_multiple_of(size) {
             return format!("{}{unit}", s / size);
         }
     }
@@ -156,7 +156,10 @@ impl fmt::Display for TimeOfDay {
 /// Parses an IANA time zone such as `Europe/Berlin` or `UTC`.
 pub fn parse_tz(text: &str) -> Result<chrono_tz::Tz, String> {
     text.trim().parse::<chrono_tz::Tz>().map_err(|_| {
-        format!("`{}` is not a time zone (expected an IANA name such as Europe/Berlin or UTC)", text.trim())
+        format!(
+            "`{}` is not a time zone (expected an IANA name such as Europe/Berlin or UTC)",
+            text.trim()
+        )
     })
 }
 
@@ -166,10 +169,29 @@ mod tests {
 
     #[test]
     fn durations() {
-        for (text, secs) in [("30s", 30), ("30m", 1800), ("6h", 21_600), ("7d", 604_800), ("2w", 1_209_600), (" 1d ", 86_400)] {
+        for (text, secs) in [
+            ("30s", 30),
+            ("30m", 1800),
+            ("6h", 21_600),
+            ("7d", 604_800),
+            ("2w", 1_209_600),
+            (" 1d ", 86_400),
+        ] {
             assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)), "{text}");
         }
-        for bad in ["", "30", "m", "1.5h", "-1h", "1y", "1M", "1h30m", "30 m", "0m", "99999999999999999w"] {
+        for bad in [
+            "",
+            "30",
+            "m",
+            "1.5h",
+            "-1h",
+            "1y",
+            "1M",
+            "1h30m",
+            "30 m",
+            "0m",
+            "99999999999999999w",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_duration("0s").unwrap_err(), "`0s` must be longer than zero");
@@ -189,7 +211,10 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(parse_kinds("joined,LEFT, added"), Ok(vec![EventKind::Joined, EventKind::Left, EventKind::Added]));
+        assert_eq!(
+            parse_kinds("joined,LEFT, added"),
+            Ok(vec![EventKind::Joined, EventKind::Left, EventKind::Added])
+        );
         assert_eq!(parse_kinds("joined,joined"), Ok(vec![EventKind::Joined]));
         let all = EventKind::ALL.map(|k| k.as_str()).join(",");
         assert_eq!(parse_kinds(&all).unwrap().len(), 8);

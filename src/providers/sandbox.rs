@@ -58,22 +58,82 @@ fn id(text: &str) -> GroupId {
 impl Sandbox {
     /// A sandbox seeded relative to the clock's current time.
     pub fn new(clock: Clock) -> Self {
-        let group = |gid: &str, name: &str, admin: bool, member: bool, approval: bool, invite: &str, members: &[&str]| Group {
-            info: GroupInfo { id: id(gid), name: name.into() },
-            admin,
-            member,
-            approval,
-            invite: invite.into(),
-            members: members.iter().map(|m| num(m)).collect(),
-        };
+        let group =
+            |gid: &str, name: &str, admin: bool, member: bool, approval: bool, invite: &str, members: &[&str]| Group {
+                info: GroupInfo {
+                    id: id(gid),
+                    name: name.into(),
+                },
+                admin,
+                member,
+                approval,
+                invite: invite.into(),
+                members: members.iter().map(|m| num(m)).collect(),
+            };
         let groups = vec![
-            group("120363041234567890@g.us", "Sales Team", true, true, false, "Kx7Pq2Lm9Zt4Rw8Yb3Nc", &["+4915111111111", "+4915122222222", "+4915133333333"]),
-            group("120363041234567891@g.us", "Support Crew", true, true, false, "Sp9Rt4Cw2Ex8Yq1Zm5Lk", &["+4915144444444", "+14155552671"]),
-            group("120363041234567892@g.us", "Community Berlin", true, true, false, "Cb3Er7Li9Nz2Ux6Wa4Qd", &["+4930123456"]),
-            group("120363041234567893@g.us", "Community Hamburg", true, true, false, "Ch8Am5Bu1Rg7Tx3Vk9Pe", &["+4940123456"]),
-            group("120363041234567894@g.us", "Announcements", false, true, false, "An2No4Un6Ce8Me0Nt5Sx", &[]),
-            group("120363041234567895@g.us", "Open Day Visitors", false, false, false, "OpenDayVisitors2026", &[]),
-            group("120363041234567896@g.us", "Partners Lounge", false, false, true, "PartnersLoungeApproval1", &[]),
+            group(
+                "120363041234567890@g.us",
+                "Sales Team",
+                true,
+                true,
+                false,
+                "Kx7Pq2Lm9Zt4Rw8Yb3Nc",
+                &["+4915111111111", "+4915122222222", "+4915133333333"],
+            ),
+            group(
+                "120363041234567891@g.us",
+                "Support Crew",
+                true,
+                true,
+                false,
+                "Sp9Rt4Cw2Ex8Yq1Zm5Lk",
+                &["+4915144444444", "+14155552671"],
+            ),
+            group(
+                "120363041234567892@g.us",
+                "Community Berlin",
+                true,
+                true,
+                false,
+                "Cb3Er7Li9Nz2Ux6Wa4Qd",
+                &["+4930123456"],
+            ),
+            group(
+                "120363041234567893@g.us",
+                "Community Hamburg",
+                true,
+                true,
+                false,
+                "Ch8Am5Bu1Rg7Tx3Vk9Pe",
+                &["+4940123456"],
+            ),
+            group(
+                "120363041234567894@g.us",
+                "Announcements",
+                false,
+                true,
+                false,
+                "An2No4Un6Ce8Me0Nt5Sx",
+                &[],
+            ),
+            group(
+                "120363041234567895@g.us",
+                "Open Day Visitors",
+                false,
+                false,
+                false,
+                "OpenDayVisitors2026",
+                &[],
+            ),
+            group(
+                "120363041234567896@g.us",
+                "Partners Lounge",
+                false,
+                false,
+                true,
+                "PartnersLoungeApproval1",
+                &[],
+            ),
         ];
         let now = clock.now();
         let ago = |h: i64| now - chrono::Duration::hours(h);
@@ -88,19 +148,96 @@ impl Sandbox {
         let sales = id("120363041234567890@g.us");
         let support = id("120363041234567891@g.us");
         let events = vec![
-            (sales.clone(), ev(ago(2), EventKind::Added, Some(n("+4915111111111")), vec![n("+4915133333333")], None)),
-            (sales.clone(), ev(ago(5), EventKind::Joined, None, vec![n("+4915122222222")], None)),
-            (sales.clone(), ev(ago(26), EventKind::Left, None, vec![n("+4915155555555")], None)),
-            (sales.clone(), ev(ago(50), EventKind::Promoted, Some(n("+4915111111111")), vec![n("+4915122222222")], None)),
-            (sales.clone(), ev(ago(74), EventKind::Settings, Some(n("+4915111111111")), vec![], Some("only admins can edit group info"))),
-            (sales.clone(), ev(ago(98), EventKind::Removed, Some(n("+4915111111111")), vec![n("+4915166666666")], None)),
-            (sales.clone(), ev(ago(146), EventKind::Demoted, Some(n("+4915111111111")), vec![n("+4915177777777")], None)),
-            (sales, ev(ago(220), EventKind::Other, Some(n("+4915111111111")), vec![], Some("created the group"))),
-            (support.clone(), ev(ago(3), EventKind::Joined, None, vec![n("+14155552671")], None)),
-            (support, ev(ago(30), EventKind::Added, Some(n(OWN_NUMBER)), vec![n("+4915144444444")], None)),
+            (
+                sales.clone(),
+                ev(
+                    ago(2),
+                    EventKind::Added,
+                    Some(n("+4915111111111")),
+                    vec![n("+4915133333333")],
+                    None,
+                ),
+            ),
+            (
+                sales.clone(),
+                ev(ago(5), EventKind::Joined, None, vec![n("+4915122222222")], None),
+            ),
+            (
+                sales.clone(),
+                ev(ago(26), EventKind::Left, None, vec![n("+4915155555555")], None),
+            ),
+            (
+                sales.clone(),
+                ev(
+                    ago(50),
+                    EventKind::Promoted,
+                    Some(n("+4915111111111")),
+                    vec![n("+4915122222222")],
+                    None,
+                ),
+            ),
+            (
+                sales.clone(),
+                ev(
+                    ago(74),
+                    EventKind::Settings,
+                    Some(n("+4915111111111")),
+                    vec![],
+                    Some("only admins can edit group info"),
+                ),
+            ),
+            (
+                sales.clone(),
+                ev(
+                    ago(98),
+                    EventKind::Removed,
+                    Some(n("+4915111111111")),
+                    vec![n("+4915166666666")],
+                    None,
+                ),
+            ),
+            (
+                sales.clone(),
+                ev(
+                    ago(146),
+                    EventKind::Demoted,
+                    Some(n("+4915111111111")),
+                    vec![n("+4915177777777")],
+                    None,
+                ),
+            ),
+            (
+                sales,
+                ev(
+                    ago(220),
+                    EventKind::Other,
+                    Some(n("+4915111111111")),
+                    vec![],
+                    Some("created the group"),
+                ),
+            ),
+            (
+                support.clone(),
+                ev(ago(3), EventKind::Joined, None, vec![n("+14155552671")], None),
+            ),
+            (
+                support,
+                ev(
+                    ago(30),
+                    EventKind::Added,
+                    Some(n(OWN_NUMBER)),
+                    vec![n("+4915144444444")],
+                    None,
+                ),
+            ),
         ];
         Sandbox {
-            state: Mutex::new(State { groups, revoked: vec!["OldSalesLinkRevoked01".into()], events, next_code: 1 }),
+            state: Mutex::new(State {
+                groups,
+                revoked: vec!["OldSalesLinkRevoked01".into()],
+                events,
+                next_code: 1,
+            }),
             clock,
         }
     }
@@ -132,11 +269,22 @@ impl Provider for Sandbox {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { history: HistorySource::Provider, invite_reset: true, pending_approval: true, forced_add: false }
+        Capabilities {
+            history: HistorySource::Provider,
+            invite_reset: true,
+            pending_approval: true,
+            forced_add: false,
+        }
     }
 
     async fn list_groups(&self) -> Result<Vec<GroupInfo>, ProviderError> {
-        Ok(self.state().groups.iter().filter(|g| g.member).map(|g| g.info.clone()).collect())
+        Ok(self
+            .state()
+            .groups
+            .iter()
+            .filter(|g| g.member)
+            .map(|g| g.info.clone())
+            .collect())
     }
 
     async fn join(&self, invite: &InviteCode) -> Result<JoinOutcome, ProviderError> {
@@ -159,7 +307,13 @@ impl Provider for Sandbox {
         let info = group.info.clone();
         if !group.member {
             group.member = true;
-            let event = MemberEvent { at: now, kind: EventKind::Joined, actor: None, subjects: vec![Party::Number(num(OWN_NUMBER))], detail: None };
+            let event = MemberEvent {
+                at: now,
+                kind: EventKind::Joined,
+                actor: None,
+                subjects: vec![Party::Number(num(OWN_NUMBER))],
+                detail: None,
+            };
             state.events.push((info.id.clone(), event));
         }
         Ok(JoinOutcome::Joined(info))
@@ -186,10 +340,19 @@ impl Provider for Sandbox {
                 added.push(Party::Number(number.clone()));
                 AddOutcome::Added
             };
-            results.push(AddResult { number: number.clone(), outcome });
+            results.push(AddResult {
+                number: number.clone(),
+                outcome,
+            });
         }
         if !added.is_empty() {
-            let event = MemberEvent { at: now, kind: EventKind::Added, actor: Some(Party::Number(num(OWN_NUMBER))), subjects: added, detail: None };
+            let event = MemberEvent {
+                at: now,
+                kind: EventKind::Added,
+                actor: Some(Party::Number(num(OWN_NUMBER))),
+                subjects: added,
+                detail: None,
+            };
             state.events.push((gid.clone(), event));
         }
         Ok(results)
@@ -211,7 +374,10 @@ impl Provider for Sandbox {
         if !group.admin {
             return Err(ProviderErrorKind::NotAdmin.into());
         }
-        let old = std::mem::replace(&mut group.invite, format!("SandboxReset{serial:04}{}", &group.info.id.as_str()[..6]));
+        let old = std::mem::replace(
+            &mut group.invite,
+            format!("SandboxReset{serial:04}{}", &group.info.id.as_str()[..6]),
+        );
         let new = code(&group.invite);
         state.revoked.push(old);
         state.next_code += 1;
@@ -221,9 +387,13 @@ impl Provider for Sandbox {
     async fn history(&self, gid: &GroupId, since: DateTime<Utc>) -> Result<Vec<MemberEvent>, ProviderError> {
         let mut state = self.state();
         state.member_group(gid)?;
-        let mut events: Vec<MemberEvent> =
-            state.events.iter().filter(|(g, e)| g == gid && e.at >= since).map(|(_, e)| e.clone()).collect();
-        events.sort_by(|a, b| b.at.cmp(&a.at));
+        let mut events: Vec<MemberEvent> = state
+            .events
+            .iter()
+            .filter(|(g, e)| g == gid && e.at >= since)
+            .map(|(_, e)| e.clone())
+            .collect();
+        events.sort_by_key(|e| std::cmp::Reverse(e.at));
         Ok(events)
     }
 
@@ -249,19 +419,55 @@ mod tests {
         let s = sandbox();
         let joined = s.join(&code("OpenDayVisitors2026")).await.unwrap();
         assert!(matches!(joined, JoinOutcome::Joined(ref g) if g.name == "Open Day Visitors"));
-        assert!(s.list_groups().await.unwrap().iter().any(|g| g.name == "Open Day Visitors"));
-        assert_eq!(s.join(&code("PartnersLoungeApproval1")).await.unwrap(), JoinOutcome::PendingApproval(Some(id("120363041234567896@g.us"))));
-        assert_eq!(s.join(&code("OldSalesLinkRevoked01")).await.unwrap_err().kind, ProviderErrorKind::InvalidInvite);
-        assert_eq!(s.join(&code("UnknownCode000000000")).await.unwrap_err().kind, ProviderErrorKind::InvalidInvite);
-        assert_eq!(s.join(&code("RateLimitedSandbox001")).await.unwrap_err().kind, ProviderErrorKind::RateLimited(Some(Duration::from_secs(30))));
+        assert!(s
+            .list_groups()
+            .await
+            .unwrap()
+            .iter()
+            .any(|g| g.name == "Open Day Visitors"));
+        assert_eq!(
+            s.join(&code("PartnersLoungeApproval1")).await.unwrap(),
+            JoinOutcome::PendingApproval(Some(id("120363041234567896@g.us")))
+        );
+        assert_eq!(
+            s.join(&code("OldSalesLinkRevoked01")).await.unwrap_err().kind,
+            ProviderErrorKind::InvalidInvite
+        );
+        assert_eq!(
+            s.join(&code("UnknownCode000000000")).await.unwrap_err().kind,
+            ProviderErrorKind::InvalidInvite
+        );
+        assert_eq!(
+            s.join(&code("RateLimitedSandbox001")).await.unwrap_err().kind,
+            ProviderErrorKind::RateLimited(Some(Duration::from_secs(30)))
+        );
     }
 
     #[tokio::test]
     async fn add_outcomes() {
         let s = sandbox();
-        let numbers = [num("+4915111111111"), num("+4915112340000"), num("+4915112349999"), num("+4915112345678")];
-        let outcomes: Vec<_> = s.add(&sales(), &numbers).await.unwrap().into_iter().map(|r| r.outcome).collect();
-        assert_eq!(outcomes, [AddOutcome::AlreadyMember, AddOutcome::NotOnWhatsApp, AddOutcome::InviteSent, AddOutcome::Added]);
+        let numbers = [
+            num("+4915111111111"),
+            num("+4915112340000"),
+            num("+4915112349999"),
+            num("+4915112345678"),
+        ];
+        let outcomes: Vec<_> = s
+            .add(&sales(), &numbers)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                AddOutcome::AlreadyMember,
+                AddOutcome::NotOnWhatsApp,
+                AddOutcome::InviteSent,
+                AddOutcome::Added
+            ]
+        );
         // The add is now a member and shows in history.
         let again = s.add(&sales(), &[num("+4915112345678")]).await.unwrap();
         assert_eq!(again[0].outcome, AddOutcome::AlreadyMember);
@@ -274,10 +480,19 @@ mod tests {
     async fn not_admin_and_not_member() {
         let s = sandbox();
         let ann = id("120363041234567894@g.us");
-        assert_eq!(s.add(&ann, &[num("+4915112345678")]).await.unwrap_err().kind, ProviderErrorKind::NotAdmin);
-        assert_eq!(s.reset_invite(&ann).await.unwrap_err().kind, ProviderErrorKind::NotAdmin);
+        assert_eq!(
+            s.add(&ann, &[num("+4915112345678")]).await.unwrap_err().kind,
+            ProviderErrorKind::NotAdmin
+        );
+        assert_eq!(
+            s.reset_invite(&ann).await.unwrap_err().kind,
+            ProviderErrorKind::NotAdmin
+        );
         let outside = id("120363041234567895@g.us");
-        assert_eq!(s.invite_code(&outside).await.unwrap_err().kind, ProviderErrorKind::NotFound);
+        assert_eq!(
+            s.invite_code(&outside).await.unwrap_err().kind,
+            ProviderErrorKind::NotFound
+        );
     }
 
     #[tokio::test]
@@ -299,7 +514,10 @@ mod tests {
         assert!(all.windows(2).all(|w| w[0].at >= w[1].at));
         let kinds: std::collections::BTreeSet<_> = all.iter().map(|e| e.kind).collect();
         assert_eq!(kinds.len(), 8, "the seed covers every kind");
-        let day = s.history(&sales(), "2026-11-23T12:00:00Z".parse().unwrap()).await.unwrap();
+        let day = s
+            .history(&sales(), "2026-11-23T12:00:00Z".parse().unwrap())
+            .await
+            .unwrap();
         assert_eq!(day.len(), 2);
     }
 }

@@ -89,7 +89,11 @@ impl Store {
     /// Connects (creating a SQLite file if missing). Does not migrate.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         let memory = url.contains(":memory:");
         let url = if backend == Backend::Sqlite && !memory && !url.contains("mode=") {
             format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
@@ -99,7 +103,11 @@ impl Store {
         let mut options = AnyPoolOptions::new();
         if memory {
             // Every SQLite memory connection is its own database: keep exactly one, forever.
-            options = options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+            options = options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
         } else if backend == Backend::Sqlite {
             options = options.max_connections(4).after_connect(|conn, _| {
                 Box::pin(async move {
@@ -134,7 +142,10 @@ impl Store {
 
     /// One round trip, for `/readyz`.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.context("store ping failed")?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .context("store ping failed")?;
         Ok(())
     }
 
@@ -221,7 +232,12 @@ impl Store {
     }
 
     /// Removes a channel's subscription to one group (`Some`) or all of them (`None`).
-    pub async fn delete_subscriptions(&self, platform: &str, channel: &str, group_ref: Option<&str>) -> anyhow::Result<u64> {
+    pub async fn delete_subscriptions(
+        &self,
+        platform: &str,
+        channel: &str,
+        group_ref: Option<&str>,
+    ) -> anyhow::Result<u64> {
         let result = match group_ref {
             Some(g) => {
                 sqlx::query("DELETE FROM subscriptions WHERE platform = $1 AND channel = $2 AND group_ref = $3")

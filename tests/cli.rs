@@ -1,0 +1,194 @@
+//! The `waops` binary as a user runs it: exec exit codes, check-config
+//! messages, migrate, and serve with SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+fn waops(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_waops"));
+    cmd.current_dir(dir).env_remove("WAOPS_CONFIG").env(
+        "WAOPS__STORE__URL",
+        format!("sqlite://{}", dir.join("cli.db").display()),
+    );
+    cmd
+}
+
+fn run(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let Output { status, stdout, stderr } = waops(dir).args(args).output().unwrap();
+    (
+        status.code().unwrap(),
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    )
+}
+
+#[test]
+fn exec_prints_the_reply_with_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(
+        dir.path(),
+        &["exec", "add sales +49 151 1234 5678, 0151-1234-5679 --dry-run"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("`+4915112345678`\n  `+4915112345679`"), "{out}");
+    assert!(dir.path().join("cli.db").exists(), "the SQLite store is created");
+
+    // Unquoted words are joined, as a shell user would expect.
+    let (code, out, _) = run(dir.path(), &["exec", "invite", "sales"]);
+    assert_eq!((code, out.lines().next().unwrap()), (0, "Invite link for Sales Team"));
+
+    let (code, out, _) = run(dir.path(), &["exec", "add sales abc"]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("1 number is not valid; nothing was sent"), "{out}");
+
+    let (code, out, _) = run(
+        dir.path(),
+        &["exec", "--as", "slack:user:U9", "--channel", "slack:C1", "groups"],
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (1, "You may not run `groups` (no role is bound to you; ask an admin)\n")
+    );
+
+    let (code, _, err) = run(dir.path(), &["exec", "--as", "slack:U9", "whoami"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("waops: --as: malformed principal `slack:U9`"), "{err}");
+}
+
+#[test]
+fn check_config_names_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[permissions.bindings]\nops = [\"console\"]\n").unwrap();
+    let (code, _, err) = run(dir.path(), &["check-config", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        format!(
+            "waops: configuration error: {}: permissions.bindings.ops: unknown role `ops` (roles: admin)\n",
+            bad.display()
+        )
+    );
+
+    std::fs::write(&bad, "[server]\nshutdown_grace = 5\n").unwrap();
+    let (code, _, err) = run(dir.path(), &["check-config", "--config", bad.to_str().unwrap()]);
+    assert_eq!(
+        (code, err),
+        (
+            2,
+            format!(
+                "waops: configuration error: {}: server.shutdown_grace: unknown key\n",
+                bad.display()
+            )
+        )
+    );
+
+    let (code, _, err) = waops_env(
+        dir.path(),
+        &[("WAOPS__DIGESTS__MIN_EVERY", "5 minutes")],
+        &["check-config"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("environment: digests.min_every: `5 minutes` is not a duration"),
+        "{err}"
+    );
+
+    let (code, out, _) = run(dir.path(), &["check-config"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "config ok: provider sandbox, store sqlite, 1 roles, slack off, discord off\n"
+        )
+    );
+
+    // A bad config stops exec too, with exit code 2.
+    let (code, _, _) = waops_env(dir.path(), &[("WAOPS_CONFIG", "/nonexistent.toml")], &["exec", "help"]);
+    assert_eq!(code, 2);
+}
+
+fn waops_env(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let mut cmd = waops(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let Output { status, stdout, stderr } = cmd.args(args).output().unwrap();
+    (
+        status.code().unwrap(),
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    )
+}
+
+#[test]
+fn migrate_creates_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(dir.path(), &["migrate"]);
+    assert_eq!((code, out.as_str()), (0, "store migrated (1 migrations known)\n"));
+    assert!(dir.path().join("cli.db").exists());
+}
+
+#[test]
+fn serve_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = waops(dir.path())
+        .args(["serve"])
+        .env("WAOPS__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("WAOPS__LOG__FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the explicit "serving" log line rather than sleeping.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let serving = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("waops serving"))
+        .expect("serving line");
+    let log: serde_json::Value = serde_json::from_str(&serving).expect("JSON logs");
+    assert_eq!(log["provider"], "sandbox");
+
+    let body = http_get(port, "/healthz");
+    assert!(body.starts_with("HTTP/1.1 200") && body.ends_with("ok\n"), "{body}");
+    assert!(body.to_lowercase().contains("x-request-id:"), "{body}");
+
+    let (code, _, _) = waops_env(
+        dir.path(),
+        &[("WAOPS__SERVER__BIND", &format!("0.0.0.0:{port}"))],
+        &["healthcheck"],
+    );
+    assert_eq!(code, 0, "the container HEALTHCHECK command sees a healthy server");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "graceful exit on SIGTERM");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+
+    let (code, _, err) = waops_env(
+        dir.path(),
+        &[("WAOPS__SERVER__BIND", &format!("0.0.0.0:{port}"))],
+        &["healthcheck"],
+    );
+    assert_eq!(code, 1, "nothing listens any more");
+    assert!(err.starts_with("waops: unhealthy: 127.0.0.1:"), "{err}");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}

@@ -1,0 +1,154 @@
+//! The store on a real SQLite file and, when WAOPS_TEST_POSTGRES_URL is set
+//! (scripts/test sets it), on a real PostgreSQL server: the same checks on both.
+
+mod common;
+
+use chrono::{DateTime, Utc};
+use waops::store::{AuditRecord, Backend, Store, Subscription};
+
+fn audit(request_id: &str, decision: &str, at: DateTime<Utc>) -> AuditRecord {
+    AuditRecord {
+        at,
+        request_id: request_id.into(),
+        platform: "slack".into(),
+        principal: "slack:user:U1".into(),
+        channel: "slack:C1".into(),
+        command: "add".into(),
+        group_id: Some("120363041234567890@g.us".into()),
+        numbers_count: 3,
+        decision: decision.into(),
+        rule: "role sales, group sales".into(),
+        outcome: "ok".into(),
+        provider_trace_id: None,
+    }
+}
+
+fn subscription(id: &str, group: &str, every_s: i64) -> Subscription {
+    Subscription {
+        id: id.into(),
+        platform: "slack".into(),
+        channel: "slack:C1".into(),
+        group_ref: group.into(),
+        group_name: format!("name of {group}"),
+        every_s,
+        at_time: Some("09:00".into()),
+        tz: "Europe/Berlin".into(),
+        created_by: "slack:user:U1".into(),
+        created_at: common::NOW.parse().unwrap(),
+    }
+}
+
+async fn exercise(store: Store) {
+    // Migrations are idempotent: running them again changes nothing.
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+
+    let now: DateTime<Utc> = common::NOW.parse().unwrap();
+    let mut refused = audit("r2", "refused", now + chrono::Duration::seconds(1));
+    refused.group_id = None;
+    refused.provider_trace_id = Some("trace-1".into());
+    store.record_audit(&audit("r1", "allowed", now)).await.unwrap();
+    store.record_audit(&refused).await.unwrap();
+    let rows = store.recent_audit(10).await.unwrap();
+    assert_eq!(rows, [refused.clone(), audit("r1", "allowed", now)]);
+    assert_eq!(store.audit_for_request("r2").await.unwrap(), [refused]);
+
+    assert!(store
+        .upsert_subscription(&subscription("s1", "120363041234567890@g.us", 86_400))
+        .await
+        .unwrap());
+    assert!(store
+        .upsert_subscription(&subscription("s2", "*", 3_600))
+        .await
+        .unwrap());
+    // Same channel and group: updated in place, keeps its id.
+    assert!(!store
+        .upsert_subscription(&subscription("s3", "120363041234567890@g.us", 7_200))
+        .await
+        .unwrap());
+    let list = store.channel_subscriptions("slack", "slack:C1").await.unwrap();
+    assert_eq!(list.len(), 2);
+    let first = list.iter().find(|s| s.group_ref != "*").unwrap();
+    assert_eq!((first.id.as_str(), first.every_s), ("s1", 7_200));
+    assert_eq!(
+        first,
+        &Subscription {
+            every_s: 7_200,
+            ..subscription("s1", "120363041234567890@g.us", 0)
+        }
+    );
+    assert!(store
+        .channel_subscriptions("slack", "slack:C2")
+        .await
+        .unwrap()
+        .is_empty());
+
+    assert_eq!(
+        store
+            .delete_subscriptions("slack", "slack:C1", Some("*"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .delete_subscriptions("slack", "slack:C1", Some("*"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.delete_subscriptions("slack", "slack:C1", None).await.unwrap(), 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_file_is_created_and_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested-name.db");
+    let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    assert!(path.exists(), "the SQLite file is created when missing");
+    assert_eq!(store.backend(), Backend::Sqlite);
+    assert_eq!(store.migrate().await.unwrap(), 1);
+    exercise(store).await;
+    // Data survives reopening.
+    let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    assert_eq!(store.recent_audit(10).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn sqlite_memory_works() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    exercise(store).await;
+}
+
+#[tokio::test]
+async fn postgres_works() {
+    let Some(url) = common::fresh_postgres().await else {
+        eprintln!("WAOPS_TEST_POSTGRES_URL is not set: PostgreSQL store test skipped (scripts/test sets it)");
+        return;
+    };
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.backend(), Backend::Postgres);
+    store.migrate().await.unwrap();
+    exercise(store).await;
+}
+
+#[tokio::test]
+async fn commands_audit_to_postgres() {
+    let Some(url) = common::fresh_postgres().await else {
+        return;
+    };
+    let app = common::TestApp::with_store("", &url, tempfile::tempdir().unwrap()).await;
+    let (reply, id) = app.run_as(&["console"], "local", "subscribe sales --every 1d").await;
+    assert_eq!(reply.status, waops::core::Status::Ok, "{}", reply.plain());
+    assert_eq!(app.audit(&id).await.outcome, "ok");
+    assert!(app.text("subscriptions").await.contains("Sales Team  every 1d (UTC)"));
+}
+
+#[tokio::test]
+async fn unreachable_store_is_a_clear_error() {
+    let err = Store::connect("postgres://nobody@127.0.0.1:1/none").await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.starts_with("cannot open the Postgres store"), "{text}");
+}

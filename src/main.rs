@@ -123,6 +123,7 @@ fn report(result: anyhow::Result<()>) -> u8 {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.server.bind.clone();
+    tokio::task::spawn_blocking(waops::phone::warm_up);
     let ctx = waops::app::build_context(settings, Clock::System).await?;
     let listener = tokio::net::TcpListener::bind(&bind)
         .await

@@ -396,8 +396,17 @@ impl Settings {
                 ),
             );
         }
-        if self.server.max_body_bytes == 0 {
-            return err("server.max_body_bytes", "must be more than 0".into());
+        let counts = [
+            ("server.max_body_bytes", self.server.max_body_bytes as u64),
+            ("limits.max_numbers_per_add", self.limits.max_numbers_per_add as u64),
+            ("digests.tick_s", self.digests.tick_s),
+            ("provider.timeout_ms", self.provider.timeout_ms),
+            ("provider.rate_per_second", u64::from(self.provider.rate_per_second)),
+            ("provider.burst", u64::from(self.provider.burst)),
+            ("provider.add_chunk_size", self.provider.add_chunk_size as u64),
+        ];
+        if let Some((key, _)) = counts.iter().find(|(_, value)| *value == 0) {
+            return err(key, "must be more than 0".into());
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return err(
@@ -425,9 +434,6 @@ impl Settings {
                 ),
             );
         }
-        if self.limits.max_numbers_per_add == 0 {
-            return err("limits.max_numbers_per_add", "must be more than 0".into());
-        }
         for (alias, id) in &self.groups.aliases {
             if GroupId::parse(id).is_none() {
                 return err(
@@ -438,9 +444,6 @@ impl Settings {
         }
         if let Err(reason) = parse_duration(&self.digests.min_every) {
             return err("digests.min_every", reason);
-        }
-        if self.digests.tick_s == 0 {
-            return err("digests.tick_s", "must be more than 0".into());
         }
         for (key, value) in [
             ("slack.api_url", &self.slack.api_url),
@@ -470,17 +473,6 @@ impl Settings {
             ProviderKind::Wawp if p.instance_id.trim().is_empty() => return missing("instance_id"),
             ProviderKind::Wawp if !p.access_token.is_set() => return missing("access_token"),
             _ => {}
-        }
-        let positive = [
-            ("timeout_ms", p.timeout_ms),
-            ("rate_per_second", u64::from(p.rate_per_second)),
-            ("burst", u64::from(p.burst)),
-            ("add_chunk_size", p.add_chunk_size as u64),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err((format!("provider.{key}"), "must be more than 0".into()));
-            }
         }
         Ok(())
     }

@@ -14,12 +14,7 @@ fn waops(dir: &std::path::Path) -> Command {
 }
 
 fn run(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = waops(dir).args(args).output().unwrap();
-    (
-        status.code().unwrap(),
-        String::from_utf8(stdout).unwrap(),
-        String::from_utf8(stderr).unwrap(),
-    )
+    waops_env(dir, &[], args)
 }
 
 #[test]

@@ -216,17 +216,6 @@ impl Invocation {
     pub fn caller(&self) -> &Principal {
         &self.principals[0]
     }
-
-    /// A console invocation as `console`, in channel `console:local`.
-    pub fn console(text: &str) -> Self {
-        Invocation {
-            platform: Platform::Console,
-            principals: vec![Principal::console()],
-            channel: ChannelRef::new(Platform::Console, "local"),
-            text: text.to_string(),
-            request_id: new_request_id(),
-        }
-    }
 }
 
 /// A fresh request id.

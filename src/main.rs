@@ -153,7 +153,12 @@ async fn exec(settings: Settings, principals: Vec<String>, channel: &str, text: 
         text,
         request_id: new_request_id(),
     };
-    let reply = waops::commands::dispatch(&ctx, &invocation).await;
+    let bar = console::ProgressBar::on_terminal();
+    let progress = bar.as_ref().map(|b| b as &dyn waops::core::Progress);
+    let reply = waops::commands::dispatch_with_progress(&ctx, &invocation, progress).await;
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
     ctx.store.close().await;
     let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
     print!("{}", console::render(&reply, color));

@@ -174,6 +174,10 @@ pub struct ProviderSettings {
     pub add_pause_ms: u64,
     /// Webhook verification secret.
     pub webhook_secret: Secret,
+    /// Periskope: try direct adds for everybody (`force_add_participants`).
+    pub force_add: bool,
+    /// Seconds the group list is reused for resolving names (refreshed on a miss).
+    pub group_cache_s: u64,
 }
 
 /// `[numbers]`

@@ -1,6 +1,37 @@
 //! The console frontend (`waops exec`): plain-text rendering and exit codes.
 
 use crate::core::reply::{Reply, Span, Status, Table};
+use crate::core::Progress;
+
+/// "Adding… 120/500" on stderr while a bulk add runs, when stderr is a terminal.
+pub struct ProgressBar(indicatif::ProgressBar);
+
+impl ProgressBar {
+    /// A bar on stderr, or `None` when stderr is not a terminal (pipes, CI).
+    pub fn on_terminal() -> Option<Self> {
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("Adding… {pos}/{len} {wide_bar}")
+                .expect("static template is valid"),
+        );
+        Some(ProgressBar(bar))
+    }
+
+    /// Removes the bar before the reply is printed.
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl Progress for ProgressBar {
+    fn update(&self, done: usize, total: usize) {
+        self.0.set_length(total as u64);
+        self.0.set_position(done as u64);
+    }
+}
 
 /// Exit code for a reply: 0 ok, 1 user error (or an unconfirmed preview), 2 internal.
 pub fn exit_code(reply: &Reply) -> i32 {

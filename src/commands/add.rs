@@ -5,8 +5,10 @@ use crate::core::messages;
 use crate::core::parser::{CommandSpec, OptionSpec, Parts, UsageError, NEWLINE};
 use crate::core::reply::Reply;
 use crate::core::CommandId;
-use crate::group_ref::GroupInfo;
+use crate::group_ref::{GroupId, GroupInfo};
+use crate::phone::E164;
 use crate::phone::{self, NumberToken};
+use crate::providers::{AddOutcome, AddResult};
 
 /// The spec row.
 pub const SPEC: CommandSpec = CommandSpec {
@@ -97,13 +99,48 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
         ));
     }
     let numbers: Vec<_> = list.valid.iter().map(|a| a.number.clone()).collect();
-    let results = call.ctx.provider.add(&group.id, &numbers).await?;
-    Ok(messages::add_result(
-        &group,
-        &results,
-        &list.duplicates,
-        call.result_visibility(),
-    ))
+    let results = add_paced(call, &group.id, &numbers).await?;
+    let mut reply = messages::add_result(&group, &results, &list.duplicates, call.result_visibility());
+    if let Some(e) = &call.partial {
+        let done = results
+            .iter()
+            .filter(|r| !matches!(&r.outcome, AddOutcome::Failed(f) if f == messages::NOT_SENT))
+            .count();
+        reply = messages::add_stopped(reply, done, numbers.len(), e, call.ctx.provider.kind());
+    }
+    Ok(reply)
+}
+
+/// Sends the numbers in the provider's chunks, pausing between them, reporting
+/// progress. An error after the first chunk does not lose what was done: the
+/// rest are marked as not sent and the error is kept in `call.partial`.
+async fn add_paced(call: &mut Call<'_>, group: &GroupId, numbers: &[E164]) -> Result<Vec<AddResult>, CommandError> {
+    let provider = &call.ctx.provider;
+    let pacing = provider.pacing();
+    let mut results = Vec::with_capacity(numbers.len());
+    for (i, chunk) in numbers.chunks(pacing.chunk_size).enumerate() {
+        if i > 0 && !pacing.pause.is_zero() {
+            tokio::time::sleep(pacing.pause).await;
+        }
+        match provider.add(group, chunk).await {
+            Ok(chunk_results) => results.extend(chunk_results),
+            Err(e) if i == 0 => return Err(e.into()),
+            Err(e) => {
+                let sent = i * pacing.chunk_size;
+                results.truncate(sent);
+                results.extend(numbers[sent..].iter().map(|n| AddResult {
+                    number: n.clone(),
+                    outcome: AddOutcome::Failed(messages::NOT_SENT.into()),
+                }));
+                call.partial = Some(e);
+                return Ok(results);
+            }
+        }
+        if let Some(progress) = call.progress {
+            progress.update(results.len().min(numbers.len()), numbers.len());
+        }
+    }
+    Ok(results)
 }
 
 #[cfg(test)]

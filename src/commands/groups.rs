@@ -34,7 +34,8 @@ pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
 /// Lists groups.
 pub async fn run(call: &mut Call<'_>, args: Args) -> Result<Reply, CommandError> {
     let ctx = call.ctx;
-    let mut groups = ctx.provider.list_groups().await?;
+    // The list command always asks the provider, and refreshes the cache on the way.
+    let mut groups = ctx.groups.get(ctx.provider.as_ref(), true).await?.0.to_vec();
     if let Some(filter) = &args.filter {
         let needle = filter.to_lowercase();
         groups.retain(|g| g.name.to_lowercase().contains(&needle) || g.id.as_str().contains(&needle));

@@ -33,23 +33,16 @@ pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
 /// Joins.
 pub async fn run(call: &mut Call<'_>, args: Args) -> Result<Reply, CommandError> {
     let visibility = call.result_visibility();
-    match call.ctx.provider.join(&args.invite).await? {
+    let outcome = call.ctx.provider.join(&args.invite).await?;
+    call.ctx.groups.invalidate().await;
+    match outcome {
         JoinOutcome::Joined(group) => Ok(messages::joined(&group, visibility)),
         JoinOutcome::PendingApproval(id) => {
-            let group = match id {
-                Some(id) => call
-                    .ctx
-                    .provider
-                    .list_groups()
-                    .await?
-                    .into_iter()
-                    .find(|g| g.id == id)
-                    .or(Some(crate::group_ref::GroupInfo {
-                        name: id.to_string(),
-                        id,
-                    })),
-                None => None,
-            };
+            // Not a member yet, so the group list cannot name it: show the id.
+            let group = id.map(|id| crate::group_ref::GroupInfo {
+                name: id.to_string(),
+                id,
+            });
             Ok(messages::join_pending(group.as_ref(), visibility))
         }
     }

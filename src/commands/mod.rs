@@ -17,7 +17,7 @@ use crate::core::messages;
 use crate::core::parser::{self, CommandSpec, UsageError};
 use crate::core::permissions::{Decision, Grant, Target};
 use crate::core::reply::{Reply, Status, Visibility};
-use crate::core::{CommandId, Context, Invocation};
+use crate::core::{CommandId, Context, Invocation, Progress};
 use crate::group_ref::{self, GroupInfo, Resolve};
 use crate::providers::ProviderError;
 use crate::store::AuditRecord;
@@ -165,6 +165,10 @@ pub struct Call<'a> {
     pub grant: Grant,
     /// Numbers carried (for the audit row).
     pub numbers_count: usize,
+    /// Where long commands report progress, if the frontend shows it.
+    pub progress: Option<&'a dyn Progress>,
+    /// A provider error that stopped the command part-way (the reply shows what was done).
+    pub partial: Option<ProviderError>,
 }
 
 impl Call<'_> {
@@ -187,6 +191,11 @@ enum Resolved {
 /// Runs one invocation end to end and writes its audit row. Never fails: every
 /// error becomes a reply.
 pub async fn dispatch(ctx: &Context, inv: &Invocation) -> Reply {
+    dispatch_with_progress(ctx, inv, None).await
+}
+
+/// `dispatch`, reporting progress of long commands to `progress`.
+pub async fn dispatch_with_progress(ctx: &Context, inv: &Invocation, progress: Option<&dyn Progress>) -> Reply {
     let span = tracing::info_span!(
         "command",
         request_id = %inv.request_id,
@@ -211,7 +220,7 @@ pub async fn dispatch(ctx: &Context, inv: &Invocation) -> Reply {
             outcome: "user_error".into(),
             provider_trace_id: None,
         };
-        let reply = run(ctx, inv, &mut audit).await;
+        let reply = run(ctx, inv, &mut audit, progress).await;
         if let Err(e) = ctx.store.record_audit(&audit).await {
             // The command already happened; losing its audit row must be loud in
             // the log, but must not turn the user's result into an error.
@@ -225,7 +234,7 @@ pub async fn dispatch(ctx: &Context, inv: &Invocation) -> Reply {
     .await
 }
 
-async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord) -> Reply {
+async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, progress: Option<&dyn Progress>) -> Reply {
     let command = match Command::parse(&inv.text) {
         Ok(c) => c,
         Err(e) => {
@@ -284,6 +293,8 @@ async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord) -> Reply 
         inv,
         grant,
         numbers_count: 0,
+        progress,
+        partial: None,
     };
     let result = match command {
         Command::Join(a) => join::run(&mut call, a).await,
@@ -300,13 +311,17 @@ async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord) -> Reply 
     audit.numbers_count = call.numbers_count as i64;
     match result {
         Ok(reply) => {
-            audit.outcome = match reply.status {
-                Status::Ok => "ok",
-                Status::Preview => "preview",
-                Status::UserError => "user_error",
-                Status::Internal => "internal",
+            audit.outcome = match (&call.partial, reply.status) {
+                (Some(e), _) => format!("partial:{}", provider_error_code(e)),
+                (None, Status::Ok) => "ok".into(),
+                (None, Status::Preview) => "preview".into(),
+                (None, Status::UserError) => "user_error".into(),
+                (None, Status::Internal) => "internal".into(),
+            };
+            if let Some(e) = &call.partial {
+                audit.provider_trace_id = e.trace_id.clone();
+                tracing::warn!(error = %e, trace_id = e.trace_id.as_deref().unwrap_or("-"), "command stopped part-way");
             }
-            .into();
             reply
         }
         Err(e) => finish_error(ctx, inv, audit, e),
@@ -338,7 +353,7 @@ fn provider_error_code(e: &ProviderError) -> &'static str {
     match e.kind {
         Auth => "auth",
         NotAdmin => "not_admin",
-        Forbidden => "forbidden",
+        Forbidden(_) => "forbidden",
         NotFound => "not_found",
         InvalidInvite => "invalid_invite",
         Validation(_) => "validation",
@@ -346,20 +361,32 @@ fn provider_error_code(e: &ProviderError) -> &'static str {
         DeviceNotConnected => "device_not_connected",
         Upstream(_) => "upstream",
         Transport(_) => "transport",
+        Timeout(_) => "timeout",
+        Malformed => "malformed",
         Unsupported(_) => "unsupported",
     }
 }
 
 /// Resolves a typed group reference against the provider's group list.
+///
+/// Uses the cached list; a reference that does not match it (or an id missing
+/// from it) refreshes the list once, since the group may be new.
 pub async fn resolve_group(ctx: &Context, reference: &str) -> Result<GroupInfo, CommandError> {
-    let groups = ctx.provider.list_groups().await?;
-    match group_ref::resolve(reference, &ctx.aliases, &groups) {
-        Resolve::Found(g) => Ok(g),
-        Resolve::NoMatch => Err(CommandError::User(messages::no_group_match(reference))),
-        Resolve::Ambiguous(candidates, total) => Err(CommandError::User(messages::ambiguous_group(
-            reference,
-            &candidates,
-            total,
-        ))),
+    let (mut groups, mut fetched) = ctx.groups.get(ctx.provider.as_ref(), false).await?;
+    loop {
+        let resolved = group_ref::resolve(reference, &ctx.aliases, &groups);
+        let known = |g: &GroupInfo| groups.iter().any(|k| k.id == g.id);
+        match resolved {
+            Resolve::Found(g) if fetched || known(&g) => return Ok(g),
+            Resolve::Ambiguous(candidates, total) => {
+                return Err(CommandError::User(messages::ambiguous_group(
+                    reference,
+                    &candidates,
+                    total,
+                )))
+            }
+            Resolve::NoMatch if fetched => return Err(CommandError::User(messages::no_group_match(reference))),
+            _ => (groups, fetched) = ctx.groups.get(ctx.provider.as_ref(), true).await?,
+        }
     }
 }

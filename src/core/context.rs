@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use super::permissions::Permissions;
-use crate::group_ref::GroupId;
-use crate::providers::Provider;
+use crate::group_ref::{GroupId, GroupInfo};
+use crate::providers::{Provider, ProviderError};
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -45,6 +46,48 @@ pub struct Context {
     pub aliases: Arc<BTreeMap<String, GroupId>>,
     /// The time source.
     pub clock: Clock,
+    /// The provider's group list, reused for resolving names.
+    pub groups: Arc<GroupCache>,
+}
+
+/// A short-lived copy of the provider's group list, so resolving a name does not
+/// cost a list call (and its rate-limit budget) on every command.
+pub struct GroupCache {
+    ttl: Duration,
+    slot: tokio::sync::Mutex<Option<(Instant, Arc<Vec<GroupInfo>>)>>,
+}
+
+impl GroupCache {
+    /// An empty cache whose entries live `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        GroupCache {
+            ttl,
+            slot: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The group list: cached unless `fresh` or expired. The flag says whether
+    /// it was fetched by this call (so a miss on a cached list can refresh).
+    pub async fn get(
+        &self,
+        provider: &dyn Provider,
+        fresh: bool,
+    ) -> Result<(Arc<Vec<GroupInfo>>, bool), ProviderError> {
+        let mut slot = self.slot.lock().await;
+        if let Some((at, groups)) = slot.as_ref() {
+            if !fresh && at.elapsed() < self.ttl {
+                return Ok((groups.clone(), false));
+            }
+        }
+        let groups = Arc::new(provider.list_groups().await?);
+        *slot = Some((Instant::now(), groups.clone()));
+        Ok((groups, true))
+    }
+
+    /// Forgets the list (after a join changed it).
+    pub async fn invalidate(&self) {
+        *self.slot.lock().await = None;
+    }
 }
 
 impl Context {
@@ -52,7 +95,9 @@ impl Context {
     pub fn new(settings: Settings, provider: Arc<dyn Provider>, store: Store, clock: Clock) -> anyhow::Result<Self> {
         let aliases = settings.alias_map();
         let permissions = Permissions::from_settings(&settings.permissions, &aliases).map_err(anyhow::Error::msg)?;
+        let groups = Arc::new(GroupCache::new(Duration::from_secs(settings.provider.group_cache_s)));
         Ok(Context {
+            groups,
             settings: Arc::new(settings),
             provider,
             store,

@@ -83,7 +83,7 @@ pub fn provider_error(error: &ProviderError, provider: ProviderKind) -> Reply {
             "The connected WhatsApp number is not an admin of that group".into(),
             Some("Make it an admin in WhatsApp, then retry."),
         ),
-        Forbidden => (format!("The {p} provider refused this request"), None),
+        Forbidden(detail) => (format!("The {p} provider refused this request: {detail}"), None),
         NotFound => (
             "The connected WhatsApp number is not in that group".into(),
             Some("Check the id with /wa groups."),
@@ -113,6 +113,18 @@ pub fn provider_error(error: &ProviderError, provider: ProviderKind) -> Reply {
             None,
         ),
         Transport(_) => (format!("Could not reach the {p} provider; try again later"), None),
+        Timeout(true) => (
+            format!("The {p} provider did not answer in time; it may still have done it"),
+            Some("Check with /wa groups or /wa history before you retry."),
+        ),
+        Timeout(false) => (
+            format!("The {p} provider did not answer in time; try again later"),
+            None,
+        ),
+        Malformed => (
+            format!("The {p} provider sent an answer waops cannot read; try again later"),
+            None,
+        ),
         Unsupported(what) => (format!("The {p} provider cannot {what}"), None),
     };
     let mut reply = Reply::user_error(title);
@@ -213,7 +225,7 @@ pub fn add_needs_confirmation(
 
 /// The result of an add, one line per number and a summary.
 pub fn add_result(group: &GroupInfo, results: &[AddResult], duplicates: &[Accepted], visibility: Visibility) -> Reply {
-    let mut tally = [0usize; 5];
+    let mut tally = [0usize; 6];
     let mut reply = Reply::new(
         Status::Ok,
         visibility,
@@ -226,15 +238,28 @@ pub fn add_result(group: &GroupInfo, results: &[AddResult], duplicates: &[Accept
             AddOutcome::AlreadyMember => (2, "already a member".to_string()),
             AddOutcome::NotOnWhatsApp => (3, "not on WhatsApp".to_string()),
             AddOutcome::Failed(reason) => (4, format!("failed ({reason})")),
+            AddOutcome::Requested => (5, "requested (the provider does not confirm each number)".to_string()),
         };
         tally[slot] += 1;
         reply = reply.line(Rich::new().code(r.number.as_str()).text(format!(" — {text}")));
     }
-    let summary = format!(
+    let mut summary = format!(
         "{} added, {} invite sent, {} already a member, {} not on WhatsApp, {} failed",
         tally[0], tally[1], tally[2], tally[3], tally[4]
     );
+    if tally[5] > 0 {
+        summary.push_str(&format!(", {} requested", tally[5]));
+    }
     duplicates_footer(reply.footer(summary), duplicates)
+}
+
+/// The reason shown for numbers an interrupted add never sent.
+pub const NOT_SENT: &str = "not sent: stopped after an earlier error";
+
+/// An add that stopped part-way: what was done stays in the reply, with why it stopped.
+pub fn add_stopped(reply: Reply, done: usize, total: usize, error: &ProviderError, provider: ProviderKind) -> Reply {
+    let why = provider_error(error, provider).title.plain();
+    reply.footer(format!("Stopped after {done} of {total} numbers: {why}"))
 }
 
 /// The group's invite link.

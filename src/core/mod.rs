@@ -12,7 +12,7 @@ pub mod values;
 use std::fmt;
 use std::str::FromStr;
 
-pub use context::{Clock, Context};
+pub use context::{Clock, Context, GroupCache};
 pub use reply::{Reply, Status, Visibility};
 
 /// Where a command came from.
@@ -216,6 +216,12 @@ impl Invocation {
     pub fn caller(&self) -> &Principal {
         &self.principals[0]
     }
+}
+
+/// Receives progress of long commands (bulk adds in several chunks).
+pub trait Progress: Send + Sync {
+    /// `done` of `total` items are finished.
+    fn update(&self, done: usize, total: usize);
 }
 
 /// A fresh request id.

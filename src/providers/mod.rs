@@ -1,7 +1,11 @@
 //! WhatsApp providers behind one trait. The core holds an `Arc<dyn Provider>`
 //! and never sees a provider's wire format.
 
+pub mod http;
+pub mod periskope;
 pub mod sandbox;
+pub mod wawp;
+pub mod wuts;
 
 use std::time::Duration;
 
@@ -56,6 +60,8 @@ pub enum AddOutcome {
     AlreadyMember,
     /// The number has no WhatsApp account.
     NotOnWhatsApp,
+    /// Sent to the provider, which does not report per-number results.
+    Requested,
     /// Failed, with the provider's reason.
     Failed(String),
 }
@@ -102,9 +108,9 @@ pub enum ProviderErrorKind {
     /// The connected number is not an admin of the group.
     #[error("not a group admin")]
     NotAdmin,
-    /// Not allowed for another reason.
-    #[error("forbidden")]
-    Forbidden,
+    /// Not allowed for another reason (the provider's words, if any).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The group (or resource) does not exist for this number.
     #[error("not found")]
     NotFound,
@@ -123,9 +129,15 @@ pub enum ProviderErrorKind {
     /// The provider failed (5xx, garbage).
     #[error("upstream error {0}")]
     Upstream(u16),
-    /// The request did not get through, or timed out.
+    /// The request did not get through.
     #[error("transport: {0}")]
     Transport(String),
+    /// No answer in time; `true` when it was a write that may have taken effect.
+    #[error("timed out")]
+    Timeout(bool),
+    /// The provider answered with something waops cannot read.
+    #[error("malformed response")]
+    Malformed,
     /// The provider cannot do this at all.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),
@@ -147,6 +159,25 @@ impl From<ProviderErrorKind> for ProviderError {
     }
 }
 
+/// How bulk adds are split and spaced for this provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pacing {
+    /// Numbers per add request.
+    pub chunk_size: usize,
+    /// Pause between add requests.
+    pub pause: Duration,
+}
+
+impl Pacing {
+    /// From `provider.add_chunk_size` and `provider.add_pause_ms`.
+    pub fn from_settings(settings: &ProviderSettings) -> Self {
+        Pacing {
+            chunk_size: settings.add_chunk_size.max(1),
+            pause: Duration::from_millis(settings.add_pause_ms),
+        }
+    }
+}
+
 /// A WhatsApp API provider.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -154,6 +185,8 @@ pub trait Provider: Send + Sync {
     fn kind(&self) -> ProviderKind;
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
+    /// How the core splits and spaces bulk adds.
+    fn pacing(&self) -> Pacing;
     /// Groups the connected number is in.
     async fn list_groups(&self) -> Result<Vec<GroupInfo>, ProviderError>;
     /// Joins the group behind an invite.
@@ -172,11 +205,31 @@ pub trait Provider: Send + Sync {
 
 /// Builds the configured provider.
 pub fn build(settings: &ProviderSettings, clock: crate::core::Clock) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
-    match settings.kind {
-        ProviderKind::Sandbox => Ok(std::sync::Arc::new(sandbox::Sandbox::new(clock))),
-        other => anyhow::bail!(
-            "provider.kind = \"{}\" is not available in this build yet; use \"sandbox\"",
-            other.as_str()
-        ),
+    Ok(match settings.kind {
+        ProviderKind::Sandbox => std::sync::Arc::new(sandbox::Sandbox::new(clock)),
+        ProviderKind::Periskope => std::sync::Arc::new(periskope::Periskope::new(settings)?),
+        ProviderKind::Wuts => std::sync::Arc::new(wuts::Wuts::new(settings)?),
+        ProviderKind::Wawp => std::sync::Arc::new(wawp::Wawp::new(settings)?),
+    })
+}
+
+/// A person id from a provider (`491511234567@c.us`, `…@s.whatsapp.net`, bare
+/// digits, or a LID): a number when it is one, else kept as it came.
+pub fn party(jid: &str) -> Party {
+    let user = jid.split('@').next().unwrap_or(jid);
+    let user = user.split(':').next().unwrap_or(user);
+    let is_phone = !jid.ends_with("@lid") && !jid.ends_with("@g.us");
+    match E164::from_trusted(user) {
+        Some(n) if is_phone => Party::Number(n),
+        _ => Party::Other(jid.to_string()),
     }
+}
+
+/// Journal-backed history is not recorded yet: say so instead of showing nothing.
+pub fn journal_history_missing(kind: ProviderKind) -> ProviderError {
+    let _ = kind;
+    ProviderErrorKind::Unsupported(
+        "show membership history yet: it has no history endpoint, and waops' journal of its webhooks is not recorded in this version",
+    )
+    .into()
 }

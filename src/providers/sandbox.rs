@@ -277,6 +277,14 @@ impl Provider for Sandbox {
         }
     }
 
+    fn pacing(&self) -> Pacing {
+        // In memory: no request limits to respect.
+        Pacing {
+            chunk_size: usize::MAX,
+            pause: Duration::ZERO,
+        }
+    }
+
     async fn list_groups(&self) -> Result<Vec<GroupInfo>, ProviderError> {
         Ok(self
             .state()

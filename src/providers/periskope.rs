@@ -1,0 +1,389 @@
+//! Periskope (`https://api.periskope.app/v1`): `Authorization: Bearer <key>` and
+//! `x-phone: <digits>` on every request. The only provider with its own
+//! membership history (chat notifications).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::Method;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+
+use super::http::{ApiClient, ApiRequest, Safety};
+use super::*;
+use crate::invite_link;
+
+/// The documented base URL.
+pub const DEFAULT_BASE: &str = "https://api.periskope.app/v1";
+/// Groups per list page (the API's default is 1000, its maximum 2000).
+const PAGE: usize = 1000;
+/// Notifications per history page.
+const HISTORY_PAGE: usize = 200;
+
+/// The Periskope client.
+pub struct Periskope {
+    api: ApiClient,
+    pacing: Pacing,
+    force_add: bool,
+}
+
+#[derive(Deserialize)]
+struct Chat {
+    chat_id: String,
+    chat_name: Option<String>,
+    invite_link: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatList {
+    chats: Vec<Chat>,
+    count: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct AddStatus {
+    is_success: bool,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NotificationPage {
+    // The docs name the array `notifications`; their own example calls it `messages`.
+    #[serde(alias = "messages")]
+    notifications: Vec<Notification>,
+    count: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct Notification {
+    notification_id: String,
+    author: Option<String>,
+    recipientids: Option<Vec<String>>,
+    #[serde(rename = "type")]
+    kind: String,
+    timestamp: DateTime<Utc>,
+}
+
+impl Chat {
+    /// The chat as a group; `None` for chats that are not groups.
+    fn info(&self) -> Option<GroupInfo> {
+        let id = GroupId::parse(&self.chat_id)?;
+        let name = self
+            .chat_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| self.chat_id.clone());
+        Some(GroupInfo { id, name })
+    }
+}
+
+impl Periskope {
+    /// Builds the client from validated settings.
+    pub fn new(settings: &ProviderSettings) -> anyhow::Result<Self> {
+        let mut headers = HeaderMap::new();
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", settings.token.expose()))?;
+        auth.set_sensitive(true);
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(
+            "x-phone",
+            HeaderValue::from_str(settings.phone.trim().trim_start_matches('+'))?,
+        );
+        let api = ApiClient::new(settings, DEFAULT_BASE, headers, Some("x-periskope-trace-id"), |_, _| {
+            None
+        })?;
+        Ok(Periskope {
+            api,
+            pacing: Pacing::from_settings(settings),
+            force_add: settings.force_add,
+        })
+    }
+
+    async fn chat(&self, group: &GroupId) -> Result<Chat, ProviderError> {
+        let url = self.api.url(&["chats", group.as_str()], &[]);
+        self.api
+            .send(ApiRequest {
+                method: Method::GET,
+                url,
+                body: None,
+                safety: Safety::Read,
+                what: "get chat",
+            })
+            .await?
+            .json()
+    }
+}
+
+/// What a notification type means for membership.
+fn kind_of(kind: &str, actor: Option<&str>, subjects: &[String]) -> (EventKind, Option<String>) {
+    let by_self = actor.is_some() && subjects.len() == 1 && Some(subjects[0].as_str()) == actor;
+    match kind {
+        "add" if by_self => (EventKind::Joined, None),
+        "add" => (EventKind::Added, None),
+        "invite" => (EventKind::Joined, Some("by invite link".into())),
+        "remove" if by_self => (EventKind::Left, None),
+        "remove" => (EventKind::Removed, None),
+        "leave" => (EventKind::Left, None),
+        "promote" => (EventKind::Promoted, None),
+        "demote" => (EventKind::Demoted, None),
+        "subject" => (EventKind::Settings, Some("changed the name".into())),
+        "description" => (EventKind::Settings, Some("changed the description".into())),
+        "picture" => (EventKind::Settings, Some("changed the picture".into())),
+        "announce" => (EventKind::Settings, Some("changed who may send messages".into())),
+        "restrict" => (EventKind::Settings, Some("changed who may edit group info".into())),
+        "memberaddmode_true" => (EventKind::Settings, Some("only admins may add members".into())),
+        "memberaddmode_false" => (EventKind::Settings, Some("all members may add members".into())),
+        other if other.starts_with("memberaddmode") => (EventKind::Settings, Some(other.to_string())),
+        other => (EventKind::Other, Some(other.to_string())),
+    }
+}
+
+/// Reads Periskope's per-number add status.
+fn add_outcome(status: Option<&AddStatus>) -> AddOutcome {
+    let Some(status) = status else {
+        return AddOutcome::Failed("the provider did not report this number".into());
+    };
+    let message = status.message.clone().unwrap_or_default();
+    let lower = message.to_lowercase();
+    if lower.contains("invite") {
+        AddOutcome::InviteSent
+    } else if lower.contains("already") {
+        AddOutcome::AlreadyMember
+    } else if lower.contains("not on whatsapp") || lower.contains("not registered") || lower.contains("not a whatsapp")
+    {
+        AddOutcome::NotOnWhatsApp
+    } else if status.is_success {
+        AddOutcome::Added
+    } else if message.is_empty() {
+        AddOutcome::Failed("no reason given".into())
+    } else {
+        AddOutcome::Failed(message)
+    }
+}
+
+#[async_trait]
+impl Provider for Periskope {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Periskope
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            history: HistorySource::Provider,
+            invite_reset: false,
+            pending_approval: false,
+            forced_add: true,
+        }
+    }
+
+    fn pacing(&self) -> Pacing {
+        self.pacing
+    }
+
+    async fn list_groups(&self) -> Result<Vec<GroupInfo>, ProviderError> {
+        let mut groups = Vec::new();
+        let mut offset = 0;
+        loop {
+            let (o, l) = (offset.to_string(), PAGE.to_string());
+            let url = self
+                .api
+                .url(&["chats"], &[("chat_type", "group"), ("offset", &o), ("limit", &l)]);
+            let page: ChatList = self
+                .api
+                .send(ApiRequest {
+                    method: Method::GET,
+                    url,
+                    body: None,
+                    safety: Safety::Read,
+                    what: "list chats",
+                })
+                .await?
+                .json()?;
+            let got = page.chats.len();
+            groups.extend(page.chats.iter().filter_map(Chat::info));
+            offset += got;
+            if got == 0 || page.count.is_none_or(|count| offset >= count) {
+                return Ok(groups);
+            }
+        }
+    }
+
+    async fn join(&self, invite: &InviteCode) -> Result<JoinOutcome, ProviderError> {
+        let url = self.api.url(&["chats", "accept-invite"], &[]);
+        let body = serde_json::json!({ "invite_code": invite.as_str() });
+        let chat: Chat = self
+            .api
+            .send(ApiRequest {
+                method: Method::POST,
+                url,
+                body: Some(body),
+                safety: Safety::Write,
+                what: "accept invite",
+            })
+            .await?
+            .json()?;
+        chat.info()
+            .map(JoinOutcome::Joined)
+            .ok_or_else(|| ProviderErrorKind::Malformed.into())
+    }
+
+    async fn add(&self, group: &GroupId, numbers: &[E164]) -> Result<Vec<AddResult>, ProviderError> {
+        let url = self.api.url(&["chats", group.as_str(), "add"], &[]);
+        let participants: Vec<&str> = numbers.iter().map(E164::digits).collect();
+        let body = serde_json::json!({ "participants": participants, "force_add_participants": self.force_add });
+        let statuses: BTreeMap<String, AddStatus> = self
+            .api
+            .send(ApiRequest {
+                method: Method::POST,
+                url,
+                body: Some(body),
+                safety: Safety::Write,
+                what: "add participants",
+            })
+            .await?
+            .json()?;
+        // Keyed by JID (`<digits>@c.us`); accept bare digits too.
+        let by_digits: BTreeMap<&str, &AddStatus> = statuses
+            .iter()
+            .map(|(jid, status)| (jid.split('@').next().unwrap_or(jid), status))
+            .collect();
+        Ok(numbers
+            .iter()
+            .map(|n| AddResult {
+                number: n.clone(),
+                outcome: add_outcome(by_digits.get(n.digits()).copied()),
+            })
+            .collect())
+    }
+
+    async fn invite_code(&self, group: &GroupId) -> Result<InviteCode, ProviderError> {
+        let chat = self.chat(group).await?;
+        match chat.invite_link.as_deref().map(invite_link::parse) {
+            Some(Ok(code)) => Ok(code),
+            // Periskope leaves the link empty when the connected phone is not an admin.
+            None => Err(ProviderErrorKind::NotAdmin.into()),
+            Some(Err(_)) => Err(ProviderErrorKind::Malformed.into()),
+        }
+    }
+
+    async fn reset_invite(&self, _group: &GroupId) -> Result<InviteCode, ProviderError> {
+        Err(ProviderErrorKind::Unsupported("reset invite links").into())
+    }
+
+    async fn history(&self, group: &GroupId, since: DateTime<Utc>) -> Result<Vec<MemberEvent>, ProviderError> {
+        let mut events = Vec::new();
+        let mut seen = HashSet::new();
+        let mut offset = 0;
+        loop {
+            let (o, l) = (offset.to_string(), HISTORY_PAGE.to_string());
+            let url = self.api.url(
+                &["chats", group.as_str(), "notifications"],
+                &[("offset", &o), ("limit", &l)],
+            );
+            let page: NotificationPage = self
+                .api
+                .send(ApiRequest {
+                    method: Method::GET,
+                    url,
+                    body: None,
+                    safety: Safety::Read,
+                    what: "list notifications",
+                })
+                .await?
+                .json()?;
+            let got = page.notifications.len();
+            let mut older = false;
+            for n in page.notifications {
+                if n.timestamp < since {
+                    older = true;
+                    continue;
+                }
+                // New notifications shift offsets between pages: drop repeats.
+                if !seen.insert(n.notification_id.clone()) {
+                    continue;
+                }
+                let subjects = n.recipientids.unwrap_or_default();
+                let (kind, detail) = kind_of(&n.kind, n.author.as_deref(), &subjects);
+                events.push(MemberEvent {
+                    at: n.timestamp,
+                    kind,
+                    actor: n.author.as_deref().map(party),
+                    subjects: subjects.iter().map(|s| party(s)).collect(),
+                    detail,
+                });
+            }
+            offset += got;
+            if older || got == 0 || page.count.is_none_or(|count| offset >= count) {
+                break;
+            }
+        }
+        events.sort_by_key(|e| std::cmp::Reverse(e.at));
+        Ok(events)
+    }
+
+    async fn health(&self) -> Result<(), ProviderError> {
+        let url = self.api.url(&["chats"], &[("chat_type", "group"), ("limit", "1")]);
+        self.api
+            .health(ApiRequest {
+                method: Method::GET,
+                url,
+                body: None,
+                safety: Safety::Read,
+                what: "health",
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_kinds() {
+        let me = "918527184400@c.us";
+        let other = vec!["919537851844@c.us".to_string()];
+        assert_eq!(kind_of("add", Some(me), &other).0, EventKind::Added);
+        assert_eq!(kind_of("add", Some(me), &[me.to_string()]).0, EventKind::Joined);
+        assert_eq!(kind_of("remove", Some(me), &other).0, EventKind::Removed);
+        assert_eq!(kind_of("remove", Some(me), &[me.to_string()]).0, EventKind::Left);
+        assert_eq!(kind_of("leave", None, &other).0, EventKind::Left);
+        assert_eq!(kind_of("invite", None, &other).0, EventKind::Joined);
+        assert_eq!(kind_of("promote", Some(me), &other).0, EventKind::Promoted);
+        assert_eq!(kind_of("demote", Some(me), &other).0, EventKind::Demoted);
+        assert_eq!(
+            kind_of("memberaddmode_true", Some(me), &[]),
+            (EventKind::Settings, Some("only admins may add members".into()))
+        );
+        assert_eq!(kind_of("subject", Some(me), &[]).0, EventKind::Settings);
+        assert_eq!(
+            kind_of("create", Some(me), &[]),
+            (EventKind::Other, Some("create".into()))
+        );
+    }
+
+    #[test]
+    fn add_outcomes_from_messages() {
+        let s = |ok, m: &str| AddStatus {
+            is_success: ok,
+            message: Some(m.into()),
+        };
+        assert_eq!(
+            add_outcome(Some(&s(true, "Invite sent to participant"))),
+            AddOutcome::InviteSent
+        );
+        assert_eq!(add_outcome(Some(&s(true, "Participant added"))), AddOutcome::Added);
+        assert_eq!(
+            add_outcome(Some(&s(false, "Participant already in group"))),
+            AddOutcome::AlreadyMember
+        );
+        assert_eq!(
+            add_outcome(Some(&s(false, "Number is not on WhatsApp"))),
+            AddOutcome::NotOnWhatsApp
+        );
+        assert_eq!(
+            add_outcome(Some(&s(false, "Blocked"))),
+            AddOutcome::Failed("Blocked".into())
+        );
+        assert!(matches!(add_outcome(None), AddOutcome::Failed(_)));
+    }
+}

@@ -47,13 +47,23 @@ pub enum InviteError {
 /// Parses an invite link (`https://chat.whatsapp.com/<code>`, with `/invite/`,
 /// trailing `/` or `?query`, `http://` or no scheme) or a bare code.
 pub fn parse(input: &str) -> Result<InviteCode, InviteError> {
+    parse_with(input, 16..=32)
+}
+
+/// Like `parse`, for codes a provider sent back: any length from 1 to 64, since
+/// providers' examples show short codes and waops only passes them on.
+pub fn parse_from_provider(input: &str) -> Result<InviteCode, InviteError> {
+    parse_with(input, 1..=64)
+}
+
+fn parse_with(input: &str, lengths: std::ops::RangeInclusive<usize>) -> Result<InviteCode, InviteError> {
     let text = input.trim();
     if text.is_empty() {
         return Err(InviteError::NotAnInvite);
     }
     let looks_like_url = text.contains('/') || text.contains('.') || text.contains(':');
     if !looks_like_url {
-        return code(text);
+        return code(text, &lengths);
     }
     let with_scheme = if text.contains("://") {
         text.to_string()
@@ -79,16 +89,16 @@ pub fn parse(input: &str) -> Result<InviteCode, InviteError> {
         segments.pop();
     }
     match segments.as_slice() {
-        [c] | ["invite", c] => code(c),
+        [c] | ["invite", c] => code(c, &lengths),
         _ => Err(InviteError::WrongPath),
     }
 }
 
-fn code(text: &str) -> Result<InviteCode, InviteError> {
+fn code(text: &str, lengths: &std::ops::RangeInclusive<usize>) -> Result<InviteCode, InviteError> {
     if let Some(c) = text.chars().find(|c| !c.is_ascii_alphanumeric()) {
         return Err(InviteError::BadCharacter(c));
     }
-    if !(16..=32).contains(&text.len()) {
+    if !lengths.contains(&text.len()) {
         return Err(InviteError::BadLength(text.len()));
     }
     Ok(InviteCode(text.to_string()))
@@ -123,6 +133,10 @@ mod tests {
             assert!(form.contains(code.as_str()), "{form}");
         }
         assert_eq!(parse(CODE).unwrap().link(), format!("https://chat.whatsapp.com/{CODE}"));
+        // Provider answers may carry shorter codes; user input may not.
+        assert_eq!(parse_from_provider("ABC123XYZ").unwrap().as_str(), "ABC123XYZ");
+        assert!(parse("ABC123XYZ").is_err());
+        assert!(parse_from_provider("https://evil.example/ABC").is_err());
     }
 
     #[test]

@@ -77,7 +77,11 @@ pub fn provider_error(error: &ProviderError, provider: ProviderKind) -> Reply {
     let (title, hint): (String, Option<&str>) = match &error.kind {
         Auth => (
             format!("The {p} provider rejected waops' credentials"),
-            Some("Ask an admin to check provider.token."),
+            Some(match provider {
+                ProviderKind::Periskope => "Ask an admin to check provider.token and provider.phone.",
+                ProviderKind::Wawp => "Ask an admin to check provider.instance_id and provider.access_token.",
+                _ => "Ask an admin to check provider.token.",
+            }),
         ),
         NotAdmin => (
             "The connected WhatsApp number is not an admin of that group".into(),

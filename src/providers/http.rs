@@ -269,7 +269,12 @@ impl ApiClient {
         if let Some(until) = until {
             tokio::time::sleep_until(until.into()).await;
         }
-        self.limiter.until_ready().await;
+        // governor's own `until_ready` sleeps on a coarse timer thread and each
+        // overshoot delays every later request; tokio's timer keeps the pace.
+        while let Err(not_until) = self.limiter.check() {
+            let now = governor::clock::Clock::now(self.limiter.clock());
+            tokio::time::sleep(not_until.wait_time_from(now)).await;
+        }
     }
 }
 

@@ -67,7 +67,7 @@ fn code_of(value: &Value) -> Result<InviteCode, ProviderError> {
         .and_then(Value::as_str)
         .or_else(|| value.as_str())
         .ok_or(ProviderErrorKind::Malformed)?;
-    invite_link::parse(text).map_err(|_| ProviderErrorKind::Malformed.into())
+    invite_link::parse_from_provider(text).map_err(|_| ProviderErrorKind::Malformed.into())
 }
 
 /// Per-number statuses when the engine reports them (Baileys-style codes).

@@ -287,7 +287,7 @@ impl Provider for Wuts {
             ))
             .await?
             .json()?;
-        invite_link::parse(&r.invite_link).map_err(|_| ProviderErrorKind::Malformed.into())
+        invite_link::parse_from_provider(&r.invite_link).map_err(|_| ProviderErrorKind::Malformed.into())
     }
 
     async fn reset_invite(&self, group: &GroupId) -> Result<InviteCode, ProviderError> {
@@ -302,7 +302,7 @@ impl Provider for Wuts {
             ))
             .await?
             .json()?;
-        invite_link::parse(&r.invite_link).map_err(|_| ProviderErrorKind::Malformed.into())
+        invite_link::parse_from_provider(&r.invite_link).map_err(|_| ProviderErrorKind::Malformed.into())
     }
 
     async fn history(&self, _group: &GroupId, _since: DateTime<Utc>) -> Result<Vec<MemberEvent>, ProviderError> {

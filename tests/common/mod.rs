@@ -108,3 +108,42 @@ pub async fn fresh_postgres() -> Option<String> {
     url.set_path(&format!("/{name}"));
     Some(url.to_string())
 }
+
+/// A provider of `kind` pointed at a fake server, with test-friendly pacing.
+pub fn provider(kind: &str, base_url: &str, extra: &str) -> std::sync::Arc<dyn waops::providers::Provider> {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = provider_toml(kind, base_url, extra);
+    let settings = settings(dir.path(), &toml, "sqlite::memory:");
+    waops::providers::build(&settings.provider, clock()).expect("provider builds")
+}
+
+/// The secret used by provider fakes; tests assert it never leaks.
+pub const TOKEN: &str = "tok-SECRET-123";
+
+/// A fixture file from tests/fixtures.
+pub fn fixture(path: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `[provider]` settings for a fake at `base_url`; lines in `extra` replace the defaults here.
+pub fn provider_toml(kind: &str, base_url: &str, extra: &str) -> String {
+    let defaults = [
+        format!("kind = \"{kind}\""),
+        format!("base_url = \"{base_url}\""),
+        format!("token = \"{TOKEN}\""),
+        "phone = \"919876543210\"".to_string(),
+        "instance_id = \"inst-1\"".to_string(),
+        format!("access_token = \"{TOKEN}\""),
+        "max_retries = 2".to_string(),
+        "timeout_ms = 2000".to_string(),
+        "rate_per_second = 1000".to_string(),
+        "burst = 1000".to_string(),
+        "add_pause_ms = 0".to_string(),
+    ];
+    let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_string();
+    let overridden: Vec<String> = extra.lines().map(key).collect();
+    let mut lines: Vec<String> = defaults.into_iter().filter(|l| !overridden.contains(&key(l))).collect();
+    lines.extend(extra.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+    format!("[provider]\n{}\n", lines.join("\n"))
+}

@@ -1,0 +1,150 @@
+//! Bulk adds through the whole core against a fake that enforces a request
+//! rate: paced to the floor, never a 429; and an add interrupted part-way keeps
+//! what was done.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{provider_toml, TestApp};
+use serde_json::{json, Value};
+use waops::core::Status;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const GROUP: &str = "120363041234567890@g.us";
+
+/// Allows `limit` requests in any sliding second (5 ms of clock tolerance),
+/// answers 429 beyond that, and otherwise reports every participant as added.
+#[derive(Clone)]
+struct RateLimitedFake {
+    limit: usize,
+    accepted: Arc<Mutex<Vec<Instant>>>,
+    rejected: Arc<Mutex<usize>>,
+}
+
+impl Respond for RateLimitedFake {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let now = Instant::now();
+        let mut accepted = self.accepted.lock().unwrap();
+        let window = Duration::from_millis(995);
+        let recent = accepted.iter().filter(|t| now.duration_since(**t) < window).count();
+        if recent >= self.limit {
+            *self.rejected.lock().unwrap() += 1;
+            return ResponseTemplate::new(429).insert_header("retry-after", "1");
+        }
+        accepted.push(now);
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let statuses: serde_json::Map<String, Value> = body["participants"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(Value::as_str)
+                    .map(|d| {
+                        (
+                            format!("{d}@c.us"),
+                            json!({"is_success": true, "message": "Participant added"}),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ResponseTemplate::new(200).set_body_json(Value::Object(statuses))
+    }
+}
+
+fn numbers(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("+49151300{i:05}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn list_groups(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
+        )
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn two_hundred_numbers_at_the_pacing_floor_without_a_429() {
+    let server = MockServer::start().await;
+    let fake = RateLimitedFake {
+        limit: 10,
+        accepted: Default::default(),
+        rejected: Default::default(),
+    };
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/add")))
+        .respond_with(fake.clone())
+        .mount(&server)
+        .await;
+    list_groups(&server).await;
+    let rate = 10;
+    let config = provider_toml(
+        "periskope",
+        &format!("{}/v1", server.uri()),
+        &format!("rate_per_second = {rate}\nburst = 1\nadd_chunk_size = 10\nadd_pause_ms = 0\n"),
+    );
+    let app = TestApp::with_config(&config).await;
+
+    // `waops serve` loads the phone metadata at start; do the same here so the
+    // clock measures the add, not a one-off load.
+    waops::phone::warm_up();
+    let started = Instant::now();
+    let reply = app.run(&format!("add {GROUP} {} --yes", numbers(200))).await;
+    let elapsed = started.elapsed();
+
+    assert_eq!(reply.status, Status::Ok, "{}", reply.plain());
+    assert!(reply.plain().contains("200 added, 0 invite sent"), "{}", reply.plain());
+    assert_eq!(*fake.rejected.lock().unwrap(), 0, "no request was over the fake's rate");
+    assert_eq!(fake.accepted.lock().unwrap().len(), 20, "200 numbers in chunks of 10");
+    // One list call and 20 adds, one every 1/rate seconds after the first.
+    let floor = Duration::from_secs_f64(20.0 / rate as f64);
+    let ratio = elapsed.as_secs_f64() / floor.as_secs_f64();
+    eprintln!("pacing: 200 numbers in {elapsed:?}; floor {floor:?}; ratio {ratio:.3}");
+    assert!(ratio <= 1.2, "took {elapsed:?}, floor {floor:?}");
+}
+
+#[tokio::test]
+async fn an_add_stopped_part_way_keeps_what_was_done() {
+    let server = MockServer::start().await;
+    list_groups(&server).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/add")))
+        .respond_with(RateLimitedFake {
+            limit: 1000,
+            accepted: Default::default(),
+            rejected: Default::default(),
+        })
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/add")))
+        .respond_with(ResponseTemplate::new(401).insert_header("x-periskope-trace-id", "trace-9"))
+        .mount(&server)
+        .await;
+    let config = provider_toml("periskope", &format!("{}/v1", server.uri()), "add_chunk_size = 2\n");
+    let app = TestApp::with_config(&config).await;
+    let (reply, id) = app
+        .run_as(&["console"], "local", &format!("add {GROUP} {}", numbers(5)))
+        .await;
+    let text = reply.plain();
+    assert!(text.contains("`+4915130000001` — added\n  `+4915130000002` — added\n  `+4915130000003` — failed (not sent: stopped after an earlier error)"), "{text}");
+    assert!(
+        text.contains("Stopped after 2 of 5 numbers: The periskope provider rejected waops' credentials"),
+        "{text}"
+    );
+    let row = app.audit(&id).await;
+    assert_eq!(
+        (row.outcome.as_str(), row.provider_trace_id.as_deref()),
+        ("partial:auth", Some("trace-9"))
+    );
+}

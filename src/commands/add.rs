@@ -68,6 +68,16 @@ pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
     })
 }
 
+/// Whether running these arguments reaches the provider: not for a dry run, a
+/// preview waiting for confirmation, or numbers that fail validation.
+pub fn calls_provider(args: &Args, settings: &crate::settings::Settings) -> bool {
+    if args.dry_run {
+        return false;
+    }
+    let list = phone::parse_list(&args.numbers, settings.region());
+    list.invalid.is_empty() && (args.yes || list.valid.len() <= settings.limits.confirm_over)
+}
+
 /// Validates, previews or adds.
 pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {
     let settings = &call.ctx.settings;

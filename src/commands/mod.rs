@@ -188,6 +188,49 @@ enum Resolved {
     Group(GroupInfo),
 }
 
+/// How `prepare` may resolve group names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Ask the provider when the cached group list does not answer.
+    Provider,
+    /// Use only a fresh cached list; otherwise report `NeedsLookup`.
+    CacheOnly,
+}
+
+/// A command that was parsed, resolved and allowed, ready to run.
+pub struct Ready {
+    command: Command,
+    group: Option<GroupInfo>,
+    grant: Grant,
+    audit: AuditRecord,
+}
+
+impl Ready {
+    /// Whether running it calls the provider (so a chat frontend must answer
+    /// "Working on it…" first and post the result later).
+    pub fn calls_provider(&self, ctx: &Context) -> bool {
+        match &self.command {
+            Command::Join(_) | Command::Invite(_) | Command::History(_) | Command::Groups(_) => true,
+            Command::Add(a) => add::calls_provider(a, &ctx.settings),
+            Command::Subscribe(_)
+            | Command::Unsubscribe(_)
+            | Command::Subscriptions
+            | Command::Help(_)
+            | Command::Whoami => false,
+        }
+    }
+}
+
+/// The part of a command's life that decides: parse, permit, resolve, permit on the group.
+pub enum Prepared {
+    /// Answered already (bad text, refused, no such group): the reply and its audit row.
+    Answered(Reply, AuditRecord),
+    /// Allowed; run it with `execute`.
+    Ready(Ready),
+    /// Deciding needs the provider's group list, which `Lookup::CacheOnly` forbids.
+    NeedsLookup,
+}
+
 /// Runs one invocation end to end and writes its audit row. Never fails: every
 /// error becomes a reply.
 pub async fn dispatch(ctx: &Context, inv: &Invocation) -> Reply {
@@ -196,45 +239,74 @@ pub async fn dispatch(ctx: &Context, inv: &Invocation) -> Reply {
 
 /// `dispatch`, reporting progress of long commands to `progress`.
 pub async fn dispatch_with_progress(ctx: &Context, inv: &Invocation, progress: Option<&dyn Progress>) -> Reply {
-    let span = tracing::info_span!(
+    let started = std::time::Instant::now();
+    async {
+        let (reply, audit) = match prepare(ctx, inv, Lookup::Provider).await {
+            Prepared::Answered(reply, audit) => (reply, audit),
+            Prepared::Ready(ready) => execute(ctx, inv, ready, progress).await,
+            Prepared::NeedsLookup => unreachable!("Lookup::Provider always decides"),
+        };
+        finish(ctx, reply, audit, started).await
+    }
+    .instrument(command_span(inv))
+    .await
+}
+
+/// Answers without calling the provider when that is possible: help, whoami,
+/// bad text, refusals, previews, store-only commands. `None` means the command
+/// needs the provider: run `dispatch` off the request path.
+pub async fn answer_without_provider(ctx: &Context, inv: &Invocation) -> Option<Reply> {
+    let started = std::time::Instant::now();
+    async {
+        let (reply, audit) = match prepare(ctx, inv, Lookup::CacheOnly).await {
+            Prepared::Answered(reply, audit) => (reply, audit),
+            Prepared::Ready(ready) if !ready.calls_provider(ctx) => execute(ctx, inv, ready, None).await,
+            Prepared::Ready(_) | Prepared::NeedsLookup => return None,
+        };
+        Some(finish(ctx, reply, audit, started).await)
+    }
+    .instrument(command_span(inv))
+    .await
+}
+
+fn command_span(inv: &Invocation) -> tracing::Span {
+    tracing::info_span!(
         "command",
         request_id = %inv.request_id,
         platform = inv.platform.as_str(),
         principal = %inv.caller(),
         channel = %inv.channel,
         command = tracing::field::Empty,
-    );
-    async {
-        let started = std::time::Instant::now();
-        let mut audit = AuditRecord {
-            at: ctx.clock.now(),
-            request_id: inv.request_id.clone(),
-            platform: inv.platform.as_str().into(),
-            principal: inv.caller().to_string(),
-            channel: inv.channel.to_string(),
-            command: "invalid".into(),
-            group_id: None,
-            numbers_count: 0,
-            decision: "invalid".into(),
-            rule: String::new(),
-            outcome: "user_error".into(),
-            provider_trace_id: None,
-        };
-        let reply = run(ctx, inv, &mut audit, progress).await;
-        if let Err(e) = ctx.store.record_audit(&audit).await {
-            // The command already happened; losing its audit row must be loud in
-            // the log, but must not turn the user's result into an error.
-            tracing::error!(error = format!("{e:#}"), "audit row not written");
-        }
-        crate::telemetry::command_finished(&audit.command, &audit.outcome, started.elapsed().as_secs_f64());
-        tracing::info!(decision = %audit.decision, outcome = %audit.outcome, "command finished");
-        reply
-    }
-    .instrument(span)
-    .await
+    )
 }
 
-async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, progress: Option<&dyn Progress>) -> Reply {
+async fn finish(ctx: &Context, reply: Reply, audit: AuditRecord, started: std::time::Instant) -> Reply {
+    if let Err(e) = ctx.store.record_audit(&audit).await {
+        // The command already happened; losing its audit row must be loud in
+        // the log, but must not turn the user's result into an error.
+        tracing::error!(error = format!("{e:#}"), "audit row not written");
+    }
+    crate::telemetry::command_finished(&audit.command, &audit.outcome, started.elapsed().as_secs_f64());
+    tracing::info!(decision = %audit.decision, outcome = %audit.outcome, "command finished");
+    reply
+}
+
+/// Parses, permits and resolves; writes nothing.
+pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepared {
+    let mut audit = AuditRecord {
+        at: ctx.clock.now(),
+        request_id: inv.request_id.clone(),
+        platform: inv.platform.as_str().into(),
+        principal: inv.caller().to_string(),
+        channel: inv.channel.to_string(),
+        command: "invalid".into(),
+        group_id: None,
+        numbers_count: 0,
+        decision: "invalid".into(),
+        rule: String::new(),
+        outcome: "user_error".into(),
+        provider_trace_id: None,
+    };
     let command = match Command::parse(&inv.text) {
         Ok(c) => c,
         Err(e) => {
@@ -242,7 +314,7 @@ async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, progress:
                 audit.command = id.to_string();
             }
             audit.rule = e.message.clone();
-            return messages::usage_error(&e);
+            return Prepared::Answered(messages::usage_error(&e), audit);
         }
     };
     let id = command.id();
@@ -253,18 +325,26 @@ async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, progress:
     if let Err(refusal) = ctx.permissions.may_run(&inv.principals, id, &inv.channel) {
         audit.decision = "refused".into();
         audit.rule = refusal.reason().into();
-        return messages::refused(id, None, refusal);
+        return Prepared::Answered(messages::refused(id, None, refusal), audit);
     }
     let resolved = match command.target() {
         TargetRef::None => Resolved::None,
         TargetRef::All => Resolved::All,
-        TargetRef::Group(reference) => match resolve_group(ctx, reference).await {
-            Ok(group) => Resolved::Group(group),
-            Err(e) => {
-                audit.rule = "group not resolved".into();
-                return finish_error(ctx, inv, audit, e);
+        TargetRef::Group(reference) => {
+            let result = match lookup {
+                Lookup::Provider => resolve_group(ctx, reference).await.map(Some),
+                Lookup::CacheOnly => resolve_cached(ctx, reference).await,
+            };
+            match result {
+                Ok(Some(group)) => Resolved::Group(group),
+                Ok(None) => return Prepared::NeedsLookup,
+                Err(e) => {
+                    audit.rule = "group not resolved".into();
+                    let reply = finish_error(ctx, inv, &mut audit, e);
+                    return Prepared::Answered(reply, audit);
+                }
             }
-        },
+        }
     };
     let (target, group_name) = match &resolved {
         Resolved::None => (Target::None, None),
@@ -279,7 +359,7 @@ async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, progress:
         Decision::Refused(refusal) => {
             audit.decision = "refused".into();
             audit.rule = refusal.reason().into();
-            return messages::refused(id, group_name, refusal);
+            return Prepared::Answered(messages::refused(id, group_name, refusal), audit);
         }
     };
     audit.decision = "allowed".into();
@@ -288,14 +368,13 @@ async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, progress:
         Resolved::Group(g) => Some(g),
         _ => None,
     };
-    let mut call = Call {
-        ctx,
-        inv,
-        grant,
-        numbers_count: 0,
-        progress,
-        partial: None,
-    };
+    Prepared::Ready(Ready { command, group, grant, audit })
+}
+
+/// Runs a prepared command; returns its reply and completed audit row (not yet written).
+pub async fn execute(ctx: &Context, inv: &Invocation, ready: Ready, progress: Option<&dyn Progress>) -> (Reply, AuditRecord) {
+    let Ready { command, group, grant, mut audit } = ready;
+    let mut call = Call { ctx, inv, grant, numbers_count: 0, progress, partial: None };
     let result = match command {
         Command::Join(a) => join::run(&mut call, a).await,
         Command::Add(a) => add::run(&mut call, a, group.expect("add has a group")).await,
@@ -309,7 +388,7 @@ async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, progress:
         Command::Whoami => whoami::run(&mut call).await,
     };
     audit.numbers_count = call.numbers_count as i64;
-    match result {
+    let reply = match result {
         Ok(reply) => {
             audit.outcome = match (&call.partial, reply.status) {
                 (Some(e), _) => format!("partial:{}", provider_error_code(e)),
@@ -324,8 +403,9 @@ async fn run(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, progress:
             }
             reply
         }
-        Err(e) => finish_error(ctx, inv, audit, e),
-    }
+        Err(e) => finish_error(ctx, inv, &mut audit, e),
+    };
+    (reply, audit)
 }
 
 fn finish_error(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, error: CommandError) -> Reply {
@@ -364,6 +444,21 @@ fn provider_error_code(e: &ProviderError) -> &'static str {
         Timeout(_) => "timeout",
         Malformed => "malformed",
         Unsupported(_) => "unsupported",
+    }
+}
+
+/// Resolves against the cached group list only: `Ok(None)` when only the
+/// provider could tell (no fresh cache, no match, or an id the cache lacks).
+async fn resolve_cached(ctx: &Context, reference: &str) -> Result<Option<GroupInfo>, CommandError> {
+    let Some(groups) = ctx.groups.peek().await else {
+        return Ok(None);
+    };
+    match group_ref::resolve(reference, &ctx.aliases, &groups) {
+        Resolve::Found(g) if groups.iter().any(|k| k.id == g.id) => Ok(Some(g)),
+        Resolve::Ambiguous(candidates, total) => {
+            Err(CommandError::User(messages::ambiguous_group(reference, &candidates, total)))
+        }
+        _ => Ok(None),
     }
 }
 

@@ -10,6 +10,7 @@ use crate::core::{Clock, Context};
 use crate::providers;
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::workers::Workers;
 
 /// Opens and migrates the store, builds the provider and the context.
 pub async fn build_context(settings: Settings, clock: Clock) -> anyhow::Result<Context> {
@@ -28,7 +29,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(ctx.settings.server.shutdown_grace_s);
     let store = ctx.store.clone();
-    let router = crate::http::router(ctx);
+    let workers = Workers::new(ctx.settings.server.max_in_flight);
+    let router = crate::http::router(ctx, workers.clone())?;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
@@ -45,6 +47,13 @@ pub async fn serve(
     tokio::select! {
         result = server => result.context("server failed")?,
         () = deadline => tracing::warn!(grace_s = grace.as_secs(), "grace period over; closing with requests in flight"),
+    }
+    // Follow-ups still running (results being posted back to chat) get the grace period too.
+    if workers.busy() > 0 && !workers.drain(grace).await {
+        tracing::warn!(
+            still_running = workers.busy(),
+            "grace period over; some follow-ups did not finish"
+        );
     }
     store.close().await;
     tracing::info!("stopped");

@@ -15,20 +15,25 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId
 use tower_http::trace::TraceLayer;
 
 use crate::core::Context;
+use crate::workers::Workers;
 
 /// The request-id header set on every response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Builds the router `waops serve` runs.
-pub fn router(ctx: Context) -> Router {
+/// Builds the router `waops serve` runs; chat routes join when their secrets are set.
+pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Router> {
     let max_body = ctx.settings.server.max_body_bytes;
     // Install the recorder now, so counts from before the first scrape are kept.
     crate::telemetry::metrics();
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(ctx)
+        .with_state(ctx.clone());
+    if let Some(slack) = crate::adapters::slack::router(ctx, workers)? {
+        router = router.merge(slack);
+    }
+    Ok(router
         .layer(middleware::from_fn(count_requests))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -40,7 +45,7 @@ pub fn router(ctx: Context) -> Router {
                 .unwrap_or("-");
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid)))
 }
 
 async fn healthz() -> &'static str {

@@ -22,3 +22,4 @@ pub mod providers;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
+pub mod workers;

@@ -91,6 +91,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Seconds in-flight work may take after SIGTERM.
     pub shutdown_grace_s: u64,
+    /// Commands running off the request path at once; beyond it users get "busy, try again".
+    pub max_in_flight: u32,
 }
 
 /// `[log]`
@@ -402,6 +404,7 @@ impl Settings {
         }
         let counts = [
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
+            ("server.max_in_flight", u64::from(self.server.max_in_flight)),
             ("limits.max_numbers_per_add", self.limits.max_numbers_per_add as u64),
             ("digests.tick_s", self.digests.tick_s),
             ("provider.timeout_ms", self.provider.timeout_ms),

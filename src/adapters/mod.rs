@@ -2,3 +2,4 @@
 //! a `Reply` back. Only the console exists so far.
 
 pub mod console;
+pub mod slack;

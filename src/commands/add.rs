@@ -5,10 +5,12 @@ use crate::core::messages;
 use crate::core::parser::{CommandSpec, OptionSpec, Parts, UsageError, NEWLINE};
 use crate::core::reply::Reply;
 use crate::core::CommandId;
+use crate::core::Platform;
 use crate::group_ref::{GroupId, GroupInfo};
 use crate::phone::E164;
 use crate::phone::{self, NumberToken};
 use crate::providers::{AddOutcome, AddResult};
+use crate::store::Confirmation;
 
 /// The spec row.
 pub const SPEC: CommandSpec = CommandSpec {
@@ -101,11 +103,17 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
         return Ok(messages::add_dry_run(&group, &list.valid, &list.duplicates));
     }
     if count > settings.limits.confirm_over && !args.yes {
+        // Chat frontends get Apply/Cancel buttons; the console asks for --yes.
+        let confirmation = match call.inv.platform {
+            Platform::Console => None,
+            _ => Some(save_confirmation(call).await?),
+        };
         return Ok(messages::add_needs_confirmation(
             &group,
             &list.valid,
             &list.duplicates,
             settings.limits.confirm_over,
+            confirmation.as_deref(),
         ));
     }
     let numbers: Vec<_> = list.valid.iter().map(|a| a.number.clone()).collect();
@@ -119,6 +127,24 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
         reply = messages::add_stopped(reply, done, numbers.len(), e, call.ctx.provider.kind());
     }
     Ok(reply)
+}
+
+/// How long a preview can be applied.
+pub const CONFIRM_WITHIN: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Stores the previewed command (with `--yes`) for the caller's Apply.
+async fn save_confirmation(call: &Call<'_>) -> Result<String, CommandError> {
+    let now = call.ctx.clock.now();
+    let confirmation = Confirmation {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        platform: call.inv.platform.as_str().into(),
+        principal: call.inv.caller().to_string(),
+        channel: call.inv.channel.to_string(),
+        command_text: format!("{} --yes", call.inv.text.trim_end()),
+        expires_at: now + CONFIRM_WITHIN,
+    };
+    call.ctx.store.create_confirmation(&confirmation, now).await?;
+    Ok(confirmation.id)
 }
 
 /// Sends the numbers in the provider's chunks, pausing between them, reporting

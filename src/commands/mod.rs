@@ -269,6 +269,29 @@ pub async fn answer_without_provider(ctx: &Context, inv: &Invocation) -> Option<
     .await
 }
 
+/// Audits a command that was not run at all (e.g. every worker busy).
+pub async fn record_not_run(ctx: &Context, inv: &Invocation, outcome: &str) {
+    let audit = AuditRecord {
+        at: ctx.clock.now(),
+        request_id: inv.request_id.clone(),
+        platform: inv.platform.as_str().into(),
+        principal: inv.caller().to_string(),
+        channel: inv.channel.to_string(),
+        command: Command::parse(&inv.text)
+            .map(|c| c.id().to_string())
+            .unwrap_or_else(|_| "invalid".into()),
+        group_id: None,
+        numbers_count: 0,
+        decision: "not_run".into(),
+        rule: String::new(),
+        outcome: outcome.into(),
+        provider_trace_id: None,
+    };
+    if let Err(e) = ctx.store.record_audit(&audit).await {
+        tracing::error!(error = format!("{e:#}"), "audit row not written");
+    }
+}
+
 fn command_span(inv: &Invocation) -> tracing::Span {
     tracing::info_span!(
         "command",
@@ -368,13 +391,35 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
         Resolved::Group(g) => Some(g),
         _ => None,
     };
-    Prepared::Ready(Ready { command, group, grant, audit })
+    Prepared::Ready(Ready {
+        command,
+        group,
+        grant,
+        audit,
+    })
 }
 
 /// Runs a prepared command; returns its reply and completed audit row (not yet written).
-pub async fn execute(ctx: &Context, inv: &Invocation, ready: Ready, progress: Option<&dyn Progress>) -> (Reply, AuditRecord) {
-    let Ready { command, group, grant, mut audit } = ready;
-    let mut call = Call { ctx, inv, grant, numbers_count: 0, progress, partial: None };
+pub async fn execute(
+    ctx: &Context,
+    inv: &Invocation,
+    ready: Ready,
+    progress: Option<&dyn Progress>,
+) -> (Reply, AuditRecord) {
+    let Ready {
+        command,
+        group,
+        grant,
+        mut audit,
+    } = ready;
+    let mut call = Call {
+        ctx,
+        inv,
+        grant,
+        numbers_count: 0,
+        progress,
+        partial: None,
+    };
     let result = match command {
         Command::Join(a) => join::run(&mut call, a).await,
         Command::Add(a) => add::run(&mut call, a, group.expect("add has a group")).await,
@@ -455,9 +500,11 @@ async fn resolve_cached(ctx: &Context, reference: &str) -> Result<Option<GroupIn
     };
     match group_ref::resolve(reference, &ctx.aliases, &groups) {
         Resolve::Found(g) if groups.iter().any(|k| k.id == g.id) => Ok(Some(g)),
-        Resolve::Ambiguous(candidates, total) => {
-            Err(CommandError::User(messages::ambiguous_group(reference, &candidates, total)))
-        }
+        Resolve::Ambiguous(candidates, total) => Err(CommandError::User(messages::ambiguous_group(
+            reference,
+            &candidates,
+            total,
+        ))),
         _ => Ok(None),
     }
 }

@@ -87,7 +87,9 @@ impl GroupCache {
     /// The cached list if it is still fresh; never calls the provider.
     pub async fn peek(&self) -> Option<Arc<Vec<GroupInfo>>> {
         let slot = self.slot.lock().await;
-        slot.as_ref().filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, groups)| groups.clone())
+        slot.as_ref()
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, groups)| groups.clone())
     }
 
     /// Forgets the list (after a join changed it).

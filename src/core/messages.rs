@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::parser::{CommandSpec, UsageError};
 use super::permissions::Refusal;
-use super::reply::{Reply, Rich, Status, Table, Visibility};
+use super::reply::{Button, ButtonAction, Reply, Rich, Status, Table, Visibility};
 use super::values::format_duration;
 use super::CommandId;
 use crate::group_ref::GroupInfo;
@@ -215,6 +215,7 @@ pub fn add_needs_confirmation(
     numbers: &[Accepted],
     duplicates: &[Accepted],
     confirm_over: usize,
+    confirmation: Option<&str>,
 ) -> Reply {
     let title = Rich::new()
         .text(format!("This adds {} to ", count(numbers.len(), "number")))
@@ -222,9 +223,54 @@ pub fn add_needs_confirmation(
     let mut reply = Reply::new(Status::Preview, Visibility::Ephemeral, title)
         .field("Group id", Rich::new().code(group.id.as_str()));
     reply = duplicates_footer(number_lines(reply, numbers), duplicates);
-    reply.footer(format!(
-        "More than {confirm_over} numbers: run it again with --yes to apply. Nothing was sent."
-    ))
+    match confirmation {
+        Some(id) => {
+            reply.buttons = vec![
+                Button {
+                    action: ButtonAction::Apply,
+                    label: "Apply".into(),
+                    value: id.to_string(),
+                },
+                Button {
+                    action: ButtonAction::Cancel,
+                    label: "Cancel".into(),
+                    value: id.to_string(),
+                },
+            ];
+            reply.footer(format!(
+                "More than {confirm_over} numbers: Apply within 15 minutes (only you can). Nothing was sent yet."
+            ))
+        }
+        None => reply.footer(format!(
+            "More than {confirm_over} numbers: run it again with --yes to apply. Nothing was sent."
+        )),
+    }
+}
+
+/// A button click on a preview that cannot be applied.
+pub fn confirmation_gone() -> Reply {
+    Reply::user_error("This preview was already applied or cancelled, has expired (15 minutes), or is not yours")
+        .footer("Nothing was sent again. Run the command once more for a new preview.")
+}
+
+/// A cancelled preview.
+pub fn cancelled() -> Reply {
+    Reply::info("Cancelled; nothing was sent")
+}
+
+/// The immediate answer while a command runs off the request path.
+pub fn working() -> Reply {
+    Reply::info("Working on it…")
+}
+
+/// The answer when every worker is busy.
+pub fn busy() -> Reply {
+    Reply::user_error("waops is busy; try again in a moment").footer("Nothing was run.")
+}
+
+/// A progress update of a bulk add.
+pub fn progress(done: usize, total: usize) -> Reply {
+    Reply::info(format!("Adding… {done}/{total}"))
 }
 
 /// The result of an add, one line per number and a summary.

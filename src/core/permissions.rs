@@ -219,6 +219,11 @@ impl Permissions {
         Ok(Permissions { roles, bindings })
     }
 
+    /// Every principal some role is bound to (frontends look up only these groups).
+    pub fn bound_principals(&self) -> impl Iterator<Item = &Principal> {
+        self.bindings.iter().map(|(p, _)| p)
+    }
+
     /// The roles bound to any of the caller's principals.
     pub fn roles_of(&self, principals: &[Principal]) -> Vec<&Role> {
         self.roles

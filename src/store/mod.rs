@@ -288,6 +288,84 @@ impl Store {
     }
 }
 
+/// A preview waiting for its Apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirmation {
+    /// Random id, carried in the button's value.
+    pub id: String,
+    /// slack, discord.
+    pub platform: String,
+    /// Who may apply it.
+    pub principal: String,
+    /// Where it was previewed.
+    pub channel: String,
+    /// The command to run on Apply (with `--yes`).
+    pub command_text: String,
+    /// Until when it may be applied.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Saves a preview waiting for confirmation.
+    pub async fn create_confirmation(&self, c: &Confirmation, now: DateTime<Utc>) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO confirmations (id, platform, principal, channel, command_text, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&c.id)
+        .bind(&c.platform)
+        .bind(&c.principal)
+        .bind(&c.channel)
+        .bind(&c.command_text)
+        .bind(millis(now))
+        .bind(millis(c.expires_at))
+        .execute(&self.pool)
+        .await
+        .context("cannot save the confirmation")?;
+        Ok(())
+    }
+
+    /// Takes a confirmation for `principal` if it is still open: exactly one
+    /// caller ever gets `Some` for an id.
+    pub async fn consume_confirmation(
+        &self,
+        id: &str,
+        principal: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Confirmation>> {
+        let taken = sqlx::query(
+            "UPDATE confirmations SET consumed_at = $1 \
+             WHERE id = $2 AND principal = $3 AND consumed_at IS NULL AND expires_at > $4",
+        )
+        .bind(millis(now))
+        .bind(id)
+        .bind(principal)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await
+        .context("cannot consume the confirmation")?
+        .rows_affected();
+        if taken != 1 {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT id, platform, principal, channel, command_text, expires_at FROM confirmations WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await
+        .context("cannot read the confirmation")?;
+        Ok(Some(Confirmation {
+            id: row.try_get("id")?,
+            platform: row.try_get("platform")?,
+            principal: row.try_get("principal")?,
+            channel: row.try_get("channel")?,
+            command_text: row.try_get("command_text")?,
+            expires_at: from_millis(row.try_get("expires_at")?),
+        }))
+    }
+}
+
 fn audit_from_row(r: &AnyRow) -> anyhow::Result<AuditRecord> {
     Ok(AuditRecord {
         at: from_millis(r.try_get("at")?),

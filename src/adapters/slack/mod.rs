@@ -1,0 +1,395 @@
+//! Slack: `/wa` slash commands and preview buttons over signed HTTP.
+//!
+//! Every request is verified on its raw bytes first. Commands that need no
+//! provider call are answered in the HTTP response; the others get an ephemeral
+//! "Working on it…" at once and their result is posted to `response_url` by a
+//! bounded background worker, with progress for long adds.
+
+pub mod outbound;
+pub mod render;
+pub mod verify;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+use tower_http::request_id::RequestId;
+
+use crate::commands;
+use crate::core::reply::Visibility;
+use crate::core::{messages, new_request_id, ChannelRef, Context, Invocation, Platform, Principal, Progress, Reply};
+use crate::settings::Secret;
+use crate::workers::Workers;
+use outbound::SlackClient;
+
+/// How long a user group's member list is trusted.
+pub const USERGROUP_TTL: Duration = Duration::from_secs(300);
+/// Most progress posts per command (Slack allows 5 posts per `response_url`; the result is one).
+const MAX_PROGRESS_POSTS: usize = 3;
+/// Least time between two progress posts.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Shared state of the Slack routes.
+pub struct Slack {
+    ctx: Context,
+    secret: Secret,
+    client: Arc<SlackClient>,
+    workers: Workers,
+    usergroups: UsergroupCache,
+}
+
+/// Slack's slash-command form (the fields waops uses).
+#[derive(Deserialize)]
+struct CommandForm {
+    user_id: String,
+    channel_id: String,
+    #[serde(default)]
+    text: String,
+    response_url: String,
+}
+
+#[derive(Deserialize)]
+struct InteractionForm {
+    payload: String,
+}
+
+#[derive(Deserialize)]
+struct Interaction {
+    #[serde(rename = "type")]
+    kind: String,
+    user: IdOnly,
+    response_url: Option<String>,
+    #[serde(default)]
+    actions: Vec<Action>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct Action {
+    action_id: String,
+    value: Option<String>,
+}
+
+/// The Slack routes, or `None` when `slack.signing_secret` is not set.
+pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Option<Router>> {
+    let settings = &ctx.settings.slack;
+    if !settings.signing_secret.is_set() {
+        return Ok(None);
+    }
+    let usergroups = UsergroupCache::new(
+        ctx.permissions
+            .bound_principals()
+            .filter_map(|p| p.as_str().strip_prefix("slack:usergroup:").map(str::to_string))
+            .collect(),
+    );
+    let slack = Arc::new(Slack {
+        secret: settings.signing_secret.clone(),
+        client: Arc::new(SlackClient::new(settings)?),
+        ctx,
+        workers,
+        usergroups,
+    });
+    Ok(Some(
+        Router::new()
+            .route("/slack/commands", routing::post(slash_command))
+            .route("/slack/interactions", routing::post(interaction))
+            .with_state(slack),
+    ))
+}
+
+fn verified(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+    let now = slack.ctx.clock.now().timestamp();
+    verify::verify(&slack.secret, headers, body, now).map_err(|e| {
+        tracing::warn!(reason = %e, "Slack request refused");
+        (StatusCode::UNAUTHORIZED, "invalid request signature\n").into_response()
+    })
+}
+
+fn request_id(id: Option<Extension<RequestId>>) -> String {
+    id.and_then(|Extension(id)| id.header_value().to_str().ok().map(str::to_string))
+        .unwrap_or_else(new_request_id)
+}
+
+fn inline(reply: &Reply) -> Response {
+    Json(render::message(reply)).into_response()
+}
+
+async fn slash_command(
+    State(slack): State<Arc<Slack>>,
+    id: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = verified(&slack, &headers, &body) {
+        return refused;
+    }
+    let form: CommandForm = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed slash command: {e}\n")).into_response(),
+    };
+    let user = format!("slack:user:{}", form.user_id);
+    let Ok(caller) = Principal::parse(&user) else {
+        return (StatusCode::BAD_REQUEST, "malformed user id\n").into_response();
+    };
+    let mut inv = Invocation {
+        platform: Platform::Slack,
+        principals: vec![caller],
+        channel: ChannelRef::new(Platform::Slack, &form.channel_id),
+        text: form.text,
+        request_id: request_id(id),
+    };
+    // Inline only when the caller's user groups are known without a Slack call.
+    if let Some(groups) = slack.usergroups.principals_of(&form.user_id) {
+        inv.principals.extend(groups);
+        if let Some(reply) = commands::answer_without_provider(&slack.ctx, &inv).await {
+            return inline(&reply);
+        }
+    }
+    let response_url = form.response_url;
+    let user_id = form.user_id;
+    let task_slack = slack.clone();
+    let task_inv = inv.clone();
+    let started = slack.workers.try_spawn(async move {
+        let slack = task_slack;
+        let mut inv = task_inv;
+        inv.principals.truncate(1);
+        inv.principals
+            .extend(slack.usergroups.principals_fresh(&slack.client, &user_id).await);
+        let poster = ResponsePoster::start(slack.client.clone(), response_url, inv.request_id.clone());
+        let reply = commands::dispatch_with_progress(&slack.ctx, &inv, Some(&poster)).await;
+        poster.finish(reply).await;
+    });
+    if !started {
+        commands::record_not_run(&slack.ctx, &inv, "busy").await;
+        return inline(&messages::busy());
+    }
+    inline(&messages::working())
+}
+
+async fn interaction(
+    State(slack): State<Arc<Slack>>,
+    id: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = verified(&slack, &headers, &body) {
+        return refused;
+    }
+    let payload: Interaction = match serde_urlencoded::from_bytes::<InteractionForm>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|f| serde_json::from_str(&f.payload).map_err(|e| e.to_string()))
+    {
+        Ok(p) => p,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed interaction: {e}\n")).into_response(),
+    };
+    let (Some(action), Some(response_url)) = (payload.actions.first(), payload.response_url.clone()) else {
+        // Not a button on one of our messages: acknowledge and ignore.
+        return StatusCode::OK.into_response();
+    };
+    if payload.kind != "block_actions" || !matches!(action.action_id.as_str(), "apply" | "cancel") {
+        return StatusCode::OK.into_response();
+    }
+    let apply = action.action_id == "apply";
+    let confirmation = action.value.clone().unwrap_or_default();
+    let user_id = payload.user.id.clone();
+    let request_id = request_id(id);
+    let task_slack = slack.clone();
+    let task_url = response_url.clone();
+    // The confirmation is consumed inside the task, so a full pool never eats an Apply.
+    let started = slack.workers.try_spawn(async move {
+        let slack = task_slack;
+        let principal = format!("slack:user:{user_id}");
+        let now = slack.ctx.clock.now();
+        let taken = match slack
+            .ctx
+            .store
+            .consume_confirmation(&confirmation, &principal, now)
+            .await
+        {
+            Ok(taken) => taken,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "confirmation lookup failed");
+                post(&slack.client, &task_url, &messages::internal(&request_id), false).await;
+                return;
+            }
+        };
+        let Some(taken) = taken else {
+            post(&slack.client, &task_url, &messages::confirmation_gone(), false).await;
+            return;
+        };
+        if !apply {
+            post(&slack.client, &task_url, &messages::cancelled(), true).await;
+            return;
+        }
+        let Ok(caller) = Principal::parse(&principal) else {
+            return;
+        };
+        let mut principals = vec![caller];
+        principals.extend(slack.usergroups.principals_fresh(&slack.client, &user_id).await);
+        let inv = Invocation {
+            platform: Platform::Slack,
+            principals,
+            channel: ChannelRef::from_text(&taken.channel),
+            text: taken.command_text,
+            request_id,
+        };
+        let poster = ResponsePoster::start(slack.client.clone(), task_url, inv.request_id.clone());
+        poster.update_now(&messages::working());
+        let reply = commands::dispatch_with_progress(&slack.ctx, &inv, Some(&poster)).await;
+        poster.finish(reply).await;
+    });
+    if !started {
+        let client = slack.client.clone();
+        tokio::spawn(async move { post(&client, &response_url, &messages::busy(), false).await });
+    }
+    StatusCode::OK.into_response()
+}
+
+/// Posts one reply to a `response_url`; failures can only be logged.
+async fn post(client: &SlackClient, response_url: &str, reply: &Reply, replace_original: bool) {
+    let mut body = render::message(reply);
+    body["replace_original"] = Value::Bool(replace_original);
+    if let Err(e) = client.respond(response_url, &body).await {
+        tracing::error!(error = %e, "result could not be posted to Slack");
+    }
+}
+
+enum Post {
+    Update(Reply),
+    Final(Reply),
+}
+
+/// Posts progress and then the result to one `response_url`, in order, from one task.
+struct ResponsePoster {
+    tx: tokio::sync::mpsc::Sender<Post>,
+    task: tokio::task::JoinHandle<()>,
+    last: Mutex<Option<Instant>>,
+    updates: AtomicUsize,
+}
+
+impl ResponsePoster {
+    fn start(client: Arc<SlackClient>, response_url: String, request_id: String) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Post>(MAX_PROGRESS_POSTS + 2);
+        let task = tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                match p {
+                    Post::Update(reply) => post(&client, &response_url, &reply, true).await,
+                    Post::Final(reply) => {
+                        // An ephemeral result replaces "Working on it…"; a channel
+                        // result is a new message (Slack cannot make an ephemeral public).
+                        let replace = reply.visibility == Visibility::Ephemeral;
+                        post(&client, &response_url, &reply, replace).await;
+                        tracing::debug!(request_id = %request_id, "result posted to Slack");
+                    }
+                }
+            }
+        });
+        ResponsePoster {
+            tx,
+            task,
+            last: Mutex::new(None),
+            updates: AtomicUsize::new(0),
+        }
+    }
+
+    fn update_now(&self, reply: &Reply) {
+        if self.tx.try_send(Post::Update(reply.clone())).is_ok() {
+            self.updates.fetch_add(1, Ordering::SeqCst);
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
+    }
+
+    async fn finish(self, reply: Reply) {
+        let _ = self.tx.send(Post::Final(reply)).await;
+        drop(self.tx);
+        let _ = self.task.await;
+    }
+}
+
+impl Progress for ResponsePoster {
+    fn update(&self, done: usize, total: usize) {
+        if done >= total || self.updates.load(Ordering::SeqCst) >= MAX_PROGRESS_POSTS {
+            return;
+        }
+        let due = self
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+        if due {
+            self.update_now(&messages::progress(done, total));
+        }
+    }
+}
+
+/// Members of the user groups that bindings name, each trusted for `USERGROUP_TTL`.
+struct UsergroupCache {
+    ids: Vec<String>,
+    members: Mutex<HashMap<String, (Instant, HashSet<String>)>>,
+}
+
+impl UsergroupCache {
+    fn new(ids: Vec<String>) -> Self {
+        UsergroupCache {
+            ids,
+            members: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The caller's usergroup principals, or `None` when some list is unknown or stale.
+    fn principals_of(&self, user: &str) -> Option<Vec<Principal>> {
+        let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for id in &self.ids {
+            let (at, users) = members.get(id)?;
+            if at.elapsed() >= USERGROUP_TTL {
+                return None;
+            }
+            if users.contains(user) {
+                out.push(Principal::parse(&format!("slack:usergroup:{id}")).ok()?);
+            }
+        }
+        Some(out)
+    }
+
+    /// Refreshes stale lists from Slack, then answers. A list Slack cannot give
+    /// keeps its last known members (or none), and the failure is logged.
+    async fn principals_fresh(&self, client: &SlackClient, user: &str) -> Vec<Principal> {
+        let stale: Vec<String> = {
+            let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+            self.ids
+                .iter()
+                .filter(|id| members.get(*id).is_none_or(|(at, _)| at.elapsed() >= USERGROUP_TTL))
+                .cloned()
+                .collect()
+        };
+        for id in stale {
+            match client.usergroup_members(&id).await {
+                Ok(users) => {
+                    let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+                    members.insert(id, (Instant::now(), users.into_iter().collect()));
+                }
+                Err(e) => tracing::warn!(usergroup = %id, error = %e, "user group members unavailable"),
+            }
+        }
+        let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        self.ids
+            .iter()
+            .filter(|id| members.get(*id).is_some_and(|(_, users)| users.contains(user)))
+            .filter_map(|id| Principal::parse(&format!("slack:usergroup:{id}")).ok())
+            .collect()
+    }
+}

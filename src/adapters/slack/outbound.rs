@@ -1,0 +1,148 @@
+//! Calls from waops to Slack: `response_url` posts (results, progress), the Web
+//! API's `usergroups.users.list` and `chat.postMessage`, all with 429/5xx handling.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::providers::http::wait_hint;
+use crate::settings::{Secret, SlackSettings};
+
+/// Attempts per call (Slack allows 5 posts per `response_url`).
+const ATTEMPTS: u32 = 3;
+/// The longest a `Retry-After` is waited for.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// A Slack call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    /// `{"ok": false, "error": …}` from the Web API.
+    #[error("Slack API error: {0}")]
+    Api(String),
+    /// A non-2xx status after retries.
+    #[error("Slack answered HTTP {0}")]
+    Status(u16),
+    /// The request did not get through.
+    #[error("cannot reach Slack: {0}")]
+    Transport(String),
+}
+
+/// The Slack client (bot token for the Web API).
+pub struct SlackClient {
+    http: reqwest::Client,
+    api_url: String,
+    bot_token: Secret,
+}
+
+impl SlackClient {
+    /// Builds the client from settings.
+    pub fn new(settings: &SlackSettings) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        Ok(SlackClient {
+            http,
+            api_url: settings.api_url.trim_end_matches('/').to_string(),
+            bot_token: settings.bot_token.clone(),
+        })
+    }
+
+    /// Posts a message body to a `response_url`.
+    pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), SlackError> {
+        self.send(|| self.http.post(response_url).json(body)).await.map(|_| ())
+    }
+
+    /// Members of a user group (`usergroups.users.list`).
+    pub async fn usergroup_members(&self, usergroup: &str) -> Result<Vec<String>, SlackError> {
+        let url = format!("{}/usergroups.users.list", self.api_url);
+        let body = self
+            .send(|| {
+                self.http
+                    .get(&url)
+                    .bearer_auth(self.bot_token.expose())
+                    .query(&[("usergroup", usergroup)])
+            })
+            .await?;
+        let users = body
+            .get("users")
+            .and_then(Value::as_array)
+            .ok_or_else(|| SlackError::Api("no users in answer".into()))?;
+        Ok(users.iter().filter_map(Value::as_str).map(str::to_string).collect())
+    }
+
+    /// Posts a message to a channel (`chat.postMessage`); returns its `ts`.
+    pub async fn post_message(&self, channel: &str, message: &Value) -> Result<String, SlackError> {
+        let url = format!("{}/chat.postMessage", self.api_url);
+        let mut body = message.clone();
+        body["channel"] = Value::String(channel.to_string());
+        if let Some(o) = body.as_object_mut() {
+            o.remove("response_type");
+        }
+        let answer = self
+            .send(|| self.http.post(&url).bearer_auth(self.bot_token.expose()).json(&body))
+            .await?;
+        Ok(answer.get("ts").and_then(Value::as_str).unwrap_or_default().to_string())
+    }
+
+    /// Sends with retries on 429 (honouring Retry-After), 5xx and connect errors;
+    /// Web API `ok: false` answers become `Api` errors.
+    async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, SlackError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= ATTEMPTS;
+            let response = match build().send().await {
+                Ok(r) => r,
+                Err(e) if e.is_connect() && !last => {
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(SlackError::Transport(if e.is_timeout() {
+                        "timed out".into()
+                    } else {
+                        "connection failed".into()
+                    }))
+                }
+            };
+            let status = response.status();
+            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                let wait = wait_hint(response.headers(), chrono::Utc::now())
+                    .unwrap_or(Duration::from_millis(500 * u64::from(attempt)));
+                if !last && wait <= MAX_WAIT {
+                    tracing::info!(
+                        status = status.as_u16(),
+                        wait_ms = wait.as_millis() as u64,
+                        "Slack busy; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                return Err(SlackError::Status(status.as_u16()));
+            }
+            if !status.is_success() {
+                return Err(SlackError::Status(status.as_u16()));
+            }
+            let text = response
+                .text()
+                .await
+                .map_err(|_| SlackError::Transport("body not read".into()))?;
+            // response_url answers plain "ok"; the Web API answers JSON with `ok`.
+            let Ok(json) = serde_json::from_str::<Value>(&text) else {
+                return Ok(Value::Null);
+            };
+            if json.get("ok") == Some(&Value::Bool(false)) {
+                let error = json
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+                    .to_string();
+                if error == "ratelimited" && !last {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                return Err(SlackError::Api(error));
+            }
+            return Ok(json);
+        }
+    }
+}

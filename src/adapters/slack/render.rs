@@ -1,0 +1,331 @@
+//! Block Kit rendering of a `Reply`, within Slack's limits (50 blocks per
+//! message, 3000 characters per section text, 10 context elements), with every
+//! user- or provider-controlled string escaped so it cannot mention, link or format.
+//!
+//! JSON is built directly: slack-morphism's block types would add its whole
+//! dependency tree for the handful of block kinds used here.
+
+use serde_json::{json, Value};
+
+use crate::core::reply::{ButtonAction, Reply, Rich, Span, Table, Visibility};
+
+/// Most blocks in one message.
+pub const MAX_BLOCKS: usize = 50;
+/// Most characters in one section's text.
+pub const MAX_SECTION: usize = 3000;
+/// Most elements in one context block.
+const MAX_CONTEXT: usize = 10;
+
+/// Escapes text for mrkdwn: `&`, `<`, `>` as entities (no mentions, links or
+/// `<!channel>`), and formatting characters wrapped in zero-width spaces so they
+/// cannot bold, italicise, strike or quote.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '*' | '_' | '~' | '`' => {
+                out.push('\u{200B}');
+                out.push(c);
+                out.push('\u{200B}');
+            }
+            c if c.is_control() && c != '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text inside a code span or block: entities only, and backticks replaced so
+/// the span cannot be closed early.
+fn escape_code(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('`', "'")
+}
+
+/// One line of spans as mrkdwn.
+pub fn mrkdwn(line: &Rich) -> String {
+    spans(line, true)
+}
+
+fn spans(line: &Rich, bold: bool) -> String {
+    line.0
+        .iter()
+        .map(|span| match span {
+            Span::Text(t) => escape(t),
+            Span::Strong(t) if bold => format!("*{}*", escape(t)),
+            Span::Strong(t) => escape(t),
+            Span::Code(t) => format!("`{}`", escape_code(t)),
+            Span::Link(url) => match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => format!("<{}>", escape_code(u.as_str())),
+                _ => escape(url),
+            },
+        })
+        .collect()
+}
+
+fn section(text: String) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": true}})
+}
+
+/// Cuts text to `max` characters on a character boundary, marking the cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(max - 1).collect();
+    s.push('…');
+    s
+}
+
+fn table_lines(table: &Table) -> Vec<String> {
+    let columns = table.headers.len();
+    let mut widths: Vec<usize> = table.headers.iter().map(|h| h.chars().count()).collect();
+    for row in &table.rows {
+        for (i, cell) in row.iter().enumerate().take(columns) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    std::iter::once(&table.headers)
+        .chain(table.rows.iter())
+        .map(|cells| {
+            let padded: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .take(columns)
+                .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
+                .collect();
+            escape_code(padded.join("  ").trim_end())
+        })
+        .collect()
+}
+
+/// Packs lines into sections of at most `MAX_SECTION` characters, using at most
+/// `budget` sections; lines that do not fit are counted into "… and N more".
+fn pack(lines: &[String], budget: usize, wrap: Option<&str>) -> Vec<Value> {
+    let overhead = wrap.map_or(0, |w| 2 * w.len() + 2);
+    let limit = MAX_SECTION - overhead - 40;
+    let mut sections: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut used = 0;
+    for line in lines {
+        let line = cut(line, limit);
+        let needed = if current.is_empty() {
+            line.chars().count()
+        } else {
+            current.chars().count() + 1 + line.chars().count()
+        };
+        if needed > limit {
+            if sections.len() + 1 >= budget {
+                break;
+            }
+            sections.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push('\n');
+        }
+        current.push_str(&line);
+        used += 1;
+    }
+    if !current.is_empty() {
+        sections.push(current);
+    }
+    let left = lines.len() - used;
+    let mut blocks: Vec<Value> = sections
+        .into_iter()
+        .map(|s| match wrap {
+            Some(w) => section(format!("{w}\n{s}\n{w}")),
+            None => section(s),
+        })
+        .collect();
+    if left > 0 {
+        blocks.push(section(format!("… and {left} more")));
+    }
+    blocks
+}
+
+/// The message body for a `response_url` post or an inline answer.
+pub fn message(reply: &Reply) -> Value {
+    // The whole title is bold, so its own emphasis is not marked again.
+    let title = cut(&spans(&reply.title, false), MAX_SECTION - 4);
+    let mut blocks = vec![section(format!("*{title}*"))];
+    // Room for the fixed blocks: title, fields, buttons, footer, and a cut marker each.
+    let reserved = 1 + 1 + 1 + 1 + 3;
+    let mut budget = MAX_BLOCKS - reserved;
+
+    let lines: Vec<String> = reply.lines.iter().map(mrkdwn).collect();
+    let table = reply.table.as_ref().map(table_lines).unwrap_or_default();
+    let table_budget = if table.is_empty() { 0 } else { (budget / 2).max(1) };
+    if !lines.is_empty() {
+        let part = pack(&lines, budget - table_budget, None);
+        budget -= part.len().min(budget);
+        blocks.extend(part);
+    }
+    if !reply.fields.is_empty() {
+        let text = reply
+            .fields
+            .iter()
+            .map(|(name, value)| format!("*{}:* {}", escape(name), mrkdwn(value)))
+            .collect::<Vec<_>>()
+            .join("\n");
+        blocks.push(section(cut(&text, MAX_SECTION)));
+    }
+    if !table.is_empty() {
+        blocks.extend(pack(&table, budget.max(1), Some("```")));
+    }
+    if !reply.buttons.is_empty() {
+        let elements: Vec<Value> = reply
+            .buttons
+            .iter()
+            .map(|b| {
+                let (action_id, style) = match b.action {
+                    ButtonAction::Apply => ("apply", "primary"),
+                    ButtonAction::Cancel => ("cancel", "danger"),
+                };
+                json!({"type": "button", "action_id": action_id, "style": style, "value": b.value,
+                       "text": {"type": "plain_text", "text": b.label}})
+            })
+            .collect();
+        blocks.push(json!({"type": "actions", "elements": elements}));
+    }
+    if !reply.footer.is_empty() {
+        let mut elements: Vec<Value> = reply
+            .footer
+            .iter()
+            .take(MAX_CONTEXT)
+            .map(|f| json!({"type": "mrkdwn", "text": cut(&mrkdwn(f), MAX_SECTION), "verbatim": true}))
+            .collect();
+        if reply.footer.len() > MAX_CONTEXT {
+            elements.truncate(MAX_CONTEXT - 1);
+            elements.push(
+                json!({"type": "mrkdwn", "text": format!("… and {} more", reply.footer.len() - (MAX_CONTEXT - 1))}),
+            );
+        }
+        blocks.push(json!({"type": "context", "elements": elements}));
+    }
+    blocks.truncate(MAX_BLOCKS);
+    let response_type = match reply.visibility {
+        Visibility::Ephemeral => "ephemeral",
+        Visibility::Channel => "in_channel",
+    };
+    json!({
+        "response_type": response_type,
+        "text": cut(&escape(&reply.title.plain()), 3000),
+        "blocks": blocks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::reply::{Reply, Status};
+
+    fn texts(message: &Value) -> Vec<String> {
+        message["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b["text"]["text"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn escapes_mentions_links_and_formatting() {
+        let reply = Reply::info(Rich::new().text("Joined ").strong("<!channel> *pwn* <@U123>"))
+            .line(Rich::new().text("<https://evil.example|click> & `x`"))
+            .line(Rich::new().code("a`b<c>"));
+        let m = message(&reply);
+        let all = serde_json::to_string(&m).unwrap();
+        for bad in ["<!channel>", "<@U123>", "<https://evil", "*pwn*", "`x`", "a`b"] {
+            assert!(!all.contains(bad), "{bad} in {all}");
+        }
+        assert_eq!(
+            texts(&m)[0],
+            "*Joined &lt;!channel&gt; \u{200B}*\u{200B}pwn\u{200B}*\u{200B} &lt;@U123&gt;*"
+        );
+        assert_eq!(
+            texts(&m)[1],
+            "&lt;https://evil.example|click&gt; &amp; \u{200B}`\u{200B}x\u{200B}`\u{200B}\n`a'b&lt;c&gt;`"
+        );
+    }
+
+    #[test]
+    fn links_we_build_stay_links() {
+        let reply = Reply::info("x").line(Rich::new().link("https://chat.whatsapp.com/Kx7Pq2Lm9Zt4Rw8Yb3Nc"));
+        assert_eq!(
+            texts(&message(&reply))[1],
+            "<https://chat.whatsapp.com/Kx7Pq2Lm9Zt4Rw8Yb3Nc>"
+        );
+    }
+
+    #[test]
+    fn long_results_stay_within_limits_and_say_what_was_cut() {
+        let mut reply = Reply::new(Status::Ok, Visibility::Channel, "History");
+        for i in 0..20_000 {
+            reply = reply.line(format!(
+                "2026-11-24 10:00 UTC (2h ago) · added · +49 151 •••• {i:04} by +49 151 •••• 1111"
+            ));
+        }
+        reply.table = Some(Table {
+            headers: vec!["Name".into()],
+            rows: (0..5000).map(|i| vec![format!("group {i}")]).collect(),
+        });
+        for i in 0..15 {
+            reply = reply.footer(format!("note {i}"));
+        }
+        let m = message(&reply);
+        let blocks = m["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= MAX_BLOCKS, "{}", blocks.len());
+        for t in texts(&m) {
+            assert!(t.chars().count() <= MAX_SECTION, "{}", t.chars().count());
+        }
+        let all = texts(&m).join("\n");
+        assert!(all.contains("… and ") && all.contains(" more"), "cut marker");
+        let shown = all.matches("· added ·").count();
+        let more: usize = all
+            .split("… and ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(shown + more, 20_000, "every line is shown or counted");
+        let context = blocks.iter().find(|b| b["type"] == "context").unwrap();
+        assert_eq!(context["elements"].as_array().unwrap().len(), 10);
+        assert_eq!(m["response_type"], "in_channel");
+    }
+
+    #[test]
+    fn buttons_carry_the_confirmation() {
+        let mut reply = Reply::new(Status::Preview, Visibility::Ephemeral, "This adds 21 numbers");
+        reply.buttons = vec![
+            crate::core::reply::Button {
+                action: ButtonAction::Apply,
+                label: "Apply".into(),
+                value: "c1".into(),
+            },
+            crate::core::reply::Button {
+                action: ButtonAction::Cancel,
+                label: "Cancel".into(),
+                value: "c1".into(),
+            },
+        ];
+        let m = message(&reply);
+        let actions = m["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "actions")
+            .unwrap();
+        assert_eq!(actions["elements"][0]["action_id"], "apply");
+        assert_eq!(actions["elements"][0]["value"], "c1");
+        assert_eq!(actions["elements"][1]["style"], "danger");
+        assert_eq!(m["response_type"], "ephemeral");
+    }
+}

@@ -110,12 +110,20 @@ pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Option<Router>> 
     ))
 }
 
-fn verified(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+/// Checks the signature; logs why a request was refused.
+fn verified(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> bool {
     let now = slack.ctx.clock.now().timestamp();
-    verify::verify(&slack.secret, headers, body, now).map_err(|e| {
-        tracing::warn!(reason = %e, "Slack request refused");
-        (StatusCode::UNAUTHORIZED, "invalid request signature\n").into_response()
-    })
+    match verify::verify(&slack.secret, headers, body, now) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(reason = %e, "Slack request refused");
+            false
+        }
+    }
+}
+
+fn unauthorized() -> Response {
+    (StatusCode::UNAUTHORIZED, "invalid request signature\n").into_response()
 }
 
 fn request_id(id: Option<Extension<RequestId>>) -> String {
@@ -133,8 +141,8 @@ async fn slash_command(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = verified(&slack, &headers, &body) {
-        return refused;
+    if !verified(&slack, &headers, &body) {
+        return unauthorized();
     }
     let form: CommandForm = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
@@ -185,8 +193,8 @@ async fn interaction(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = verified(&slack, &headers, &body) {
-        return refused;
+    if !verified(&slack, &headers, &body) {
+        return unauthorized();
     }
     let payload: Interaction = match serde_urlencoded::from_bytes::<InteractionForm>(&body)
         .map_err(|e| e.to_string())

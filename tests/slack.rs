@@ -1,0 +1,465 @@
+//! Slack end to end: the real router over HTTP, signed requests, and wiremock
+//! fakes for `response_url`, the Slack Web API and (where it matters) the provider.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{provider_toml, TestApp};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use waops::adapters::slack::verify::sign;
+use waops::settings::Secret;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const SECRET: &str = "test-signing-secret";
+const GROUP: &str = "120363041234567890@g.us";
+
+/// Forwards every request body it receives to the test.
+struct Capture(mpsc::UnboundedSender<Value>);
+
+impl Respond for Capture {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let _ = self
+            .0
+            .send(serde_json::from_slice(&request.body).unwrap_or(Value::Null));
+        ResponseTemplate::new(200).set_body_string("ok")
+    }
+}
+
+struct Harness {
+    app: TestApp,
+    base: String,
+    slack: MockServer,
+    posts: mpsc::UnboundedReceiver<Value>,
+    http: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Harness {
+    async fn new(extra: &str) -> Self {
+        let slack = MockServer::start().await;
+        let (tx, posts) = mpsc::unbounded_channel();
+        Mock::given(method("POST"))
+            .and(path("/respond"))
+            .respond_with(Capture(tx))
+            .mount(&slack)
+            .await;
+        let bindings = if extra.contains("[permissions.bindings]") {
+            ""
+        } else {
+            "[permissions.bindings]\nadmin = [\"slack:user:UADMIN\"]\n"
+        };
+        let config = format!(
+            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"xoxb-test\"\napi_url = \"{}/api\"\n\n{extra}\n{bindings}",
+            slack.uri()
+        );
+        let app = TestApp::with_config(&config).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(waops::app::serve(app.ctx.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        Harness {
+            app,
+            base,
+            slack,
+            posts,
+            http: reqwest::Client::new(),
+            _stop: stop,
+        }
+    }
+
+    fn response_url(&self) -> String {
+        format!("{}/respond", self.slack.uri())
+    }
+
+    async fn signed(&self, route: &str, body: String, timestamp: i64) -> reqwest::Response {
+        let ts = timestamp.to_string();
+        let signature = sign(&Secret::new(SECRET), &ts, body.as_bytes());
+        self.http
+            .post(format!("{}{route}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", ts)
+            .header("x-slack-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    fn now(&self) -> i64 {
+        self.app.ctx.clock.now().timestamp()
+    }
+
+    async fn command(&self, user: &str, channel: &str, text: &str) -> (u16, Value, Duration) {
+        let body = serde_urlencoded::to_string([
+            ("token", "ignored"),
+            ("team_id", "T1"),
+            ("channel_id", channel),
+            ("user_id", user),
+            ("command", "/wa"),
+            ("text", text),
+            ("response_url", &self.response_url()),
+            ("trigger_id", "1.2.3"),
+        ])
+        .unwrap();
+        let started = Instant::now();
+        let r = self.signed("/slack/commands", body, self.now()).await;
+        let elapsed = started.elapsed();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null), elapsed)
+    }
+
+    async fn click(&self, user: &str, action: &str, value: &str) -> u16 {
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": user},
+            "channel": {"id": "C1"},
+            "response_url": self.response_url(),
+            "actions": [{"action_id": action, "value": value, "type": "button"}]
+        });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+        self.signed("/slack/interactions", body, self.now())
+            .await
+            .status()
+            .as_u16()
+    }
+
+    async fn next_post(&mut self) -> Value {
+        tokio::time::timeout(Duration::from_secs(15), self.posts.recv())
+            .await
+            .expect("a follow-up arrives")
+            .unwrap()
+    }
+}
+
+fn text_of(message: &Value) -> String {
+    let mut out = vec![message["text"].as_str().unwrap_or_default().to_string()];
+    for block in message["blocks"].as_array().into_iter().flatten() {
+        if let Some(t) = block["text"]["text"].as_str() {
+            out.push(t.to_string());
+        }
+        for e in block["elements"].as_array().into_iter().flatten() {
+            if let Some(t) = e["text"].as_str() {
+                out.push(t.to_string());
+            }
+        }
+    }
+    out.join("\n")
+}
+
+#[tokio::test]
+async fn help_and_whoami_answer_inline() {
+    let h = Harness::new("").await;
+    let (status, body, elapsed) = h.command("UADMIN", "C1", "help").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["response_type"], "ephemeral");
+    assert!(text_of(&body).contains("waops commands you can run here"), "{body}");
+    assert!(elapsed < Duration::from_secs(3));
+    let (_, body, _) = h.command("UADMIN", "C1", "whoami").await;
+    assert!(text_of(&body).contains("You are `slack:user:UADMIN`"), "{body}");
+    assert!(text_of(&body).contains("`slack:C1`"));
+}
+
+#[tokio::test]
+async fn bad_and_stale_signatures_run_nothing() {
+    let h = Harness::new("").await;
+    let body = serde_urlencoded::to_string([
+        ("user_id", "UADMIN"),
+        ("channel_id", "C1"),
+        ("text", "invite sales"),
+        ("response_url", &h.response_url()),
+    ])
+    .unwrap();
+    let forged = h
+        .http
+        .post(format!("{}/slack/commands", h.base))
+        .header("x-slack-request-timestamp", h.now().to_string())
+        .header(
+            "x-slack-signature",
+            "v0=0000000000000000000000000000000000000000000000000000000000000000",
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let stale = h.signed("/slack/commands", body.clone(), h.now() - 301).await;
+    assert_eq!(stale.status(), 401);
+    let unsigned = h
+        .http
+        .post(format!("{}/slack/commands", h.base))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert!(
+        h.app.ctx.store.recent_audit(10).await.unwrap().is_empty(),
+        "nothing ran"
+    );
+    assert!(
+        h.slack.received_requests().await.unwrap().is_empty(),
+        "nothing was posted"
+    );
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies() {
+    let h = Harness::new("").await;
+    let r = h.signed("/slack/commands", "text=help".into(), h.now()).await;
+    assert_eq!(r.status(), 400, "missing user_id and channel_id");
+    let big = format!("text={}", "x".repeat(70_000));
+    let r = h.signed("/slack/commands", big, h.now()).await;
+    assert_eq!(r.status(), 413);
+    let r = h
+        .signed("/slack/interactions", "payload=%7Bnot-json".into(), h.now())
+        .await;
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn refusals_answer_inline_and_audit_slack_ids() {
+    let h = Harness::new("").await;
+    let (status, body, _) = h.command("USTRANGER", "C9", "groups").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        text_of(&body).lines().nth(1).unwrap(),
+        "*You may not run `groups` (no role is bound to you; ask an admin)*"
+    );
+    let row = &h.app.ctx.store.recent_audit(1).await.unwrap()[0];
+    assert_eq!(
+        (row.platform.as_str(), row.principal.as_str(), row.channel.as_str()),
+        ("slack", "slack:user:USTRANGER", "slack:C9")
+    );
+    assert_eq!(row.decision, "refused");
+}
+
+#[tokio::test]
+async fn provider_commands_ack_then_follow_up() {
+    let mut h = Harness::new("").await;
+    let (status, body, elapsed) = h.command("UADMIN", "C1", "invite sales").await;
+    assert_eq!(status, 200);
+    assert_eq!(text_of(&body).lines().next().unwrap(), "Working on it…");
+    assert_eq!(body["response_type"], "ephemeral");
+    assert!(elapsed < Duration::from_secs(3));
+    let post = h.next_post().await;
+    assert_eq!(post["response_type"], "in_channel");
+    assert_eq!(post["replace_original"], false);
+    assert!(
+        text_of(&post).contains("<https://chat.whatsapp.com/Kx7Pq2Lm9Zt4Rw8Yb3Nc>"),
+        "{post}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_provider_still_acks_fast_and_follows_up() {
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
+        )
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/add")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"4915112345678@c.us": {"is_success": true, "message": "added"}}))
+                .set_delay(Duration::from_secs(5)),
+        )
+        .expect(1)
+        .mount(&provider)
+        .await;
+    let mut h = Harness::new(&provider_toml(
+        "periskope",
+        &format!("{}/v1", provider.uri()),
+        "timeout_ms = 10000\n",
+    ))
+    .await;
+    let (status, body, elapsed) = h.command("UADMIN", "C1", "add sales +4915112345678").await;
+    assert_eq!(
+        (status, text_of(&body).lines().next().unwrap()),
+        (200, "Working on it…")
+    );
+    assert!(elapsed < Duration::from_secs(3), "ack took {elapsed:?}");
+    let post = h.next_post().await;
+    assert!(text_of(&post).contains("`+4915112345678` — added"), "{post}");
+}
+
+#[tokio::test]
+async fn provider_errors_reach_the_user() {
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
+        )
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/chats/{GROUP}")))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&provider)
+        .await;
+    let mut h = Harness::new(&provider_toml(
+        "periskope",
+        &format!("{}/v1", provider.uri()),
+        "max_retries = 0\n",
+    ))
+    .await;
+    h.command("UADMIN", "C1", "invite sales").await;
+    let post = h.next_post().await;
+    assert_eq!(post["response_type"], "ephemeral");
+    assert!(
+        text_of(&post).contains("The periskope provider failed (HTTP 500); try again later"),
+        "{post}"
+    );
+}
+
+#[tokio::test]
+async fn preview_apply_once_and_only_by_its_user() {
+    let mut h = Harness::new("").await;
+    let numbers: Vec<String> = (1..=21).map(|i| format!("+49151400{i:05}")).collect();
+    h.command("UADMIN", "C1", &format!("add sales {}", numbers.join(" ")))
+        .await;
+    let preview = h.next_post().await;
+    assert_eq!(preview["response_type"], "ephemeral");
+    assert!(
+        text_of(&preview).contains("This adds 21 numbers to Sales Team"),
+        "{preview}"
+    );
+    let actions = preview["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .expect("buttons")
+        .clone();
+    let id = actions["elements"][0]["value"].as_str().unwrap().to_string();
+
+    // Somebody else's click changes nothing.
+    assert_eq!(h.click("UOTHER", "apply", &id).await, 200);
+    assert!(text_of(&h.next_post().await)
+        .contains("already applied or cancelled, has expired (15 minutes), or is not yours"));
+
+    assert_eq!(h.click("UADMIN", "apply", &id).await, 200);
+    assert_eq!(text_of(&h.next_post().await).lines().next().unwrap(), "Working on it…");
+    let result = h.next_post().await;
+    assert!(text_of(&result).contains("21 added"), "{result}");
+
+    assert_eq!(h.click("UADMIN", "apply", &id).await, 200);
+    assert!(
+        text_of(&h.next_post().await).contains("already applied"),
+        "a second Apply runs nothing"
+    );
+    let adds = h
+        .app
+        .ctx
+        .store
+        .recent_audit(20)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.command == "add" && r.outcome == "ok")
+        .count();
+    assert_eq!(adds, 1, "the add ran once");
+}
+
+#[tokio::test]
+async fn cancel_drops_the_preview() {
+    let mut h = Harness::new("").await;
+    let numbers: Vec<String> = (1..=21).map(|i| format!("+49151500{i:05}")).collect();
+    h.command("UADMIN", "C1", &format!("add sales {}", numbers.join(",")))
+        .await;
+    let preview = h.next_post().await;
+    let id = preview["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .unwrap()["elements"][1]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.click("UADMIN", "cancel", &id).await;
+    let post = h.next_post().await;
+    assert_eq!(post["replace_original"], true);
+    assert!(text_of(&post).contains("Cancelled; nothing was sent"));
+    h.click("UADMIN", "apply", &id).await;
+    assert!(text_of(&h.next_post().await).contains("already applied or cancelled"));
+}
+
+#[tokio::test]
+async fn long_results_fit_and_names_are_escaped() {
+    let provider = MockServer::start().await;
+    let mut chats: Vec<Value> = (0..3000)
+        .map(|i| json!({"chat_id": format!("1203630{i:011}@g.us"), "chat_name": format!("Group {i}")}))
+        .collect();
+    chats.push(json!({"chat_id": "120363099999999999@g.us", "chat_name": "<!channel> *boom* <@U123> <https://evil.example|x>"}));
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"chats": chats, "count": 3001})))
+        .mount(&provider)
+        .await;
+    let mut h = Harness::new(&provider_toml("periskope", &format!("{}/v1", provider.uri()), "")).await;
+    h.command("UADMIN", "C1", "groups").await;
+    let post = h.next_post().await;
+    let blocks = post["blocks"].as_array().unwrap();
+    assert!(blocks.len() <= 50, "{}", blocks.len());
+    for b in blocks {
+        if let Some(t) = b["text"]["text"].as_str() {
+            assert!(t.chars().count() <= 3000);
+        }
+    }
+    let all = serde_json::to_string(&post).unwrap();
+    assert!(all.contains("… and ") && all.contains(" more"), "the cut is said");
+    for bad in ["<!channel>", "<@U123>", "<https://evil"] {
+        assert!(!all.contains(bad), "{bad}");
+    }
+    h.command("UADMIN", "C1", "groups boom").await;
+    let post = h.next_post().await;
+    // Table cells sit in a code block: entities escaped, and Slack applies no formatting there.
+    let table = text_of(&post);
+    assert!(table.contains("```\nName"), "{post}");
+    assert!(
+        table.contains("&lt;!channel&gt; *boom* &lt;@U123&gt; &lt;https://evil.example|x&gt;"),
+        "{post}"
+    );
+}
+
+#[tokio::test]
+async fn usergroup_members_are_fetched_and_cached() {
+    let mut h = Harness::new(
+        "[permissions.roles.sales]\ncommands = [\"invite\", \"groups\"]\ngroups = [\"sales\"]\n\n[permissions.bindings]\nadmin = [\"slack:user:UADMIN\"]\nsales = [\"slack:usergroup:S0SALES\"]\n",
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/api/usergroups.users.list"))
+        .and(query_param("usergroup", "S0SALES"))
+        .and(wiremock::matchers::header("authorization", "Bearer xoxb-test"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "users": ["U1", "U2"]})))
+        .expect(1)
+        .mount(&h.slack)
+        .await;
+    // Cold cache: the answer waits for Slack, so it comes as a follow-up.
+    let (_, body, _) = h.command("U1", "C1", "whoami").await;
+    assert_eq!(text_of(&body).lines().next().unwrap(), "Working on it…");
+    let post = h.next_post().await;
+    assert!(text_of(&post).contains("*Roles:* sales"), "{post}");
+    assert!(text_of(&post).contains("*Also:* slack:usergroup:S0SALES"), "{post}");
+    // Warm cache: inline, and Slack is not asked again (expect(1) above).
+    let (_, body, _) = h.command("U1", "C1", "whoami").await;
+    assert!(text_of(&body).contains("*Roles:* sales"), "{body}");
+    let (_, body, _) = h.command("U3", "C1", "groups").await;
+    assert!(
+        text_of(&body).contains("You may not run `groups` (no role is bound to you; ask an admin)"),
+        "{body}"
+    );
+}

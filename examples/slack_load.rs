@@ -41,7 +41,9 @@ impl Respond for Added {
             .filter_map(|p| p.as_str())
             .map(|d| (format!("{d}@c.us"), json!({"is_success": true, "message": "added"})))
             .collect();
-        ResponseTemplate::new(200).set_body_json(statuses).set_delay(Duration::from_millis(300))
+        ResponseTemplate::new(200)
+            .set_body_json(statuses)
+            .set_delay(Duration::from_millis(300))
     }
 }
 
@@ -66,10 +68,17 @@ async fn main() -> anyhow::Result<()> {
         )
         .mount(&provider)
         .await;
-    Mock::given(method("POST")).and(path(format!("/v1/chats/{GROUP}/add"))).respond_with(Added).mount(&provider).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/add")))
+        .respond_with(Added)
+        .mount(&provider)
+        .await;
     let hooks = MockServer::start().await;
     let followups = Arc::new(AtomicUsize::new(0));
-    Mock::given(method("POST")).respond_with(Count(followups.clone())).mount(&hooks).await;
+    Mock::given(method("POST"))
+        .respond_with(Count(followups.clone()))
+        .mount(&hooks)
+        .await;
 
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("load.toml");
@@ -82,8 +91,16 @@ async fn main() -> anyhow::Result<()> {
             hooks.uri()
         ),
     )?;
-    let env = [("WAOPS__STORE__URL".to_string(), format!("sqlite://{}", dir.path().join("load.db").display()))].into();
-    let settings = Settings::load(&LoadOptions { config_file: Some(config), base_dir: Some(dir.path().into()), env: Some(env) })?;
+    let env = [(
+        "WAOPS__STORE__URL".to_string(),
+        format!("sqlite://{}", dir.path().join("load.db").display()),
+    )]
+    .into();
+    let settings = Settings::load(&LoadOptions {
+        config_file: Some(config),
+        base_dir: Some(dir.path().into()),
+        env: Some(env),
+    })?;
     waops::telemetry::init_logs(settings.log.format, &settings.log.level);
     let ctx = waops::app::build_context(settings, waops::core::Clock::System).await?;
     waops::phone::warm_up();
@@ -116,7 +133,11 @@ async fn main() -> anyhow::Result<()> {
         async move {
             let started = Instant::now();
             let response = request.send().await.expect("ack");
-            let text = if response.status().is_success() { response.text().await.unwrap_or_default() } else { String::new() };
+            let text = if response.status().is_success() {
+                response.text().await.unwrap_or_default()
+            } else {
+                String::new()
+            };
             let elapsed = started.elapsed();
             (elapsed, text.contains("Working on it"), text.contains("busy"))
         }

@@ -478,21 +478,32 @@ async fn post_message_client_retries_429_and_reports_api_errors() {
     Mock::given(method("POST"))
         .and(path("/api/chat.postMessage"))
         .and(wiremock::matchers::header("authorization", "Bearer xoxb-test"))
-        .and(wiremock::matchers::body_partial_json(json!({"channel": "C0DIGEST", "text": "Digest"})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "channel": "C0DIGEST", "ts": "1700000000.000100"})))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"channel": "C0DIGEST", "text": "Digest"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "channel": "C0DIGEST", "ts": "1700000000.000100"})),
+        )
         .expect(1)
         .mount(&slack)
         .await;
     let dir = tempfile::tempdir().unwrap();
     let settings = common::settings(
         dir.path(),
-        &format!("[slack]\nsigning_secret = \"s\"\nbot_token = \"xoxb-test\"\napi_url = \"{}/api\"\n", slack.uri()),
+        &format!(
+            "[slack]\nsigning_secret = \"s\"\nbot_token = \"xoxb-test\"\napi_url = \"{}/api\"\n",
+            slack.uri()
+        ),
         "sqlite::memory:",
     );
     let client = SlackClient::new(&settings.slack).unwrap();
     let message = waops::adapters::slack::render::message(&waops::core::Reply::info("Digest"));
     let started = Instant::now();
-    assert_eq!(client.post_message("C0DIGEST", &message).await.unwrap(), "1700000000.000100");
+    assert_eq!(
+        client.post_message("C0DIGEST", &message).await.unwrap(),
+        "1700000000.000100"
+    );
     assert!(started.elapsed() >= Duration::from_secs(1), "waited for Retry-After");
 
     let failing = MockServer::start().await;
@@ -502,7 +513,10 @@ async fn post_message_client_retries_429_and_reports_api_errors() {
         .await;
     let settings = common::settings(
         dir.path(),
-        &format!("[slack]\nsigning_secret = \"s\"\nbot_token = \"xoxb-test\"\napi_url = \"{}/api\"\n", failing.uri()),
+        &format!(
+            "[slack]\nsigning_secret = \"s\"\nbot_token = \"xoxb-test\"\napi_url = \"{}/api\"\n",
+            failing.uri()
+        ),
         "sqlite::memory:",
     );
     let client = SlackClient::new(&settings.slack).unwrap();

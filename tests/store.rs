@@ -109,14 +109,35 @@ async fn exercise(store: Store) {
         expires_at: now + chrono::Duration::minutes(15),
     };
     store.create_confirmation(&confirmation, now).await.unwrap();
-    let late = waops::store::Confirmation { id: "c2".into(), ..confirmation.clone() };
+    let late = waops::store::Confirmation {
+        id: "c2".into(),
+        ..confirmation.clone()
+    };
     store.create_confirmation(&late, now).await.unwrap();
-    assert_eq!(store.consume_confirmation("c1", "slack:user:U2", now).await.unwrap(), None, "another user");
-    assert_eq!(store.consume_confirmation("c1", "slack:user:U1", now).await.unwrap(), Some(confirmation.clone()));
-    assert_eq!(store.consume_confirmation("c1", "slack:user:U1", now).await.unwrap(), None, "a second click");
+    assert_eq!(
+        store.consume_confirmation("c1", "slack:user:U2", now).await.unwrap(),
+        None,
+        "another user"
+    );
+    assert_eq!(
+        store.consume_confirmation("c1", "slack:user:U1", now).await.unwrap(),
+        Some(confirmation.clone())
+    );
+    assert_eq!(
+        store.consume_confirmation("c1", "slack:user:U1", now).await.unwrap(),
+        None,
+        "a second click"
+    );
     let after = now + chrono::Duration::minutes(15);
-    assert_eq!(store.consume_confirmation("c2", "slack:user:U1", after).await.unwrap(), None, "expired");
-    assert_eq!(store.consume_confirmation("nope", "slack:user:U1", now).await.unwrap(), None);
+    assert_eq!(
+        store.consume_confirmation("c2", "slack:user:U1", after).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store.consume_confirmation("nope", "slack:user:U1", now).await.unwrap(),
+        None
+    );
     store.close().await;
 }
 

@@ -30,8 +30,11 @@ pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Router> {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(ctx.clone());
-    if let Some(slack) = crate::adapters::slack::router(ctx, workers)? {
+    if let Some(slack) = crate::adapters::slack::router(ctx.clone(), workers.clone())? {
         router = router.merge(slack);
+    }
+    if let Some(discord) = crate::adapters::discord::router(ctx, workers)? {
+        router = router.merge(discord);
     }
     Ok(router
         .layer(middleware::from_fn(count_requests))

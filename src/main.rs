@@ -43,6 +43,21 @@ enum Cmd {
     Migrate,
     /// Ask the local server's /healthz (for container HEALTHCHECKs); exit 0 when healthy.
     Healthcheck,
+    /// Discord set-up.
+    Discord {
+        #[command(subcommand)]
+        command: DiscordCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum DiscordCmd {
+    /// Register /wa with every subcommand and option (a bulk overwrite: safe to repeat).
+    RegisterCommands {
+        /// Register in this guild only (appears at once); default: globally.
+        #[arg(long, value_name = "ID")]
+        guild: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -107,8 +122,28 @@ async fn run(command: Cmd, settings: Settings) -> u8 {
             .await;
             report(result)
         }
+        Cmd::Discord { command: DiscordCmd::RegisterCommands { guild } } => {
+            waops::telemetry::init_logs(settings.log.format, "warn");
+            report(register_commands(&settings, guild.as_deref()).await)
+        }
         Cmd::CheckConfig | Cmd::Healthcheck => unreachable!("handled before the runtime starts"),
     }
+}
+
+async fn register_commands(settings: &Settings, guild: Option<&str>) -> anyhow::Result<()> {
+    let discord = &settings.discord;
+    anyhow::ensure!(
+        !discord.application_id.trim().is_empty() && discord.bot_token.is_set(),
+        "set discord.application_id and discord.bot_token (WAOPS__DISCORD__APPLICATION_ID, WAOPS__DISCORD__BOT_TOKEN)"
+    );
+    let client = waops::adapters::discord::outbound::DiscordClient::new(discord)?;
+    let answer = client.register_commands(guild, &waops::adapters::discord::register::commands()).await?;
+    let count = answer.as_array().map_or(0, Vec::len);
+    match guild {
+        Some(g) => println!("registered /wa ({count} command) in guild {g}"),
+        None => println!("registered /wa ({count} command) globally; Discord may take up to an hour to show it everywhere"),
+    }
+    Ok(())
 }
 
 fn report(result: anyhow::Result<()>) -> u8 {

@@ -259,6 +259,8 @@ pub struct DiscordSettings {
     pub api_url: String,
     /// `http` or `gateway`.
     pub mode: DiscordMode,
+    /// Whether commands sent in direct messages to the bot are served.
+    pub allow_dms: bool,
 }
 
 /// How Discord reaches waops.
@@ -457,6 +459,10 @@ impl Settings {
             ("discord.api_url", &self.discord.api_url),
         ] {
             check_url(value).map_err(|reason| (key.to_string(), reason))?;
+        }
+        if !self.discord.public_key.trim().is_empty() {
+            crate::adapters::discord::verify::public_key(&self.discord.public_key)
+                .map_err(|reason| ("discord.public_key".to_string(), reason))?;
         }
         self.validate_permissions()
     }

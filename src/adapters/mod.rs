@@ -2,4 +2,5 @@
 //! a `Reply` back. Only the console exists so far.
 
 pub mod console;
+pub mod discord;
 pub mod slack;

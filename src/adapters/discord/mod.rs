@@ -1,0 +1,237 @@
+//! Discord: `/wa` application commands and preview buttons over HTTP
+//! interactions (Ed25519-signed), answered within 3 seconds: inline when no
+//! provider call is needed, otherwise a deferred response that is edited when
+//! the result is ready.
+
+pub mod outbound;
+pub mod register;
+pub mod render;
+pub mod verify;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{routing, Extension, Json, Router};
+use ed25519_dalek::VerifyingKey;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tower_http::request_id::RequestId;
+
+use crate::commands;
+use crate::core::reply::Visibility;
+use crate::core::{messages, new_request_id, ChannelRef, Context, Invocation, Platform, Principal, Reply};
+use crate::workers::Workers;
+use outbound::DiscordClient;
+
+/// Shared state of the Discord route.
+pub struct Discord {
+    ctx: Context,
+    key: VerifyingKey,
+    client: Arc<DiscordClient>,
+    workers: Workers,
+}
+
+#[derive(Deserialize)]
+struct Interaction {
+    #[serde(rename = "type")]
+    kind: u8,
+    token: Option<String>,
+    channel_id: Option<String>,
+    member: Option<Member>,
+    user: Option<User>,
+    data: Option<Data>,
+}
+
+#[derive(Deserialize)]
+struct Member {
+    user: User,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(default)]
+    options: Vec<CommandOption>,
+    custom_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CommandOption {
+    name: String,
+    #[serde(default)]
+    value: Value,
+    #[serde(default)]
+    options: Vec<CommandOption>,
+}
+
+/// The Discord route, or `None` when `discord.public_key` is not set.
+pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Option<Router>> {
+    let settings = &ctx.settings.discord;
+    if settings.public_key.trim().is_empty() {
+        return Ok(None);
+    }
+    let key = verify::public_key(&settings.public_key).map_err(anyhow::Error::msg)?;
+    let discord = Arc::new(Discord { client: Arc::new(DiscordClient::new(settings)?), key, ctx, workers });
+    Ok(Some(Router::new().route("/discord/interactions", routing::post(interaction)).with_state(discord)))
+}
+
+fn respond(kind: u8, data: Option<Value>) -> Response {
+    let mut body = json!({ "type": kind });
+    if let Some(d) = data {
+        body["data"] = d;
+    }
+    Json(body).into_response()
+}
+
+/// An inline answer (type 4) with the rendered reply.
+fn inline(reply: &Reply) -> Response {
+    respond(4, Some(render::message(reply)))
+}
+
+async fn interaction(State(d): State<Arc<Discord>>, id: Option<Extension<RequestId>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(e) = verify::verify(&d.key, &headers, &body) {
+        tracing::warn!(reason = %e, "Discord request refused");
+        return (StatusCode::UNAUTHORIZED, "invalid request signature\n").into_response();
+    }
+    let interaction: Interaction = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed interaction: {e}\n")).into_response(),
+    };
+    let request_id = id.and_then(|Extension(id)| id.header_value().to_str().ok().map(str::to_string)).unwrap_or_else(new_request_id);
+    match interaction.kind {
+        1 => respond(1, None),
+        2 => application_command(d, interaction, request_id).await,
+        3 => component(d, interaction, request_id).await,
+        _ => (StatusCode::BAD_REQUEST, "unsupported interaction type\n").into_response(),
+    }
+}
+
+/// The caller's principals: user id and, in a guild, its roles.
+fn principals(interaction: &Interaction) -> Option<(Vec<Principal>, bool)> {
+    if let Some(member) = &interaction.member {
+        let mut list = vec![Principal::parse(&format!("discord:user:{}", member.user.id)).ok()?];
+        list.extend(member.roles.iter().filter_map(|r| Principal::parse(&format!("discord:role:{r}")).ok()));
+        return Some((list, false));
+    }
+    let user = interaction.user.as_ref()?;
+    Some((vec![Principal::parse(&format!("discord:user:{}", user.id)).ok()?], true))
+}
+
+async fn application_command(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Response {
+    let (Some((principals, dm)), Some(token), Some(data)) = (principals(&interaction), interaction.token.clone(), interaction.data.as_ref()) else {
+        return (StatusCode::BAD_REQUEST, "interaction without user, token or data\n").into_response();
+    };
+    if dm && !d.ctx.settings.discord.allow_dms {
+        return inline(&Reply::user_error("waops answers in server channels only").footer("Run /wa in a channel of your server."));
+    }
+    let Some(sub) = data.options.first() else {
+        return inline(&messages::usage_error(&crate::core::parser::UsageError {
+            message: "missing subcommand".into(),
+            usage: Some("/wa <subcommand> (try /wa help)".into()),
+            command: None,
+        }));
+    };
+    let values: Vec<(String, Value)> = sub.options.iter().map(|o| (o.name.clone(), o.value.clone())).collect();
+    let inv = Invocation {
+        platform: Platform::Discord,
+        principals,
+        channel: ChannelRef::new(Platform::Discord, interaction.channel_id.as_deref().unwrap_or("dm")),
+        text: register::to_text(&sub.name, &values),
+        request_id,
+    };
+    if let Some(reply) = commands::answer_without_provider(&d.ctx, &inv).await {
+        return inline(&reply);
+    }
+    // The deferred response fixes the visibility of the original message; results
+    // follow `display.results`, and an error later moves to an ephemeral follow-up.
+    let ephemeral = d.ctx.settings.display.results == crate::settings::ResultVisibility::Ephemeral;
+    let task = d.clone();
+    let task_inv = inv.clone();
+    let started = d.workers.try_spawn(async move {
+        let reply = commands::dispatch(&task.ctx, &task_inv).await;
+        deliver(&task.client, &token, reply, ephemeral).await;
+    });
+    if !started {
+        commands::record_not_run(&d.ctx, &inv, "busy").await;
+        return inline(&messages::busy());
+    }
+    respond(5, ephemeral.then(|| json!({"flags": render::EPHEMERAL})))
+}
+
+/// Puts the result where the user sees it: an edit of the deferred response, or,
+/// when an ephemeral reply meets a public deferral, a delete and an ephemeral follow-up.
+async fn deliver(client: &DiscordClient, token: &str, reply: Reply, deferred_ephemeral: bool) {
+    let body = render::message(&reply);
+    let result = if reply.visibility == Visibility::Ephemeral && !deferred_ephemeral {
+        let _ = client.delete_original(token).await;
+        client.follow_up(token, &body).await
+    } else {
+        client.edit_original(token, &body).await
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "result could not be posted to Discord");
+    }
+}
+
+async fn follow_up(client: &DiscordClient, token: &str, reply: &Reply) {
+    if let Err(e) = client.follow_up(token, &render::message(reply)).await {
+        tracing::error!(error = %e, "answer could not be posted to Discord");
+    }
+}
+
+async fn component(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Response {
+    let (Some((principals, _)), Some(token)) = (principals(&interaction), interaction.token.clone()) else {
+        return (StatusCode::BAD_REQUEST, "interaction without user or token\n").into_response();
+    };
+    let custom_id = interaction.data.as_ref().and_then(|d| d.custom_id.clone()).unwrap_or_default();
+    let Some((action, confirmation)) = custom_id.split_once(':') else {
+        return respond(6, None);
+    };
+    if !matches!(action, "apply" | "cancel") {
+        return respond(6, None);
+    }
+    let apply = action == "apply";
+    let confirmation = confirmation.to_string();
+    let task = d.clone();
+    let started = d.workers.try_spawn(async move {
+        let d = task;
+        let caller = principals[0].to_string();
+        let now = d.ctx.clock.now();
+        let taken = match d.ctx.store.consume_confirmation(&confirmation, &caller, now).await {
+            Ok(Some(taken)) => taken,
+            Ok(None) => return follow_up(&d.client, &token, &messages::confirmation_gone()).await,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "confirmation lookup failed");
+                return follow_up(&d.client, &token, &messages::internal(&request_id)).await;
+            }
+        };
+        if !apply {
+            let _ = d.client.edit_original(&token, &render::message(&messages::cancelled())).await;
+            return;
+        }
+        let inv = Invocation {
+            platform: Platform::Discord,
+            principals,
+            channel: ChannelRef::from_text(&taken.channel),
+            text: taken.command_text,
+            request_id,
+        };
+        let _ = d.client.edit_original(&token, &render::message(&messages::working())).await;
+        let reply = commands::dispatch(&d.ctx, &inv).await;
+        deliver(&d.client, &token, reply, true).await;
+    });
+    if !started {
+        return inline(&messages::busy());
+    }
+    // Deferred update: the message with the buttons is edited when the work is done.
+    respond(6, None)
+}

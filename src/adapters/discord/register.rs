@@ -1,0 +1,139 @@
+//! The `/wa` application command with one subcommand per command id and typed
+//! options, built from the same spec table as the text parser, and the mapping
+//! of typed options back to command text, so there is one grammar only.
+
+use serde_json::{json, Value};
+
+use crate::commands::spec;
+use crate::core::CommandId;
+
+const STRING: u8 = 3;
+const INTEGER: u8 = 4;
+const BOOLEAN: u8 = 5;
+
+/// (option name, type, required, description) per command.
+fn options(id: CommandId) -> Vec<(&'static str, u8, bool, &'static str)> {
+    match id {
+        CommandId::Join => vec![("invite", STRING, true, "invite link or code")],
+        CommandId::Add => vec![
+            ("group", STRING, true, "group id, alias or name"),
+            ("numbers", STRING, true, "phone numbers, separated by spaces, commas or semicolons"),
+            ("dry_run", BOOLEAN, false, "check and show what would be sent; send nothing"),
+        ],
+        CommandId::Invite => vec![
+            ("group", STRING, true, "group id, alias or name"),
+            ("reset", BOOLEAN, false, "revoke the current link and show the new one"),
+        ],
+        CommandId::History => vec![
+            ("group", STRING, true, "group id, alias or name"),
+            ("limit", INTEGER, false, "at most this many events (1 to 200)"),
+            ("since", STRING, false, "only this recent, e.g. 7d"),
+            ("type", STRING, false, "kinds, e.g. joined,left"),
+        ],
+        CommandId::Groups => vec![("filter", STRING, false, "text in the name or id")],
+        CommandId::Subscribe => vec![
+            ("group", STRING, true, "group id, alias or name, or * for all"),
+            ("every", STRING, false, "how often, e.g. 1d"),
+            ("at", STRING, false, "time of day, HH:MM"),
+            ("tz", STRING, false, "time zone, e.g. Europe/Berlin"),
+        ],
+        CommandId::Unsubscribe => vec![("group", STRING, true, "group id, alias or name, or * for all")],
+        CommandId::Help => vec![("command", STRING, false, "a command to explain")],
+        CommandId::Subscriptions | CommandId::Whoami => vec![],
+    }
+}
+
+/// The registration payload (a bulk overwrite with one `/wa` command).
+pub fn commands() -> Value {
+    let subcommands: Vec<Value> = CommandId::ALL
+        .iter()
+        .map(|id| {
+            let opts: Vec<Value> = options(*id)
+                .into_iter()
+                .map(|(name, kind, required, description)| {
+                    let mut o = json!({"type": kind, "name": name, "description": description, "required": required});
+                    if name == "limit" {
+                        o["min_value"] = json!(1);
+                        o["max_value"] = json!(200);
+                    }
+                    if *id == CommandId::Help && name == "command" {
+                        o["choices"] = CommandId::ALL.iter().map(|c| json!({"name": c.as_str(), "value": c.as_str()})).collect();
+                    }
+                    o
+                })
+                .collect();
+            json!({"type": 1, "name": id.as_str(), "description": spec(*id).summary, "options": opts})
+        })
+        .collect();
+    json!([{ "name": "wa", "type": 1, "description": "WhatsApp groups from Discord", "options": subcommands }])
+}
+
+/// A value as one token: quoted (so it is never read as an option), quotes removed.
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace(['"', '“', '”'], ""))
+}
+
+/// Turns a subcommand and its typed options into command text for the one parser.
+pub fn to_text(subcommand: &str, values: &[(String, Value)]) -> String {
+    let get = |name: &str| values.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let mut parts = vec![subcommand.to_string()];
+    for positional in ["invite", "group", "filter", "command"] {
+        if let Some(v) = get(positional).and_then(Value::as_str) {
+            // `*` stays bare: it means "all groups" only unquoted.
+            parts.push(if v.trim() == "*" { "*".into() } else { quoted(v) });
+        }
+    }
+    if let Some(v) = get("numbers").and_then(Value::as_str) {
+        parts.push(v.to_string());
+    }
+    for (flag, option) in [("dry_run", "--dry-run"), ("reset", "--reset")] {
+        if get(flag).and_then(Value::as_bool) == Some(true) {
+            parts.push(option.into());
+        }
+    }
+    if let Some(n) = get("limit").and_then(Value::as_i64) {
+        parts.push(format!("--limit {n}"));
+    }
+    for name in ["since", "type", "every", "at", "tz"] {
+        if let Some(v) = get(name).and_then(Value::as_str) {
+            parts.push(format!("--{name} {}", quoted(v)));
+        }
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::Command;
+
+    fn v(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn typed_options_parse_like_text() {
+        let text = to_text("add", &v(&[("group", json!("Sales Team")), ("numbers", json!("+49 151 1234 5678, 0151-1234-5679")), ("dry_run", json!(true))]));
+        assert_eq!(text, "add \"Sales Team\" +49 151 1234 5678, 0151-1234-5679 --dry-run");
+        assert_eq!(Command::parse(&text).unwrap(), Command::parse("add \"Sales Team\" +49 151 1234 5678, 0151-1234-5679 --dry-run").unwrap());
+        let text = to_text("history", &v(&[("group", json!("sales")), ("limit", json!(5)), ("since", json!("7d")), ("type", json!("joined,left"))]));
+        assert!(Command::parse(&text).is_ok(), "{text}");
+        assert_eq!(to_text("subscribe", &v(&[("group", json!("*")), ("every", json!("1d"))])), "subscribe * --every \"1d\"");
+        // A group option cannot smuggle in a flag.
+        let text = to_text("invite", &v(&[("group", json!("sales --reset"))]));
+        assert_eq!(text, "invite \"sales --reset\"");
+    }
+
+    #[test]
+    fn every_command_is_registered_with_its_options() {
+        let payload = commands();
+        let subs = payload[0]["options"].as_array().unwrap();
+        assert_eq!(subs.len(), 10);
+        let add = subs.iter().find(|s| s["name"] == "add").unwrap();
+        let names: Vec<_> = add["options"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["group", "numbers", "dry_run"]);
+        for s in subs {
+            assert!(s["description"].as_str().unwrap().len() <= 100);
+        }
+    }
+}

@@ -122,7 +122,9 @@ async fn run(command: Cmd, settings: Settings) -> u8 {
             .await;
             report(result)
         }
-        Cmd::Discord { command: DiscordCmd::RegisterCommands { guild } } => {
+        Cmd::Discord {
+            command: DiscordCmd::RegisterCommands { guild },
+        } => {
             waops::telemetry::init_logs(settings.log.format, "warn");
             report(register_commands(&settings, guild.as_deref()).await)
         }
@@ -137,11 +139,15 @@ async fn register_commands(settings: &Settings, guild: Option<&str>) -> anyhow::
         "set discord.application_id and discord.bot_token (WAOPS__DISCORD__APPLICATION_ID, WAOPS__DISCORD__BOT_TOKEN)"
     );
     let client = waops::adapters::discord::outbound::DiscordClient::new(discord)?;
-    let answer = client.register_commands(guild, &waops::adapters::discord::register::commands()).await?;
+    let answer = client
+        .register_commands(guild, &waops::adapters::discord::register::commands())
+        .await?;
     let count = answer.as_array().map_or(0, Vec::len);
     match guild {
         Some(g) => println!("registered /wa ({count} command) in guild {g}"),
-        None => println!("registered /wa ({count} command) globally; Discord may take up to an hour to show it everywhere"),
+        None => {
+            println!("registered /wa ({count} command) globally; Discord may take up to an hour to show it everywhere")
+        }
     }
     Ok(())
 }

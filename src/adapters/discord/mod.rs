@@ -80,8 +80,17 @@ pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Option<Router>> 
         return Ok(None);
     }
     let key = verify::public_key(&settings.public_key).map_err(anyhow::Error::msg)?;
-    let discord = Arc::new(Discord { client: Arc::new(DiscordClient::new(settings)?), key, ctx, workers });
-    Ok(Some(Router::new().route("/discord/interactions", routing::post(interaction)).with_state(discord)))
+    let discord = Arc::new(Discord {
+        client: Arc::new(DiscordClient::new(settings)?),
+        key,
+        ctx,
+        workers,
+    });
+    Ok(Some(
+        Router::new()
+            .route("/discord/interactions", routing::post(interaction))
+            .with_state(discord),
+    ))
 }
 
 fn respond(kind: u8, data: Option<Value>) -> Response {
@@ -97,7 +106,12 @@ fn inline(reply: &Reply) -> Response {
     respond(4, Some(render::message(reply)))
 }
 
-async fn interaction(State(d): State<Arc<Discord>>, id: Option<Extension<RequestId>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn interaction(
+    State(d): State<Arc<Discord>>,
+    id: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(e) = verify::verify(&d.key, &headers, &body) {
         tracing::warn!(reason = %e, "Discord request refused");
         return (StatusCode::UNAUTHORIZED, "invalid request signature\n").into_response();
@@ -106,7 +120,9 @@ async fn interaction(State(d): State<Arc<Discord>>, id: Option<Extension<Request
         Ok(i) => i,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed interaction: {e}\n")).into_response(),
     };
-    let request_id = id.and_then(|Extension(id)| id.header_value().to_str().ok().map(str::to_string)).unwrap_or_else(new_request_id);
+    let request_id = id
+        .and_then(|Extension(id)| id.header_value().to_str().ok().map(str::to_string))
+        .unwrap_or_else(new_request_id);
     match interaction.kind {
         1 => respond(1, None),
         2 => application_command(d, interaction, request_id).await,
@@ -119,7 +135,12 @@ async fn interaction(State(d): State<Arc<Discord>>, id: Option<Extension<Request
 fn principals(interaction: &Interaction) -> Option<(Vec<Principal>, bool)> {
     if let Some(member) = &interaction.member {
         let mut list = vec![Principal::parse(&format!("discord:user:{}", member.user.id)).ok()?];
-        list.extend(member.roles.iter().filter_map(|r| Principal::parse(&format!("discord:role:{r}")).ok()));
+        list.extend(
+            member
+                .roles
+                .iter()
+                .filter_map(|r| Principal::parse(&format!("discord:role:{r}")).ok()),
+        );
         return Some((list, false));
     }
     let user = interaction.user.as_ref()?;
@@ -127,11 +148,17 @@ fn principals(interaction: &Interaction) -> Option<(Vec<Principal>, bool)> {
 }
 
 async fn application_command(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Response {
-    let (Some((principals, dm)), Some(token), Some(data)) = (principals(&interaction), interaction.token.clone(), interaction.data.as_ref()) else {
+    let (Some((principals, dm)), Some(token), Some(data)) = (
+        principals(&interaction),
+        interaction.token.clone(),
+        interaction.data.as_ref(),
+    ) else {
         return (StatusCode::BAD_REQUEST, "interaction without user, token or data\n").into_response();
     };
     if dm && !d.ctx.settings.discord.allow_dms {
-        return inline(&Reply::user_error("waops answers in server channels only").footer("Run /wa in a channel of your server."));
+        return inline(
+            &Reply::user_error("waops answers in server channels only").footer("Run /wa in a channel of your server."),
+        );
     }
     let Some(sub) = data.options.first() else {
         return inline(&messages::usage_error(&crate::core::parser::UsageError {
@@ -192,7 +219,11 @@ async fn component(d: Arc<Discord>, interaction: Interaction, request_id: String
     let (Some((principals, _)), Some(token)) = (principals(&interaction), interaction.token.clone()) else {
         return (StatusCode::BAD_REQUEST, "interaction without user or token\n").into_response();
     };
-    let custom_id = interaction.data.as_ref().and_then(|d| d.custom_id.clone()).unwrap_or_default();
+    let custom_id = interaction
+        .data
+        .as_ref()
+        .and_then(|d| d.custom_id.clone())
+        .unwrap_or_default();
     let Some((action, confirmation)) = custom_id.split_once(':') else {
         return respond(6, None);
     };
@@ -215,7 +246,10 @@ async fn component(d: Arc<Discord>, interaction: Interaction, request_id: String
             }
         };
         if !apply {
-            let _ = d.client.edit_original(&token, &render::message(&messages::cancelled())).await;
+            let _ = d
+                .client
+                .edit_original(&token, &render::message(&messages::cancelled()))
+                .await;
             return;
         }
         let inv = Invocation {
@@ -225,7 +259,10 @@ async fn component(d: Arc<Discord>, interaction: Interaction, request_id: String
             text: taken.command_text,
             request_id,
         };
-        let _ = d.client.edit_original(&token, &render::message(&messages::working())).await;
+        let _ = d
+            .client
+            .edit_original(&token, &render::message(&messages::working()))
+            .await;
         let reply = commands::dispatch(&d.ctx, &inv).await;
         deliver(&d.client, &token, reply, true).await;
     });

@@ -46,13 +46,19 @@ impl DiscordClient {
 
     /// Replaces the interaction's original response.
     pub async fn edit_original(&self, token: &str, body: &Value) -> Result<(), DiscordError> {
-        let url = format!("{}/webhooks/{}/{token}/messages/@original", self.api_url, self.application_id);
+        let url = format!(
+            "{}/webhooks/{}/{token}/messages/@original",
+            self.api_url, self.application_id
+        );
         self.send(Method::PATCH, &url, Some(body), false).await.map(|_| ())
     }
 
     /// Deletes the interaction's original response.
     pub async fn delete_original(&self, token: &str) -> Result<(), DiscordError> {
-        let url = format!("{}/webhooks/{}/{token}/messages/@original", self.api_url, self.application_id);
+        let url = format!(
+            "{}/webhooks/{}/{token}/messages/@original",
+            self.api_url, self.application_id
+        );
         self.send(Method::DELETE, &url, None, false).await.map(|_| ())
     }
 
@@ -76,7 +82,10 @@ impl DiscordClient {
     /// Overwrites the application's commands (globally, or in one guild).
     pub async fn register_commands(&self, guild: Option<&str>, commands: &Value) -> Result<Value, DiscordError> {
         let url = match guild {
-            Some(g) => format!("{}/applications/{}/guilds/{g}/commands", self.api_url, self.application_id),
+            Some(g) => format!(
+                "{}/applications/{}/guilds/{g}/commands",
+                self.api_url, self.application_id
+            ),
             None => format!("{}/applications/{}/commands", self.api_url, self.application_id),
         };
         self.send(Method::PUT, &url, Some(commands), true).await
@@ -100,7 +109,13 @@ impl DiscordClient {
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                     continue;
                 }
-                Err(e) => return Err(DiscordError::Transport(if e.is_timeout() { "timed out".into() } else { "connection failed".into() })),
+                Err(e) => {
+                    return Err(DiscordError::Transport(if e.is_timeout() {
+                        "timed out".into()
+                    } else {
+                        "connection failed".into()
+                    }))
+                }
             };
             let status = response.status();
             let header_wait = crate::providers::http::wait_hint(response.headers(), chrono::Utc::now());
@@ -115,13 +130,21 @@ impl DiscordClient {
                     .or(header_wait)
                     .unwrap_or(Duration::from_millis(500 * u64::from(attempt)));
                 if !last && wait <= MAX_WAIT {
-                    tracing::info!(status = status.as_u16(), wait_ms = wait.as_millis() as u64, "Discord busy; retrying");
+                    tracing::info!(
+                        status = status.as_u16(),
+                        wait_ms = wait.as_millis() as u64,
+                        "Discord busy; retrying"
+                    );
                     tokio::time::sleep(wait).await;
                     continue;
                 }
             }
             if !status.is_success() {
-                let message = json.get("message").and_then(Value::as_str).unwrap_or_default().to_string();
+                let message = json
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 return Err(DiscordError::Status(status.as_u16(), message));
             }
             return Ok(json);

@@ -17,8 +17,18 @@ fn options(id: CommandId) -> Vec<(&'static str, u8, bool, &'static str)> {
         CommandId::Join => vec![("invite", STRING, true, "invite link or code")],
         CommandId::Add => vec![
             ("group", STRING, true, "group id, alias or name"),
-            ("numbers", STRING, true, "phone numbers, separated by spaces, commas or semicolons"),
-            ("dry_run", BOOLEAN, false, "check and show what would be sent; send nothing"),
+            (
+                "numbers",
+                STRING,
+                true,
+                "phone numbers, separated by spaces, commas or semicolons",
+            ),
+            (
+                "dry_run",
+                BOOLEAN,
+                false,
+                "check and show what would be sent; send nothing",
+            ),
         ],
         CommandId::Invite => vec![
             ("group", STRING, true, "group id, alias or name"),
@@ -57,7 +67,10 @@ pub fn commands() -> Value {
                         o["max_value"] = json!(200);
                     }
                     if *id == CommandId::Help && name == "command" {
-                        o["choices"] = CommandId::ALL.iter().map(|c| json!({"name": c.as_str(), "value": c.as_str()})).collect();
+                        o["choices"] = CommandId::ALL
+                            .iter()
+                            .map(|c| json!({"name": c.as_str(), "value": c.as_str()}))
+                            .collect();
                     }
                     o
                 })
@@ -113,12 +126,33 @@ mod tests {
 
     #[test]
     fn typed_options_parse_like_text() {
-        let text = to_text("add", &v(&[("group", json!("Sales Team")), ("numbers", json!("+49 151 1234 5678, 0151-1234-5679")), ("dry_run", json!(true))]));
+        let text = to_text(
+            "add",
+            &v(&[
+                ("group", json!("Sales Team")),
+                ("numbers", json!("+49 151 1234 5678, 0151-1234-5679")),
+                ("dry_run", json!(true)),
+            ]),
+        );
         assert_eq!(text, "add \"Sales Team\" +49 151 1234 5678, 0151-1234-5679 --dry-run");
-        assert_eq!(Command::parse(&text).unwrap(), Command::parse("add \"Sales Team\" +49 151 1234 5678, 0151-1234-5679 --dry-run").unwrap());
-        let text = to_text("history", &v(&[("group", json!("sales")), ("limit", json!(5)), ("since", json!("7d")), ("type", json!("joined,left"))]));
+        assert_eq!(
+            Command::parse(&text).unwrap(),
+            Command::parse("add \"Sales Team\" +49 151 1234 5678, 0151-1234-5679 --dry-run").unwrap()
+        );
+        let text = to_text(
+            "history",
+            &v(&[
+                ("group", json!("sales")),
+                ("limit", json!(5)),
+                ("since", json!("7d")),
+                ("type", json!("joined,left")),
+            ]),
+        );
         assert!(Command::parse(&text).is_ok(), "{text}");
-        assert_eq!(to_text("subscribe", &v(&[("group", json!("*")), ("every", json!("1d"))])), "subscribe * --every \"1d\"");
+        assert_eq!(
+            to_text("subscribe", &v(&[("group", json!("*")), ("every", json!("1d"))])),
+            "subscribe * --every \"1d\""
+        );
         // A group option cannot smuggle in a flag.
         let text = to_text("invite", &v(&[("group", json!("sales --reset"))]));
         assert_eq!(text, "invite \"sales --reset\"");
@@ -130,7 +164,12 @@ mod tests {
         let subs = payload[0]["options"].as_array().unwrap();
         assert_eq!(subs.len(), 10);
         let add = subs.iter().find(|s| s["name"] == "add").unwrap();
-        let names: Vec<_> = add["options"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+        let names: Vec<_> = add["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["group", "numbers", "dry_run"]);
         for s in subs {
             assert!(s["description"].as_str().unwrap().len() <= 100);

@@ -77,8 +77,12 @@ fn table_lines(table: &Table) -> Vec<String> {
     std::iter::once(&table.headers)
         .chain(table.rows.iter())
         .map(|cells| {
-            let padded: Vec<String> =
-                cells.iter().enumerate().take(columns).map(|(i, c)| format!("{:<w$}", c, w = widths[i])).collect();
+            let padded: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .take(columns)
+                .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
+                .collect();
             padded.join("  ").trim_end().replace('`', "'")
         })
         .collect()
@@ -123,7 +127,12 @@ pub fn message(reply: &Reply) -> Value {
         .take(MAX_FIELDS)
         .map(|(name, value)| json!({"name": cut(name, 256), "value": cut(&markdown(value), 1024), "inline": true}))
         .collect();
-    total += reply.fields.iter().take(MAX_FIELDS).map(|(n, v)| n.chars().count().min(256) + markdown(v).chars().count().min(1024)).sum::<usize>();
+    total += reply
+        .fields
+        .iter()
+        .take(MAX_FIELDS)
+        .map(|(n, v)| n.chars().count().min(256) + markdown(v).chars().count().min(1024))
+        .sum::<usize>();
     let footer = cut(&reply.footer.iter().map(plain).collect::<Vec<_>>().join("\n"), 2048);
     total += footer.chars().count();
     let room = MAX_TOTAL.saturating_sub(total).min(MAX_DESCRIPTION);
@@ -187,7 +196,8 @@ pub fn embed_chars(body: &Value) -> usize {
         }
         n += e["footer"]["text"].as_str().map_or(0, |s| s.chars().count());
         for f in e["fields"].as_array().into_iter().flatten() {
-            n += f["name"].as_str().map_or(0, |s| s.chars().count()) + f["value"].as_str().map_or(0, |s| s.chars().count());
+            n += f["name"].as_str().map_or(0, |s| s.chars().count())
+                + f["value"].as_str().map_or(0, |s| s.chars().count());
         }
     }
     n
@@ -202,7 +212,10 @@ mod tests {
         let reply = Reply::info("t").line(Rich::new().text("@everyone <@123> **x** [a](https://evil.example) `c`"));
         let body = message(&reply);
         let d = body["embeds"][0]["description"].as_str().unwrap();
-        assert_eq!(d, "@\u{200B}everyone \\<@\u{200B}123\\> \\*\\*x\\*\\* \\[a\\]\\(https\\://evil.example\\) \\`c\\`");
+        assert_eq!(
+            d,
+            "@\u{200B}everyone \\<@\u{200B}123\\> \\*\\*x\\*\\* \\[a\\]\\(https\\://evil.example\\) \\`c\\`"
+        );
         assert_eq!(body["allowed_mentions"], json!({"parse": []}));
         assert_eq!(body["flags"], 64);
     }
@@ -216,7 +229,10 @@ mod tests {
         for i in 0..40 {
             reply = reply.field(&format!("f{i}"), "v");
         }
-        reply.table = Some(Table { headers: vec!["Name".into()], rows: (0..3000).map(|i| vec![format!("g{i}")]).collect() });
+        reply.table = Some(Table {
+            headers: vec!["Name".into()],
+            rows: (0..3000).map(|i| vec![format!("g{i}")]).collect(),
+        });
         let body = message(&reply);
         let e = &body["embeds"][0];
         assert_eq!(e["title"].as_str().unwrap().chars().count(), 256);

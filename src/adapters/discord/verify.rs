@@ -35,7 +35,8 @@ pub fn verify(key: &VerifyingKey, headers: &HeaderMap, body: &[u8]) -> Result<()
     let mut message = Vec::with_capacity(timestamp.len() + body.len());
     message.extend_from_slice(timestamp.as_bytes());
     message.extend_from_slice(body);
-    key.verify(&message, &Signature::from_bytes(&signature)).map_err(|_| VerifyError::Mismatch)
+    key.verify(&message, &Signature::from_bytes(&signature))
+        .map_err(|_| VerifyError::Mismatch)
 }
 
 #[cfg(test)]
@@ -52,7 +53,10 @@ mod tests {
         let sig = signing.sign(&[b"1700000000".as_slice(), body].concat());
         let mut h = HeaderMap::new();
         h.insert("x-signature-timestamp", HeaderValue::from_static("1700000000"));
-        h.insert("x-signature-ed25519", HeaderValue::from_str(&hex::encode(sig.to_bytes())).unwrap());
+        h.insert(
+            "x-signature-ed25519",
+            HeaderValue::from_str(&hex::encode(sig.to_bytes())).unwrap(),
+        );
         assert_eq!(verify(&key, &h, body), Ok(()));
         assert_eq!(verify(&key, &h, br#"{"type":2}"#), Err(VerifyError::Mismatch));
         h.insert("x-signature-timestamp", HeaderValue::from_static("1700000001"));

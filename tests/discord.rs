@@ -1,0 +1,361 @@
+//! Discord end to end: Ed25519-signed interactions (key made here) through the
+//! real router, a wiremock Discord API, and the sandbox or a slow provider fake.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{provider_toml, TestApp};
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const APP: &str = "1100";
+const GROUP: &str = "120363041234567890@g.us";
+
+/// Forwards (method, path, body) of each call to the test.
+struct Capture(mpsc::UnboundedSender<(String, String, Value)>);
+
+impl Respond for Capture {
+    fn respond(&self, r: &Request) -> ResponseTemplate {
+        let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        let _ = self.0.send((r.method.to_string(), r.url.path().to_string(), body));
+        ResponseTemplate::new(200).set_body_json(json!({"id": "m1"}))
+    }
+}
+
+struct Harness {
+    app: TestApp,
+    base: String,
+    key: SigningKey,
+    calls: mpsc::UnboundedReceiver<(String, String, Value)>,
+    http: reqwest::Client,
+    _discord: MockServer,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Harness {
+    async fn new(extra: &str) -> Self {
+        let key = SigningKey::from_bytes(&[42u8; 32]);
+        let discord = MockServer::start().await;
+        let (tx, calls) = mpsc::unbounded_channel();
+        Mock::given(path_regex(format!("^/api/webhooks/{APP}/.*")))
+            .respond_with(Capture(tx))
+            .mount(&discord)
+            .await;
+        let bindings = if extra.contains("[permissions.bindings]") {
+            ""
+        } else {
+            "[permissions.bindings]\nadmin = [\"discord:user:81234567890\"]\n"
+        };
+        let config = format!(
+            "[discord]\npublic_key = \"{}\"\napplication_id = \"{APP}\"\nbot_token = \"bot-token\"\napi_url = \"{}/api\"\n\n{extra}\n{bindings}",
+            hex::encode(key.verifying_key().to_bytes()),
+            discord.uri()
+        );
+        let app = TestApp::with_config(&config).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(waops::app::serve(app.ctx.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        Harness {
+            app,
+            base,
+            key,
+            calls,
+            http: reqwest::Client::new(),
+            _discord: discord,
+            _stop: stop,
+        }
+    }
+
+    async fn send(&self, body: &Value) -> (u16, Value, Duration) {
+        let raw = body.to_string();
+        let ts = "1700000000";
+        let signature = self.key.sign(&[ts.as_bytes(), raw.as_bytes()].concat());
+        let started = Instant::now();
+        let r = self
+            .http
+            .post(format!("{}/discord/interactions", self.base))
+            .header("x-signature-timestamp", ts)
+            .header("x-signature-ed25519", hex::encode(signature.to_bytes()))
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        let elapsed = started.elapsed();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null), elapsed)
+    }
+
+    async fn command(&self, user: &str, roles: &[&str], sub: &str, options: Value) -> (u16, Value, Duration) {
+        self.send(&json!({
+            "type": 2, "id": "i1", "application_id": APP, "token": "tok-1", "guild_id": "g1", "channel_id": "c1",
+            "member": {"user": {"id": user}, "roles": roles},
+            "data": {"name": "wa", "options": [{"name": sub, "type": 1, "options": options}]}
+        }))
+        .await
+    }
+
+    async fn next_call(&mut self) -> (String, String, Value) {
+        tokio::time::timeout(Duration::from_secs(15), self.calls.recv())
+            .await
+            .expect("a Discord API call")
+            .unwrap()
+    }
+}
+
+const ADMIN: &str = "81234567890";
+
+fn description(body: &Value) -> String {
+    let e = &body["embeds"][0];
+    format!(
+        "{}\n{}",
+        e["title"].as_str().unwrap_or_default(),
+        e["description"].as_str().unwrap_or_default()
+    )
+}
+
+#[tokio::test]
+async fn ping_and_bad_signatures() {
+    let h = Harness::new("").await;
+    let (status, body, _) = h.send(&json!({"type": 1})).await;
+    assert_eq!((status, body), (200, json!({"type": 1})));
+    let forged = h
+        .http
+        .post(format!("{}/discord/interactions", h.base))
+        .header("x-signature-timestamp", "1700000000")
+        .header("x-signature-ed25519", "00".repeat(64))
+        .body(json!({"type": 1}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    assert!(h.app.ctx.store.recent_audit(5).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn help_is_inline_and_ephemeral() {
+    let h = Harness::new("").await;
+    let (status, body, _) = h.command(ADMIN, &[], "help", json!([])).await;
+    assert_eq!((status, body["type"].as_u64()), (200, Some(4)));
+    assert_eq!(body["data"]["flags"], 64);
+    assert!(description(&body["data"]).contains("waops commands you can run here"));
+    assert_eq!(body["data"]["allowed_mentions"], json!({"parse": []}));
+}
+
+#[tokio::test]
+async fn provider_commands_defer_then_edit() {
+    let mut h = Harness::new("").await;
+    let (status, body, elapsed) = h
+        .command(
+            ADMIN,
+            &[],
+            "invite",
+            json!([{"name": "group", "type": 3, "value": "sales"}]),
+        )
+        .await;
+    assert_eq!((status, body.clone()), (200, json!({"type": 5})), "deferred, public");
+    assert!(elapsed < Duration::from_secs(3));
+    let (m, p, body) = h.next_call().await;
+    assert_eq!(
+        (m.as_str(), p.as_str()),
+        (
+            "PATCH",
+            format!("/api/webhooks/{APP}/tok-1/messages/@original").as_str()
+        )
+    );
+    assert!(
+        description(&body).contains("https://chat.whatsapp.com/Kx7Pq2Lm9Zt4Rw8Yb3Nc"),
+        "{body}"
+    );
+    assert_eq!(body["allowed_mentions"], json!({"parse": []}));
+}
+
+#[tokio::test]
+async fn refusal_by_role_is_inline() {
+    let h = Harness::new(
+        "[permissions.roles.viewers]\ncommands = [\"history\"]\ngroups = [\"*\"]\n\n[permissions.bindings]\nviewers = [\"discord:role:998877\"]\n",
+    )
+    .await;
+    let (_, body, _) = h
+        .command(
+            "555",
+            &["998877"],
+            "add",
+            json!([{"name": "group", "value": "sales"}, {"name": "numbers", "value": "+4915112345678"}]),
+        )
+        .await;
+    assert_eq!(body["type"], 4);
+    assert_eq!(
+        body["data"]["embeds"][0]["title"],
+        "You may not run add (no role grants it; ask an admin)"
+    );
+    let row = &h.app.ctx.store.recent_audit(1).await.unwrap()[0];
+    assert_eq!(
+        (row.principal.as_str(), row.channel.as_str(), row.decision.as_str()),
+        ("discord:user:555", "discord:c1", "refused")
+    );
+}
+
+#[tokio::test]
+async fn a_slow_provider_still_defers_fast() {
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
+        )
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/chats/{GROUP}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(
+                    json!({"chat_id": GROUP, "invite_link": "https://chat.whatsapp.com/EUKdz8Sdy9T2UWPnOKGkx"}),
+                )
+                .set_delay(Duration::from_secs(5)),
+        )
+        .mount(&provider)
+        .await;
+    let mut h = Harness::new(&provider_toml(
+        "periskope",
+        &format!("{}/v1", provider.uri()),
+        "timeout_ms = 10000\n",
+    ))
+    .await;
+    let (_, body, elapsed) = h
+        .command(ADMIN, &[], "invite", json!([{"name": "group", "value": "sales"}]))
+        .await;
+    assert_eq!(body["type"], 5);
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    let (_, _, body) = h.next_call().await;
+    assert!(description(&body).contains("EUKdz8Sdy9T2UWPnOKGkx"), "{body}");
+}
+
+#[tokio::test]
+async fn preview_button_applies_once() {
+    let mut h = Harness::new("").await;
+    let numbers: Vec<String> = (1..=21).map(|i| format!("+49151600{i:05}")).collect();
+    let (_, body, _) = h
+        .command(
+            ADMIN,
+            &[],
+            "add",
+            json!([{"name": "group", "value": "sales"}, {"name": "numbers", "value": numbers.join(" ")}]),
+        )
+        .await;
+    assert_eq!(body["type"], 5);
+    // The deferral was public (results go to the channel); the preview is only for
+    // the caller, so the deferred message is deleted and an ephemeral follow-up sent.
+    let (m, _, _) = h.next_call().await;
+    assert_eq!(m, "DELETE");
+    let (m, p, preview) = h.next_call().await;
+    assert_eq!(
+        (m.as_str(), p.as_str()),
+        ("POST", format!("/api/webhooks/{APP}/tok-1").as_str())
+    );
+    assert_eq!(preview["flags"], 64);
+    assert!(
+        description(&preview).starts_with("This adds 21 numbers to Sales Team"),
+        "{preview}"
+    );
+    let custom_id = preview["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(custom_id.starts_with("apply:"));
+    let click = |user: &str| {
+        json!({"type": 3, "token": "tok-2", "application_id": APP, "channel_id": "c1", "guild_id": "g1",
+               "member": {"user": {"id": user}, "roles": []}, "data": {"custom_id": custom_id, "component_type": 2}})
+    };
+    let (_, body, _) = h.send(&click(ADMIN)).await;
+    assert_eq!(body, json!({"type": 6}));
+    let (_, _, working) = h.next_call().await;
+    assert_eq!(working["embeds"][0]["title"], "Working on it…");
+    let (m, _, result) = h.next_call().await;
+    assert_eq!(m, "PATCH");
+    assert!(
+        description(&result).contains("21 added")
+            || result["embeds"][0]["footer"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("21 added"),
+        "{result}"
+    );
+    h.send(&click(ADMIN)).await;
+    let (m, p, again) = h.next_call().await;
+    assert_eq!(
+        (m.as_str(), p.as_str()),
+        ("POST", format!("/api/webhooks/{APP}/tok-2").as_str())
+    );
+    assert!(description(&again).contains("already applied"), "{again}");
+    assert_eq!(again["flags"], 64);
+}
+
+#[tokio::test]
+async fn registration_payload_reaches_the_api() {
+    let discord = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path(format!("/api/applications/{APP}/guilds/777/commands")))
+        .and(wiremock::matchers::header("authorization", "Bot bot-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": "1", "name": "wa"}])))
+        .expect(1)
+        .mount(&discord)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = format!("{}/api", discord.uri());
+    let dir_path = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_waops"))
+            .current_dir(&dir_path)
+            .env_remove("WAOPS_CONFIG")
+            .env(
+                "WAOPS__STORE__URL",
+                format!("sqlite://{}", dir_path.join("r.db").display()),
+            )
+            .env("WAOPS__DISCORD__APPLICATION_ID", APP)
+            .env("WAOPS__DISCORD__BOT_TOKEN", "bot-token")
+            .env("WAOPS__DISCORD__API_URL", api)
+            .args(["discord", "register-commands", "--guild", "777"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "registered /wa (1 command) in guild 777\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent = &discord.received_requests().await.unwrap()[0];
+    let payload: Value = serde_json::from_slice(&sent.body).unwrap();
+    let subs: Vec<&str> = payload[0]["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subs,
+        [
+            "join",
+            "add",
+            "invite",
+            "history",
+            "groups",
+            "subscribe",
+            "unsubscribe",
+            "subscriptions",
+            "help",
+            "whoami"
+        ]
+    );
+    drop(dir);
+}

@@ -359,3 +359,95 @@ async fn registration_payload_reaches_the_api() {
     );
     drop(dir);
 }
+
+#[tokio::test]
+async fn direct_messages_are_refused_unless_configured() {
+    let h = Harness::new("").await;
+    let dm = json!({"type": 2, "id": "i1", "application_id": APP, "token": "tok-1", "channel_id": "dm1",
+                    "user": {"id": ADMIN}, "data": {"name": "wa", "options": [{"name": "whoami", "type": 1, "options": []}]}});
+    let (_, body, _) = h.send(&dm).await;
+    assert_eq!(body["type"], 4);
+    assert_eq!(
+        body["data"]["embeds"][0]["title"],
+        "waops answers in server channels only"
+    );
+}
+
+#[tokio::test]
+async fn long_results_continue_in_follow_up_messages() {
+    let provider = MockServer::start().await;
+    let chats: Vec<Value> = (0..1500)
+        .map(|i| json!({"chat_id": format!("1203630{i:011}@g.us"), "chat_name": format!("Group @everyone {i}")}))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"chats": chats, "count": 1500})))
+        .mount(&provider)
+        .await;
+    let mut h = Harness::new(&provider_toml("periskope", &format!("{}/v1", provider.uri()), "")).await;
+    h.command(ADMIN, &[], "groups", json!([])).await;
+    let (m, _, first) = h.next_call().await;
+    assert_eq!(m, "PATCH");
+    let mut pages = vec![first];
+    for _ in 1..5 {
+        let (m, p, page) = h.next_call().await;
+        assert_eq!(
+            (m.as_str(), p.as_str()),
+            ("POST", format!("/api/webhooks/{APP}/tok-1").as_str())
+        );
+        pages.push(page);
+    }
+    for page in &pages {
+        let d = page["embeds"][0]["description"].as_str().unwrap();
+        assert!(d.chars().count() <= 4096);
+        assert!(waops::adapters::discord::render::embed_chars(page) <= 6000);
+        assert!(!d.contains("@everyone"), "mentions are defused");
+        assert_eq!(page["allowed_mentions"], json!({"parse": []}));
+    }
+    assert!(
+        pages[4]["embeds"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("… and "),
+        "what did not fit is counted"
+    );
+}
+
+#[tokio::test]
+async fn channel_messages_wait_out_rate_limits() {
+    use waops::adapters::discord::outbound::DiscordClient;
+    let discord = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/channels/c9/messages"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .set_body_json(json!({"message": "You are being rate limited.", "retry_after": 0.5, "global": false})),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&discord)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/channels/c9/messages"))
+        .and(wiremock::matchers::header("authorization", "Bot bot-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "m77"})))
+        .expect(1)
+        .mount(&discord)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings(
+        dir.path(),
+        &format!(
+            "[discord]\napplication_id = \"{APP}\"\nbot_token = \"bot-token\"\napi_url = \"{}/api\"\n",
+            discord.uri()
+        ),
+        "sqlite::memory:",
+    );
+    let client = DiscordClient::new(&settings.discord).unwrap();
+    let body = waops::adapters::discord::render::message(&waops::core::Reply::info("Digest"));
+    let started = Instant::now();
+    assert_eq!(client.channel_message("c9", &body).await.unwrap(), "m77");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    let sent: Value = serde_json::from_slice(&discord.received_requests().await.unwrap()[1].body).unwrap();
+    assert!(sent.get("flags").is_none(), "channel messages are never ephemeral");
+}

@@ -22,7 +22,7 @@ use tower_http::request_id::RequestId;
 
 use crate::commands;
 use crate::core::reply::Visibility;
-use crate::core::{messages, new_request_id, ChannelRef, Context, Invocation, Platform, Principal, Reply};
+use crate::core::{messages, new_request_id, ChannelRef, CommandId, Context, Invocation, Platform, Principal, Reply};
 use crate::workers::Workers;
 use outbound::DiscordClient;
 
@@ -178,9 +178,14 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
     if let Some(reply) = commands::answer_without_provider(&d.ctx, &inv).await {
         return inline(&reply);
     }
-    // The deferred response fixes the visibility of the original message; results
-    // follow `display.results`, and an error later moves to an ephemeral follow-up.
-    let ephemeral = d.ctx.settings.display.results == crate::settings::ResultVisibility::Ephemeral;
+    // The deferred response fixes the visibility of the original message: join, add,
+    // invite and history results follow `display.results`, everything else is for the
+    // caller only; an error after a public deferral moves to an ephemeral follow-up.
+    let to_channel = matches!(
+        commands::Command::parse(&inv.text).map(|c| c.id()),
+        Ok(CommandId::Join | CommandId::Add | CommandId::Invite | CommandId::History)
+    );
+    let ephemeral = !to_channel || d.ctx.settings.display.results == crate::settings::ResultVisibility::Ephemeral;
     let task = d.clone();
     let task_inv = inv.clone();
     let started = d.workers.try_spawn(async move {
@@ -197,13 +202,22 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
 /// Puts the result where the user sees it: an edit of the deferred response, or,
 /// when an ephemeral reply meets a public deferral, a delete and an ephemeral follow-up.
 async fn deliver(client: &DiscordClient, token: &str, reply: Reply, deferred_ephemeral: bool) {
-    let body = render::message(&reply);
+    let mut pages = render::messages(&reply).into_iter();
+    let Some(first) = pages.next() else { return };
     let result = if reply.visibility == Visibility::Ephemeral && !deferred_ephemeral {
         let _ = client.delete_original(token).await;
-        client.follow_up(token, &body).await
+        client.follow_up(token, &first).await
     } else {
-        client.edit_original(token, &body).await
+        client.edit_original(token, &first).await
     };
+    // Long results continue in follow-up messages, in order.
+    let mut result = result;
+    for page in pages {
+        if result.is_err() {
+            break;
+        }
+        result = client.follow_up(token, &page).await;
+    }
     if let Err(e) = result {
         tracing::error!(error = %e, "result could not be posted to Discord");
     }

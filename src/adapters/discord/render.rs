@@ -83,7 +83,8 @@ fn table_lines(table: &Table) -> Vec<String> {
                 .take(columns)
                 .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
                 .collect();
-            padded.join("  ").trim_end().replace('`', "'")
+            // Code blocks show text literally; defuse `@` anyway so a copy elsewhere cannot ping.
+            padded.join("  ").trim_end().replace('`', "'").replace('@', "@\u{200B}")
         })
         .collect()
 }
@@ -187,6 +188,79 @@ pub fn message(reply: &Reply) -> Value {
     body
 }
 
+/// Most messages one long result is spread over (the answer and its follow-ups).
+pub const MAX_MESSAGES: usize = 5;
+/// Description budget per continuation message.
+const PAGE: usize = 3900;
+
+/// The reply as one message, or, when its lines and table do not fit one embed,
+/// as up to `MAX_MESSAGES` messages (the first with title and fields, the last
+/// with the footer); what does not fit even then ends in "… and N more".
+pub fn messages(reply: &Reply) -> Vec<Value> {
+    let mut pieces: Vec<String> = reply.lines.iter().map(markdown).collect();
+    if let Some(table) = &reply.table {
+        let rows = table_lines(table);
+        for chunk in rows.chunks(40) {
+            pieces.push(format!("```\n{}\n```", chunk.join("\n")));
+        }
+    }
+    let total: usize = pieces.iter().map(|p| p.chars().count() + 1).sum();
+    if total <= PAGE {
+        return vec![message(reply)];
+    }
+    let mut pages: Vec<Vec<String>> = vec![Vec::new()];
+    let mut size = 0;
+    let mut placed = 0;
+    for piece in &pieces {
+        let piece = cut(piece, PAGE);
+        let len = piece.chars().count() + 1;
+        if size + len > PAGE {
+            if pages.len() == MAX_MESSAGES {
+                break;
+            }
+            pages.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        pages.last_mut().expect("never empty").push(piece);
+        placed += 1;
+    }
+    let left = pieces.len() - placed;
+    let count = pages.len();
+    pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, page)| {
+            let mut part = Reply::new(
+                reply.status,
+                reply.visibility,
+                if i == 0 {
+                    reply.title.clone()
+                } else {
+                    Rich::from(format!("{} (continued)", plain(&reply.title)))
+                },
+            );
+            if i == 0 {
+                part.fields = reply.fields.clone();
+                part.buttons = reply.buttons.clone();
+            }
+            let mut body = message(&part);
+            let mut description = page.join("\n");
+            if i + 1 == count {
+                if left > 0 {
+                    description.push_str(&format!("\n… and {left} more"));
+                }
+                let footer = cut(&reply.footer.iter().map(plain).collect::<Vec<_>>().join("\n"), 2048);
+                if !footer.is_empty() {
+                    body["embeds"][0]["footer"] = json!({"text": footer});
+                }
+            }
+            body["embeds"][0]["description"] = Value::String(description);
+            body
+        })
+        .collect()
+}
+
 /// Characters Discord counts toward the 6000 limit in a message's embeds.
 pub fn embed_chars(body: &Value) -> usize {
     let mut n = 0;
@@ -218,6 +292,61 @@ mod tests {
         );
         assert_eq!(body["allowed_mentions"], json!({"parse": []}));
         assert_eq!(body["flags"], 64);
+    }
+
+    #[test]
+    fn long_results_continue_in_follow_ups() {
+        let mut reply = Reply::new(Status::Ok, Visibility::Channel, "History").footer("Source: x");
+        for i in 0..250 {
+            reply = reply.line(format!("line {i:03} · added · +49 151 •••• 1111 by +49 151 •••• 2222"));
+        }
+        let pages = messages(&reply);
+        assert!(pages.len() > 1 && pages.len() <= MAX_MESSAGES, "{}", pages.len());
+        for p in &pages {
+            assert!(p["embeds"][0]["description"].as_str().unwrap().chars().count() <= MAX_DESCRIPTION);
+            assert!(embed_chars(p) <= MAX_TOTAL);
+        }
+        let shown: usize = pages
+            .iter()
+            .map(|p| {
+                p["embeds"][0]["description"]
+                    .as_str()
+                    .unwrap()
+                    .matches("· added ·")
+                    .count()
+            })
+            .sum();
+        assert_eq!(shown, 250, "all 250 lines fit in the follow-ups");
+        assert_eq!(pages.last().unwrap()["embeds"][0]["footer"]["text"], "Source: x");
+        assert_eq!(pages[1]["embeds"][0]["title"], "History (continued)");
+
+        let mut huge = Reply::new(Status::Ok, Visibility::Channel, "History");
+        for i in 0..5000 {
+            huge = huge.line(format!("line {i} · added · +49 151 •••• 1111 by +49 151 •••• 2222"));
+        }
+        let pages = messages(&huge);
+        assert_eq!(pages.len(), MAX_MESSAGES);
+        let last = pages.last().unwrap()["embeds"][0]["description"].as_str().unwrap();
+        let more: usize = last
+            .rsplit("… and ")
+            .next()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let shown: usize = pages
+            .iter()
+            .map(|p| {
+                p["embeds"][0]["description"]
+                    .as_str()
+                    .unwrap()
+                    .matches("· added ·")
+                    .count()
+            })
+            .sum();
+        assert_eq!(shown + more, 5000);
     }
 
     #[test]

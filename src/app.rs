@@ -30,11 +30,28 @@ pub async fn serve(
     let grace = Duration::from_secs(ctx.settings.server.shutdown_grace_s);
     let store = ctx.store.clone();
     let workers = Workers::new(ctx.settings.server.max_in_flight);
-    let router = crate::http::router(ctx, workers.clone())?;
+    let discord = crate::adapters::discord::Discord::new(ctx.clone(), workers.clone())?;
+    let gateway = discord
+        .clone()
+        .filter(|_| ctx.settings.discord.mode == crate::settings::DiscordMode::Gateway);
+    let router = crate::http::router(ctx, workers.clone(), discord)?;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_gateway, gateway_stopped) = tokio::sync::watch::channel(false);
+    if let Some(gateway) = gateway {
+        let mut stopped = gateway_stopped.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = crate::adapters::discord::gateway::run(gateway, shutdown).await {
+                tracing::error!(error = format!("{e:#}"), "Discord gateway failed");
+            }
+        });
+    }
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        let _ = stop_gateway.send(true);
         let _ = stopping_tx.send(());
     });
     let deadline = async move {

@@ -21,7 +21,11 @@ use crate::workers::Workers;
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the router `waops serve` runs; chat routes join when their secrets are set.
-pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Router> {
+pub fn router(
+    ctx: Context,
+    workers: Workers,
+    discord: Option<std::sync::Arc<crate::adapters::discord::Discord>>,
+) -> anyhow::Result<Router> {
     let max_body = ctx.settings.server.max_body_bytes;
     // Install the recorder now, so counts from before the first scrape are kept.
     crate::telemetry::metrics();
@@ -33,7 +37,7 @@ pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Router> {
     if let Some(slack) = crate::adapters::slack::router(ctx.clone(), workers.clone())? {
         router = router.merge(slack);
     }
-    if let Some(discord) = crate::adapters::discord::router(ctx, workers)? {
+    if let Some(discord) = crate::adapters::discord::router(discord) {
         router = router.merge(discord);
     }
     Ok(router

@@ -368,13 +368,13 @@ impl Settings {
         let settings = deserialize(merged, &layers)?;
         settings.validate().map_err(|(key, reason)| {
             // A missing credential is the fault of whoever chose the provider kind.
-            let blame = if reason.starts_with("required when provider.kind") {
-                "provider.kind"
-            } else {
-                key.as_str()
-            };
+            let blame = reason
+                .strip_prefix("required when ")
+                .and_then(|r| r.split(' ').next())
+                .unwrap_or(key.as_str())
+                .to_string();
             SettingsError {
-                file: origin(&layers, blame),
+                file: origin(&layers, &blame),
                 key,
                 reason,
             }
@@ -459,6 +459,9 @@ impl Settings {
             ("discord.api_url", &self.discord.api_url),
         ] {
             check_url(value).map_err(|reason| (key.to_string(), reason))?;
+        }
+        if self.discord.mode == DiscordMode::Gateway && !self.discord.bot_token.is_set() {
+            return err("discord.bot_token", "required when discord.mode = \"gateway\"".into());
         }
         if !self.discord.public_key.trim().is_empty() {
             crate::adapters::discord::verify::public_key(&self.discord.public_key)
@@ -786,6 +789,16 @@ mod tests {
                 "not a duration",
             ),
             ("[slack]\napi_url = \"slack\"\n", "slack.api_url", "not an http(s) URL"),
+            (
+                "[discord]\nmode = \"gateway\"\n",
+                "discord.bot_token",
+                "required when discord.mode = \"gateway\"",
+            ),
+            (
+                "[discord]\npublic_key = \"abc\"\n",
+                "discord.public_key",
+                "expected 64 hex characters",
+            ),
             ("[log]\nlevel = \"[[\"\n", "log.level", "not a log filter"),
             (
                 "[permissions.bindings]\nops = [\"console\"]\n",

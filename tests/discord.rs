@@ -451,3 +451,49 @@ async fn channel_messages_wait_out_rate_limits() {
     let sent: Value = serde_json::from_slice(&discord.received_requests().await.unwrap()[1].body).unwrap();
     assert!(sent.get("flags").is_none(), "channel messages are never ephemeral");
 }
+
+#[tokio::test]
+async fn gateway_interactions_are_answered_through_the_callback() {
+    let discord = MockServer::start().await;
+    let (tx, mut calls) = mpsc::unbounded_channel();
+    Mock::given(wiremock::matchers::any())
+        .respond_with(Capture(tx))
+        .mount(&discord)
+        .await;
+    let config = format!(
+        "[discord]\nmode = \"gateway\"\napplication_id = \"{APP}\"\nbot_token = \"bot-token\"\napi_url = \"{}/api\"\n\n[permissions.bindings]\nadmin = [\"discord:user:{ADMIN}\"]\n",
+        discord.uri()
+    );
+    let app = TestApp::with_config(&config).await;
+    let state = waops::adapters::discord::Discord::new(app.ctx.clone(), waops::workers::Workers::new(4))
+        .unwrap()
+        .expect("gateway mode");
+    // The shape Discord sends over the gateway, read by serenity's model and written back,
+    // exactly as the gateway handler does.
+    let wire = json!({
+        "id": "1234567890123", "application_id": APP, "type": 2, "token": "gw-token", "version": 1,
+        "guild_id": "222", "channel_id": "333", "locale": "en-US", "guild_locale": "en-US",
+        "app_permissions": "0", "entitlements": [], "attachment_size_limit": 8388608, "authorizing_integration_owners": {},
+        "member": {"user": {"id": ADMIN, "username": "admin", "discriminator": "0", "global_name": null, "avatar": null},
+                   "roles": [], "joined_at": "2024-01-01T00:00:00+00:00", "deaf": false, "mute": false, "flags": 0, "permissions": "0"},
+        "data": {"id": "999", "name": "wa", "type": 1, "options": [{"name": "whoami", "type": 1, "options": []}]}
+    });
+    let model: serenity::all::Interaction = serde_json::from_value(wire).expect("serenity reads the wire shape");
+    waops::adapters::discord::gateway::answer_model(state, &model).await;
+    let (m, p, body) = tokio::time::timeout(Duration::from_secs(5), calls.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (m.as_str(), p.as_str()),
+        ("POST", "/api/interactions/1234567890123/gw-token/callback")
+    );
+    assert_eq!(body["type"], 4);
+    assert!(
+        body["data"]["embeds"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("discord:user:{ADMIN}")),
+        "{body}"
+    );
+}

@@ -3,6 +3,7 @@
 //! provider call is needed, otherwise a deferred response that is edited when
 //! the result is ready.
 
+pub mod gateway;
 pub mod outbound;
 pub mod register;
 pub mod render;
@@ -29,15 +30,16 @@ use outbound::DiscordClient;
 /// Shared state of the Discord route.
 pub struct Discord {
     ctx: Context,
-    key: VerifyingKey,
+    key: Option<VerifyingKey>,
     client: Arc<DiscordClient>,
     workers: Workers,
 }
 
 #[derive(Deserialize)]
-struct Interaction {
+pub(crate) struct Interaction {
     #[serde(rename = "type")]
     kind: u8,
+    id: Option<String>,
     token: Option<String>,
     channel_id: Option<String>,
     member: Option<Member>,
@@ -73,36 +75,52 @@ struct CommandOption {
     options: Vec<CommandOption>,
 }
 
-/// The Discord route, or `None` when `discord.public_key` is not set.
-pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Option<Router>> {
-    let settings = &ctx.settings.discord;
-    if settings.public_key.trim().is_empty() {
-        return Ok(None);
+impl Discord {
+    /// The shared state; `None` when neither HTTP interactions (public key) nor
+    /// the gateway (mode and bot token) are configured.
+    pub fn new(ctx: Context, workers: Workers) -> anyhow::Result<Option<Arc<Discord>>> {
+        let settings = &ctx.settings.discord;
+        let key = match settings.public_key.trim() {
+            "" => None,
+            hex => Some(verify::public_key(hex).map_err(anyhow::Error::msg)?),
+        };
+        let gateway = settings.mode == crate::settings::DiscordMode::Gateway && settings.bot_token.is_set();
+        if key.is_none() && !gateway {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(Discord {
+            client: Arc::new(DiscordClient::new(settings)?),
+            key,
+            ctx,
+            workers,
+        })))
     }
-    let key = verify::public_key(&settings.public_key).map_err(anyhow::Error::msg)?;
-    let discord = Arc::new(Discord {
-        client: Arc::new(DiscordClient::new(settings)?),
-        key,
-        ctx,
-        workers,
-    });
-    Ok(Some(
+}
+
+/// The Discord route, when a public key is configured.
+pub fn router(discord: Option<Arc<Discord>>) -> Option<Router> {
+    let discord = discord.filter(|d| d.key.is_some())?;
+    Some(
         Router::new()
             .route("/discord/interactions", routing::post(interaction))
             .with_state(discord),
-    ))
+    )
 }
 
-fn respond(kind: u8, data: Option<Value>) -> Response {
+/// An interaction response of `kind` (1 pong, 4 message, 5 deferred, 6 deferred update).
+fn respond(kind: u8, data: Option<Value>) -> Value {
     let mut body = json!({ "type": kind });
     if let Some(d) = data {
         body["data"] = d;
     }
-    Json(body).into_response()
+    body
 }
 
+/// What an interaction is answered with, or why it is refused (HTTP status and text).
+pub type Answer = Result<Value, (StatusCode, String)>;
+
 /// An inline answer (type 4) with the rendered reply.
-fn inline(reply: &Reply) -> Response {
+fn inline(reply: &Reply) -> Value {
     respond(4, Some(render::message(reply)))
 }
 
@@ -112,7 +130,10 @@ async fn interaction(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = verify::verify(&d.key, &headers, &body) {
+    let Some(key) = &d.key else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    if let Err(e) = verify::verify(key, &headers, &body) {
         tracing::warn!(reason = %e, "Discord request refused");
         return (StatusCode::UNAUTHORIZED, "invalid request signature\n").into_response();
     }
@@ -123,11 +144,19 @@ async fn interaction(
     let request_id = id
         .and_then(|Extension(id)| id.header_value().to_str().ok().map(str::to_string))
         .unwrap_or_else(new_request_id);
+    match handle(d, interaction, request_id).await {
+        Ok(body) => Json(body).into_response(),
+        Err((status, text)) => (status, text).into_response(),
+    }
+}
+
+/// Answers one verified interaction; the HTTP route and the gateway share it.
+pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Answer {
     match interaction.kind {
-        1 => respond(1, None),
+        1 => Ok(respond(1, None)),
         2 => application_command(d, interaction, request_id).await,
         3 => component(d, interaction, request_id).await,
-        _ => (StatusCode::BAD_REQUEST, "unsupported interaction type\n").into_response(),
+        _ => Err((StatusCode::BAD_REQUEST, "unsupported interaction type\n".into())),
     }
 }
 
@@ -147,25 +176,28 @@ fn principals(interaction: &Interaction) -> Option<(Vec<Principal>, bool)> {
     Some((vec![Principal::parse(&format!("discord:user:{}", user.id)).ok()?], true))
 }
 
-async fn application_command(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Response {
+async fn application_command(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Answer {
     let (Some((principals, dm)), Some(token), Some(data)) = (
         principals(&interaction),
         interaction.token.clone(),
         interaction.data.as_ref(),
     ) else {
-        return (StatusCode::BAD_REQUEST, "interaction without user, token or data\n").into_response();
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "interaction without user, token or data\n".into(),
+        ));
     };
     if dm && !d.ctx.settings.discord.allow_dms {
-        return inline(
+        return Ok(inline(
             &Reply::user_error("waops answers in server channels only").footer("Run /wa in a channel of your server."),
-        );
+        ));
     }
     let Some(sub) = data.options.first() else {
-        return inline(&messages::usage_error(&crate::core::parser::UsageError {
+        return Ok(inline(&messages::usage_error(&crate::core::parser::UsageError {
             message: "missing subcommand".into(),
             usage: Some("/wa <subcommand> (try /wa help)".into()),
             command: None,
-        }));
+        })));
     };
     let values: Vec<(String, Value)> = sub.options.iter().map(|o| (o.name.clone(), o.value.clone())).collect();
     let inv = Invocation {
@@ -176,7 +208,7 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
         request_id,
     };
     if let Some(reply) = commands::answer_without_provider(&d.ctx, &inv).await {
-        return inline(&reply);
+        return Ok(inline(&reply));
     }
     // The deferred response fixes the visibility of the original message: join, add,
     // invite and history results follow `display.results`, everything else is for the
@@ -194,9 +226,9 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
     });
     if !started {
         commands::record_not_run(&d.ctx, &inv, "busy").await;
-        return inline(&messages::busy());
+        return Ok(inline(&messages::busy()));
     }
-    respond(5, ephemeral.then(|| json!({"flags": render::EPHEMERAL})))
+    Ok(respond(5, ephemeral.then(|| json!({"flags": render::EPHEMERAL}))))
 }
 
 /// Puts the result where the user sees it: an edit of the deferred response, or,
@@ -229,9 +261,9 @@ async fn follow_up(client: &DiscordClient, token: &str, reply: &Reply) {
     }
 }
 
-async fn component(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Response {
+async fn component(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Answer {
     let (Some((principals, _)), Some(token)) = (principals(&interaction), interaction.token.clone()) else {
-        return (StatusCode::BAD_REQUEST, "interaction without user or token\n").into_response();
+        return Err((StatusCode::BAD_REQUEST, "interaction without user or token\n".into()));
     };
     let custom_id = interaction
         .data
@@ -239,10 +271,10 @@ async fn component(d: Arc<Discord>, interaction: Interaction, request_id: String
         .and_then(|d| d.custom_id.clone())
         .unwrap_or_default();
     let Some((action, confirmation)) = custom_id.split_once(':') else {
-        return respond(6, None);
+        return Ok(respond(6, None));
     };
     if !matches!(action, "apply" | "cancel") {
-        return respond(6, None);
+        return Ok(respond(6, None));
     }
     let apply = action == "apply";
     let confirmation = confirmation.to_string();
@@ -281,8 +313,8 @@ async fn component(d: Arc<Discord>, interaction: Interaction, request_id: String
         deliver(&d.client, &token, reply, true).await;
     });
     if !started {
-        return inline(&messages::busy());
+        return Ok(inline(&messages::busy()));
     }
     // Deferred update: the message with the buttons is edited when the work is done.
-    respond(6, None)
+    Ok(respond(6, None))
 }

@@ -44,6 +44,12 @@ impl DiscordClient {
         })
     }
 
+    /// Answers an interaction that arrived over the gateway (the HTTP route answers in its response).
+    pub async fn callback(&self, interaction_id: &str, token: &str, body: &Value) -> Result<(), DiscordError> {
+        let url = format!("{}/interactions/{interaction_id}/{token}/callback", self.api_url);
+        self.send(Method::POST, &url, Some(body), false).await.map(|_| ())
+    }
+
     /// Replaces the interaction's original response.
     pub async fn edit_original(&self, token: &str, body: &Value) -> Result<(), DiscordError> {
         let url = format!(

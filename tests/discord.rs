@@ -497,3 +497,79 @@ async fn gateway_interactions_are_answered_through_the_callback() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn every_subcommand_gets_an_answer() {
+    let mut h = Harness::new("").await;
+    let o = |pairs: &[(&str, Value)]| Value::Array(pairs.iter().map(|(n, v)| json!({"name": n, "value": v})).collect());
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "join",
+            o(&[("invite", json!("https://chat.whatsapp.com/OpenDayVisitors2026"))]),
+            "Joined Open Day Visitors",
+        ),
+        (
+            "add",
+            o(&[
+                ("group", json!("sales")),
+                ("numbers", json!("+4915112345678")),
+                ("dry_run", json!(true)),
+            ]),
+            "Dry run: would add 1 number to Sales Team",
+        ),
+        (
+            "add",
+            o(&[("group", json!("sales")), ("numbers", json!("+4915112345678"))]),
+            "Add to Sales Team",
+        ),
+        ("invite", o(&[("group", json!("sales"))]), "Invite link for Sales Team"),
+        (
+            "history",
+            o(&[
+                ("group", json!("sales")),
+                ("limit", json!(2)),
+                ("type", json!("joined,left")),
+            ]),
+            "Membership history of Sales Team",
+        ),
+        (
+            "groups",
+            o(&[("filter", json!("community"))]),
+            "2 groups matching \"community\"",
+        ),
+        (
+            "subscribe",
+            o(&[("group", json!("*")), ("every", json!("1d"))]),
+            "Subscribed this channel to digests of all groups",
+        ),
+        ("subscriptions", json!([]), "This channel has 1 digest subscription"),
+        (
+            "unsubscribe",
+            o(&[("group", json!("*"))]),
+            "Stopped 1 digest subscription for all groups",
+        ),
+        (
+            "help",
+            o(&[("command", json!("add"))]),
+            "/wa add <group> <numbers…> [--dry-run] [--yes]",
+        ),
+        ("whoami", json!([]), "You are discord:user:81234567890"),
+    ];
+    for (sub, options, title) in cases {
+        let (status, body, _) = h.command(ADMIN, &[], sub, options).await;
+        assert_eq!(status, 200, "{sub}");
+        let answer = match body["type"].as_u64() {
+            Some(4) => body["data"].clone(),
+            Some(5) => loop {
+                // A private result after a public deferral: the deferral is deleted first.
+                let (m, _, body) = h.next_call().await;
+                if m != "DELETE" {
+                    break body;
+                }
+            },
+            other => panic!("{sub}: {other:?}"),
+        };
+        let got = answer["embeds"][0]["title"].as_str().unwrap_or_default().to_string();
+        assert!(got.contains(title), "{sub}: {got}");
+    }
+}

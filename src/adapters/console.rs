@@ -96,27 +96,11 @@ fn sanitize(text: &str) -> String {
 }
 
 fn render_table(table: &Table) -> String {
-    let columns = table.headers.len();
-    let mut widths: Vec<usize> = table.headers.iter().map(|h| h.chars().count()).collect();
-    for row in &table.rows {
-        for (i, cell) in row.iter().enumerate().take(columns) {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .take(columns)
-            .map(|(i, c)| format!("{:<w$}", sanitize(c), w = widths[i]))
-            .collect();
-        format!("  {}\n", padded.join("  ").trim_end())
-    };
-    let mut out = line(&table.headers);
-    for row in &table.rows {
-        out.push_str(&line(row));
-    }
-    out
+    table
+        .aligned_lines()
+        .iter()
+        .map(|line| format!("  {}\n", sanitize(line)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -117,6 +117,41 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
+impl Table {
+    /// The header and rows as lines, columns padded to equal width, two spaces apart.
+    pub fn aligned_lines(&self) -> Vec<String> {
+        let columns = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(columns) {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        std::iter::once(&self.headers)
+            .chain(self.rows.iter())
+            .map(|cells| {
+                let padded: Vec<String> = cells
+                    .iter()
+                    .enumerate()
+                    .take(columns)
+                    .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
+                    .collect();
+                padded.join("  ").trim_end().to_string()
+            })
+            .collect()
+    }
+}
+
+/// Cuts text to at most `max` characters, ending in `…` when it was cut.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}
+
 /// A command's result.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {

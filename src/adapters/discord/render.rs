@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::core::reply::{ButtonAction, Reply, Rich, Span, Status, Table, Visibility};
+use crate::core::reply::{cut, ButtonAction, Reply, Rich, Span, Status, Table, Visibility};
 
 /// Embed description limit.
 pub const MAX_DESCRIPTION: usize = 4096;
@@ -57,35 +57,12 @@ fn plain(line: &Rich) -> String {
     line.plain()
 }
 
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut s: String = text.chars().take(max - 1).collect();
-    s.push('…');
-    s
-}
-
 fn table_lines(table: &Table) -> Vec<String> {
-    let columns = table.headers.len();
-    let mut widths: Vec<usize> = table.headers.iter().map(|h| h.chars().count()).collect();
-    for row in &table.rows {
-        for (i, cell) in row.iter().enumerate().take(columns) {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    std::iter::once(&table.headers)
-        .chain(table.rows.iter())
-        .map(|cells| {
-            let padded: Vec<String> = cells
-                .iter()
-                .enumerate()
-                .take(columns)
-                .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
-                .collect();
-            // Code blocks show text literally; defuse `@` anyway so a copy elsewhere cannot ping.
-            padded.join("  ").trim_end().replace('`', "'").replace('@', "@\u{200B}")
-        })
+    // Code blocks show text literally; defuse `@` anyway so a copy elsewhere cannot ping.
+    table
+        .aligned_lines()
+        .iter()
+        .map(|line| line.replace('`', "'").replace('@', "@\u{200B}"))
         .collect()
 }
 

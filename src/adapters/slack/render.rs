@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use crate::core::reply::{ButtonAction, Reply, Rich, Span, Table, Visibility};
+use crate::core::reply::{cut, ButtonAction, Reply, Rich, Span, Table, Visibility};
 
 /// Most blocks in one message.
 pub const MAX_BLOCKS: usize = 50;
@@ -72,36 +72,8 @@ fn section(text: String) -> Value {
     json!({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": true}})
 }
 
-/// Cuts text to `max` characters on a character boundary, marking the cut.
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut s: String = text.chars().take(max - 1).collect();
-    s.push('…');
-    s
-}
-
 fn table_lines(table: &Table) -> Vec<String> {
-    let columns = table.headers.len();
-    let mut widths: Vec<usize> = table.headers.iter().map(|h| h.chars().count()).collect();
-    for row in &table.rows {
-        for (i, cell) in row.iter().enumerate().take(columns) {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    std::iter::once(&table.headers)
-        .chain(table.rows.iter())
-        .map(|cells| {
-            let padded: Vec<String> = cells
-                .iter()
-                .enumerate()
-                .take(columns)
-                .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
-                .collect();
-            escape_code(padded.join("  ").trim_end())
-        })
-        .collect()
+    table.aligned_lines().iter().map(|line| escape_code(line)).collect()
 }
 
 /// Packs lines into sections of at most `MAX_SECTION` characters, using at most

@@ -525,3 +525,44 @@ async fn post_message_client_retries_429_and_reports_api_errors() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn long_adds_post_progress_before_the_result() {
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
+        )
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/add")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(4)
+        .mount(&provider)
+        .await;
+    // Four chunks 1.1 s apart: progress after chunk 1 and after chunk 3 (2 s later), then the result.
+    let extra = provider_toml(
+        "periskope",
+        &format!("{}/v1", provider.uri()),
+        "add_chunk_size = 1\nadd_pause_ms = 1100\n",
+    );
+    let mut h = Harness::new(&extra).await;
+    h.command(
+        "UADMIN",
+        "C1",
+        "add sales +4915112345671 +4915112345672 +4915112345673 +4915112345674",
+    )
+    .await;
+    let first = h.next_post().await;
+    assert_eq!(
+        (text_of(&first).lines().next().unwrap(), &first["replace_original"]),
+        ("Adding… 1/4", &json!(true))
+    );
+    let second = h.next_post().await;
+    assert_eq!(text_of(&second).lines().next().unwrap(), "Adding… 3/4");
+    let result = h.next_post().await;
+    assert!(text_of(&result).contains("Add to Sales Team"), "{result}");
+}

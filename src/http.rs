@@ -34,6 +34,9 @@ pub fn router(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(ctx.clone());
+    if let Some(webhooks) = crate::adapters::webhooks::router(ctx.clone()) {
+        router = router.merge(webhooks);
+    }
     if let Some(slack) = crate::adapters::slack::router(ctx.clone(), workers.clone())? {
         router = router.merge(slack);
     }

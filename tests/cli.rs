@@ -120,7 +120,7 @@ fn waops_env(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> (i32
 fn migrate_creates_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out, _) = run(dir.path(), &["migrate"]);
-    assert_eq!((code, out.as_str()), (0, "store migrated (2 migrations known)\n"));
+    assert_eq!((code, out.as_str()), (0, "store migrated (3 migrations known)\n"));
     assert!(dir.path().join("cli.db").exists());
 }
 

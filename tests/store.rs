@@ -148,7 +148,7 @@ async fn sqlite_file_is_created_and_works() {
     let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     assert!(path.exists(), "the SQLite file is created when missing");
     assert_eq!(store.backend(), Backend::Sqlite);
-    assert_eq!(store.migrate().await.unwrap(), 2);
+    assert_eq!(store.migrate().await.unwrap(), 3);
     exercise(store).await;
     // Data survives reopening.
     let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();

@@ -10,6 +10,8 @@ use crate::core::reply::Reply;
 use crate::core::values::{parse_duration, parse_kinds, EventKind};
 use crate::core::CommandId;
 use crate::group_ref::GroupInfo;
+use crate::providers::{party, HistorySource, MemberEvent};
+use crate::store::JournalEntry;
 
 /// Events shown when `--limit` is not given.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -81,13 +83,23 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
         None => DateTime::<Utc>::MIN_UTC,
     };
     let capabilities = ctx.provider.capabilities();
-    let mut events = ctx.provider.history(&group.id, since).await?;
+    let kind = ctx.provider.kind();
+    let (mut events, journal_since) = match capabilities.history {
+        HistorySource::Provider => (ctx.provider.history(&group.id, since).await?, None),
+        HistorySource::Journal => {
+            let entries = ctx.store.group_events(kind.as_str(), group.id.as_str(), since).await?;
+            (
+                entries.into_iter().map(journal_event).collect(),
+                ctx.store.journal_started(kind.as_str()).await?,
+            )
+        }
+    };
     if let Some(kinds) = &args.kinds {
         events.retain(|e| kinds.contains(&e.kind));
     }
     let more = events.len().saturating_sub(args.limit);
     events.truncate(args.limit);
-    let source = messages::history_source(capabilities.history, ctx.provider.kind(), None);
+    let source = messages::history_source(capabilities.history, kind, journal_since);
     Ok(messages::history(
         &group,
         &events,
@@ -97,6 +109,17 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
         source,
         call.result_visibility(),
     ))
+}
+
+/// A journal row as a membership event.
+fn journal_event(e: JournalEntry) -> MemberEvent {
+    MemberEvent {
+        at: e.at,
+        kind: e.kind.parse().unwrap_or(EventKind::Other),
+        actor: e.actor.as_deref().map(party),
+        subjects: e.subjects.iter().map(|s| party(s)).collect(),
+        detail: e.detail,
+    }
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ impl Periskope {
 }
 
 /// What a notification type means for membership.
-fn kind_of(kind: &str, actor: Option<&str>, subjects: &[String]) -> (EventKind, Option<String>) {
+pub(crate) fn kind_of(kind: &str, actor: Option<&str>, subjects: &[String]) -> (EventKind, Option<String>) {
     let by_self = actor.is_some() && subjects.len() == 1 && Some(subjects[0].as_str()) == actor;
     match kind {
         "add" if by_self => (EventKind::Joined, None),

@@ -382,3 +382,95 @@ fn audit_from_row(r: &AnyRow) -> anyhow::Result<AuditRecord> {
         provider_trace_id: r.try_get("provider_trace_id")?,
     })
 }
+
+/// One membership event from a provider webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// periskope, wuts, wawp.
+    pub provider: String,
+    /// The provider's event id (or a stable hash when it has none).
+    pub event_id: String,
+    /// The group's JID.
+    pub group_id: String,
+    /// joined, left, added, … (`EventKind::as_str`).
+    pub kind: String,
+    /// Who acted (a JID or number), if known.
+    pub actor: Option<String>,
+    /// Whom it affected (JIDs or numbers).
+    pub subjects: Vec<String>,
+    /// Extra text.
+    pub detail: Option<String>,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// When waops received it.
+    pub received_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Records an event; `false` when the provider's event id was seen before.
+    pub async fn record_event(&self, e: &JournalEntry) -> anyhow::Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO journal (provider, event_id, group_id, kind, actor, subjects, detail, at, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (provider, event_id) DO NOTHING",
+        )
+        .bind(&e.provider)
+        .bind(&e.event_id)
+        .bind(&e.group_id)
+        .bind(&e.kind)
+        .bind(e.actor.clone())
+        .bind(serde_json::to_string(&e.subjects)?)
+        .bind(e.detail.clone())
+        .bind(millis(e.at))
+        .bind(millis(e.received_at))
+        .execute(&self.pool)
+        .await
+        .context("cannot record the event")?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// A group's events since `since`, newest first.
+    pub async fn group_events(
+        &self,
+        provider: &str,
+        group_id: &str,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<JournalEntry>> {
+        let rows = sqlx::query(
+            "SELECT provider, event_id, group_id, kind, actor, subjects, detail, at, received_at FROM journal \
+             WHERE provider = $1 AND group_id = $2 AND at >= $3 ORDER BY at DESC, event_id",
+        )
+        .bind(provider)
+        .bind(group_id)
+        .bind(millis(since))
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the journal")?;
+        rows.iter()
+            .map(|r| {
+                let subjects: String = r.try_get("subjects")?;
+                Ok(JournalEntry {
+                    provider: r.try_get("provider")?,
+                    event_id: r.try_get("event_id")?,
+                    group_id: r.try_get("group_id")?,
+                    kind: r.try_get("kind")?,
+                    actor: r.try_get("actor")?,
+                    subjects: serde_json::from_str(&subjects).unwrap_or_default(),
+                    detail: r.try_get("detail")?,
+                    at: from_millis(r.try_get("at")?),
+                    received_at: from_millis(r.try_get("received_at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// When the first event from this provider arrived: the journal is complete since then.
+    pub async fn journal_started(&self, provider: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let row = sqlx::query("SELECT MIN(received_at) AS first FROM journal WHERE provider = $1")
+            .bind(provider)
+            .fetch_one(&self.pool)
+            .await
+            .context("cannot read the journal")?;
+        Ok(row.try_get::<Option<i64>, _>("first")?.map(from_millis))
+    }
+}

@@ -35,10 +35,10 @@ pub async fn serve(
         .clone()
         .filter(|_| ctx.settings.discord.mode == crate::settings::DiscordMode::Gateway);
     let router = crate::http::router(ctx, workers.clone(), discord)?;
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let (stop_gateway, gateway_stopped) = tokio::sync::watch::channel(false);
+    // One signal for everything that must stop: the gateway and the grace-period clock.
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     if let Some(gateway) = gateway {
-        let mut stopped = gateway_stopped.clone();
+        let mut stopped = stopping_rx.clone();
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
@@ -51,11 +51,11 @@ pub async fn serve(
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
-        let _ = stop_gateway.send(true);
-        let _ = stopping_tx.send(());
+        let _ = stopping_tx.send(true);
     });
+    let mut stopping = stopping_rx;
     let deadline = async move {
-        if stopping_rx.await.is_ok() {
+        if stopping.wait_for(|s| *s).await.is_ok() {
             tokio::time::sleep(grace).await;
         } else {
             std::future::pending::<()>().await;

@@ -269,24 +269,30 @@ pub async fn answer_without_provider(ctx: &Context, inv: &Invocation) -> Option<
     .await
 }
 
-/// Audits a command that was not run at all (e.g. every worker busy).
-pub async fn record_not_run(ctx: &Context, inv: &Invocation, outcome: &str) {
-    let audit = AuditRecord {
+/// The audit row of an invocation, before the command fills in group, rule and counts.
+fn audit_row(ctx: &Context, inv: &Invocation, command: String, decision: &str, outcome: &str) -> AuditRecord {
+    AuditRecord {
         at: ctx.clock.now(),
         request_id: inv.request_id.clone(),
         platform: inv.platform.as_str().into(),
         principal: inv.caller().to_string(),
         channel: inv.channel.to_string(),
-        command: Command::parse(&inv.text)
-            .map(|c| c.id().to_string())
-            .unwrap_or_else(|_| "invalid".into()),
+        command,
         group_id: None,
         numbers_count: 0,
-        decision: "not_run".into(),
+        decision: decision.into(),
         rule: String::new(),
         outcome: outcome.into(),
         provider_trace_id: None,
-    };
+    }
+}
+
+/// Audits a command that was not run at all (e.g. every worker busy).
+pub async fn record_not_run(ctx: &Context, inv: &Invocation, outcome: &str) {
+    let command = Command::parse(&inv.text)
+        .map(|c| c.id().to_string())
+        .unwrap_or_else(|_| "invalid".into());
+    let audit = audit_row(ctx, inv, command, "not_run", outcome);
     if let Err(e) = ctx.store.record_audit(&audit).await {
         tracing::error!(error = format!("{e:#}"), "audit row not written");
     }
@@ -316,20 +322,7 @@ async fn finish(ctx: &Context, reply: Reply, audit: AuditRecord, started: std::t
 
 /// Parses, permits and resolves; writes nothing.
 pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepared {
-    let mut audit = AuditRecord {
-        at: ctx.clock.now(),
-        request_id: inv.request_id.clone(),
-        platform: inv.platform.as_str().into(),
-        principal: inv.caller().to_string(),
-        channel: inv.channel.to_string(),
-        command: "invalid".into(),
-        group_id: None,
-        numbers_count: 0,
-        decision: "invalid".into(),
-        rule: String::new(),
-        outcome: "user_error".into(),
-        provider_trace_id: None,
-    };
+    let mut audit = audit_row(ctx, inv, "invalid".into(), "invalid", "user_error");
     let command = match Command::parse(&inv.text) {
         Ok(c) => c,
         Err(e) => {

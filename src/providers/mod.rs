@@ -225,11 +225,9 @@ pub fn party(jid: &str) -> Party {
     }
 }
 
-/// Journal-backed history is not recorded yet: say so instead of showing nothing.
-pub fn journal_history_missing(kind: ProviderKind) -> ProviderError {
-    let _ = kind;
-    ProviderErrorKind::Unsupported(
-        "show membership history yet: it has no history endpoint, and waops' journal of its webhooks is not recorded in this version",
-    )
-    .into()
+/// The answer of providers without a history endpoint: their history is waops'
+/// webhook journal, which the core reads instead of calling them.
+pub fn journal_history_missing() -> ProviderError {
+    ProviderErrorKind::Unsupported("list membership history itself: it comes from waops' journal of its webhooks")
+        .into()
 }

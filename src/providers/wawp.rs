@@ -316,7 +316,7 @@ impl Provider for Wawp {
     }
 
     async fn history(&self, _group: &GroupId, _since: DateTime<Utc>) -> Result<Vec<MemberEvent>, ProviderError> {
-        Err(journal_history_missing(ProviderKind::Wawp))
+        Err(journal_history_missing())
     }
 
     async fn health(&self) -> Result<(), ProviderError> {

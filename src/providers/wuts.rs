@@ -306,7 +306,7 @@ impl Provider for Wuts {
     }
 
     async fn history(&self, _group: &GroupId, _since: DateTime<Utc>) -> Result<Vec<MemberEvent>, ProviderError> {
-        Err(journal_history_missing(ProviderKind::Wuts))
+        Err(journal_history_missing())
     }
 
     async fn health(&self) -> Result<(), ProviderError> {

@@ -34,6 +34,7 @@ pub async fn serve(
     let gateway = discord
         .clone()
         .filter(|_| ctx.settings.discord.mode == crate::settings::DiscordMode::Gateway);
+    let ctx_for_digests = ctx.clone();
     let router = crate::http::router(ctx, workers.clone(), discord)?;
     // One signal for everything that must stop: the gateway and the grace-period clock.
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
@@ -48,6 +49,8 @@ pub async fn serve(
             }
         });
     }
+    let scheduler = crate::digests::Scheduler::new(ctx_for_digests, crate::digests::Scheduler::replica_id())?;
+    let digests = tokio::spawn(scheduler.run(stopping_rx.clone()));
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
@@ -71,6 +74,10 @@ pub async fn serve(
             still_running = workers.busy(),
             "grace period over; some follow-ups did not finish"
         );
+    }
+    // A digest tick under way finishes (or its leases expire for another replica).
+    if tokio::time::timeout(grace, digests).await.is_err() {
+        tracing::warn!("grace period over; a digest tick was still running");
     }
     store.close().await;
     tracing::info!("stopped");

@@ -6,7 +6,8 @@
 //! - [`commands`]: one module per command and `dispatch`, the single path every frontend calls.
 //! - [`phone`], [`invite_link`], [`group_ref`]: pure parsers for what users type.
 //! - [`providers`]: the `Provider` trait and the built-in sandbox.
-//! - [`store`]: audit log and subscriptions on SQLite or PostgreSQL.
+//! - [`store`]: audit log, subscriptions, digest leases and the journal on SQLite or PostgreSQL.
+//! - [`digests`]: the scheduler that posts subscribed digests exactly once across replicas.
 //! - [`adapters`]: frontends (the console so far).
 //! - [`app`], [`http`], [`telemetry`]: wiring, the HTTP server, logs and metrics.
 
@@ -14,6 +15,7 @@ pub mod adapters;
 pub mod app;
 pub mod commands;
 pub mod core;
+pub mod digests;
 pub mod group_ref;
 pub mod http;
 pub mod invite_link;

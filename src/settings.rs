@@ -233,6 +233,11 @@ pub struct DigestSettings {
     pub min_every: String,
     /// Post digests for empty windows.
     pub post_empty: bool,
+    /// Seconds a replica holds a subscription while posting its digest; a
+    /// crashed replica's subscriptions are taken over after this long.
+    pub lease_s: u64,
+    /// Subscriptions one replica works on at once in a tick.
+    pub concurrency: u32,
 }
 
 /// `[slack]`
@@ -409,6 +414,8 @@ impl Settings {
             ("server.max_in_flight", u64::from(self.server.max_in_flight)),
             ("limits.max_numbers_per_add", self.limits.max_numbers_per_add as u64),
             ("digests.tick_s", self.digests.tick_s),
+            ("digests.lease_s", self.digests.lease_s),
+            ("digests.concurrency", u64::from(self.digests.concurrency)),
             ("provider.timeout_ms", self.provider.timeout_ms),
             ("provider.rate_per_second", u64::from(self.provider.rate_per_second)),
             ("provider.burst", u64::from(self.provider.burst)),

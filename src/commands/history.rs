@@ -112,7 +112,7 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
 }
 
 /// A journal row as a membership event.
-fn journal_event(e: JournalEntry) -> MemberEvent {
+pub fn journal_event(e: JournalEntry) -> MemberEvent {
     MemberEvent {
         at: e.at,
         kind: e.kind.parse().unwrap_or(EventKind::Other),

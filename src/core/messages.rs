@@ -500,6 +500,76 @@ fn schedule(s: &Subscription) -> String {
     }
 }
 
+/// People listed per kind in a digest before "and N more".
+const DIGEST_PARTIES: usize = 25;
+
+/// A channel's digest of one window: per group, each kind of change with whom
+/// it affected. `groups` are (name, events oldest first); empty ones are skipped.
+pub fn digest(
+    s: &Subscription,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    groups: &[(String, Vec<MemberEvent>)],
+    mask: bool,
+) -> Reply {
+    let tz = s.schedule().tz;
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    let total: usize = groups.iter().map(|(_, e)| e.len()).sum();
+    let mut reply = Reply::new(
+        Status::Ok,
+        Visibility::Channel,
+        Rich::new().text("Digest: ").strong(s.group_name.clone()),
+    )
+    .line(format!(
+        "{} to {} {} · {}",
+        local(window.0),
+        local(window.1),
+        tz.name(),
+        count(total, "change")
+    ));
+    if total == 0 {
+        reply = reply.line("No membership changes in this window.");
+    }
+    let several = s.group_ref == "*";
+    for (name, events) in groups.iter().filter(|(_, e)| !e.is_empty()) {
+        if several {
+            reply = reply.line(
+                Rich::new()
+                    .strong(name.clone())
+                    .text(format!(" · {}", count(events.len(), "change"))),
+            );
+        }
+        for kind in crate::core::values::EventKind::ALL {
+            let of_kind: Vec<&MemberEvent> = events.iter().filter(|e| e.kind == kind).collect();
+            if of_kind.is_empty() {
+                continue;
+            }
+            let mut shown: Vec<String> = Vec::new();
+            for e in &of_kind {
+                let mut who: Vec<String> = e.subjects.iter().map(|p| party(p, mask)).collect();
+                if let Some(detail) = &e.detail {
+                    who.push(detail.clone());
+                }
+                if who.is_empty() {
+                    who.push(
+                        e.actor
+                            .as_ref()
+                            .map_or_else(|| "someone".to_string(), |a| party(a, mask)),
+                    );
+                }
+                shown.extend(who);
+            }
+            let more = shown.len().saturating_sub(DIGEST_PARTIES);
+            shown.truncate(DIGEST_PARTIES);
+            let mut line = format!("{} ({}): {}", kind, of_kind.len(), shown.join(", "));
+            if more > 0 {
+                line.push_str(&format!(" … and {more} more"));
+            }
+            reply = reply.line(line);
+        }
+    }
+    reply.footer(Rich::new().text("Full list: ").code("/wa history <group> --since …"))
+}
+
 /// Help: the commands the caller may run here.
 pub fn help_overview(runnable: &[&CommandSpec], notes: &[String], blocked: Option<Refusal>) -> Reply {
     let mut reply = Reply::info("waops commands you can run here");

@@ -7,6 +7,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub mod digests;
+pub use digests::{Claimed, Platforms, PriorAttempt};
+
 /// Which database is behind the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -207,12 +210,18 @@ impl Store {
 
     /// Creates a subscription, or updates the schedule of the channel's existing
     /// one for the same group. Returns true when it was created.
+    ///
+    /// A new subscription's first window runs from `created_at` to the next
+    /// boundary of its schedule. An update keeps the unposted window's start (so
+    /// nothing already seen is dropped) and ends it at the new schedule's next boundary.
     pub async fn upsert_subscription(&self, s: &Subscription) -> anyhow::Result<bool> {
+        let window_end = s.schedule().next_after(s.created_at);
         let row = sqlx::query(
-            "INSERT INTO subscriptions (id, platform, channel, group_ref, group_name, every_s, at_time, tz, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+            "INSERT INTO subscriptions (id, platform, channel, group_ref, group_name, every_s, at_time, tz, created_by, created_at, window_start, window_end) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) \
              ON CONFLICT (platform, channel, group_ref) DO UPDATE SET \
-             group_name = excluded.group_name, every_s = excluded.every_s, at_time = excluded.at_time, tz = excluded.tz \
+             group_name = excluded.group_name, every_s = excluded.every_s, at_time = excluded.at_time, tz = excluded.tz, \
+             window_end = excluded.window_end \
              RETURNING id",
         )
         .bind(&s.id)
@@ -225,6 +234,7 @@ impl Store {
         .bind(&s.tz)
         .bind(&s.created_by)
         .bind(millis(s.created_at))
+        .bind(millis(window_end))
         .fetch_one(&self.pool)
         .await
         .context("cannot save the subscription")?;
@@ -269,22 +279,29 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context("cannot read subscriptions")?;
-        rows.iter()
-            .map(|r| {
-                Ok(Subscription {
-                    id: r.try_get("id")?,
-                    platform: r.try_get("platform")?,
-                    channel: r.try_get("channel")?,
-                    group_ref: r.try_get("group_ref")?,
-                    group_name: r.try_get("group_name")?,
-                    every_s: r.try_get("every_s")?,
-                    at_time: r.try_get("at_time")?,
-                    tz: r.try_get("tz")?,
-                    created_by: r.try_get("created_by")?,
-                    created_at: from_millis(r.try_get("created_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(subscription_from_row).collect()
+    }
+}
+
+fn subscription_from_row(r: &AnyRow) -> anyhow::Result<Subscription> {
+    Ok(Subscription {
+        id: r.try_get("id")?,
+        platform: r.try_get("platform")?,
+        channel: r.try_get("channel")?,
+        group_ref: r.try_get("group_ref")?,
+        group_name: r.try_get("group_name")?,
+        every_s: r.try_get("every_s")?,
+        at_time: r.try_get("at_time")?,
+        tz: r.try_get("tz")?,
+        created_by: r.try_get("created_by")?,
+        created_at: from_millis(r.try_get("created_at")?),
+    })
+}
+
+impl Subscription {
+    /// When its windows begin and end.
+    pub fn schedule(&self) -> crate::digests::schedule::Schedule {
+        crate::digests::schedule::Schedule::from_stored(self.every_s, self.at_time.as_deref(), &self.tz)
     }
 }
 
@@ -364,6 +381,21 @@ impl Store {
             expires_at: from_millis(row.try_get("expires_at")?),
         }))
     }
+}
+
+fn journal_from_row(r: &AnyRow) -> anyhow::Result<JournalEntry> {
+    let subjects: String = r.try_get("subjects")?;
+    Ok(JournalEntry {
+        provider: r.try_get("provider")?,
+        event_id: r.try_get("event_id")?,
+        group_id: r.try_get("group_id")?,
+        kind: r.try_get("kind")?,
+        actor: r.try_get("actor")?,
+        subjects: serde_json::from_str(&subjects).unwrap_or_default(),
+        detail: r.try_get("detail")?,
+        at: from_millis(r.try_get("at")?),
+        received_at: from_millis(r.try_get("received_at")?),
+    })
 }
 
 fn audit_from_row(r: &AnyRow) -> anyhow::Result<AuditRecord> {
@@ -446,22 +478,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context("cannot read the journal")?;
-        rows.iter()
-            .map(|r| {
-                let subjects: String = r.try_get("subjects")?;
-                Ok(JournalEntry {
-                    provider: r.try_get("provider")?,
-                    event_id: r.try_get("event_id")?,
-                    group_id: r.try_get("group_id")?,
-                    kind: r.try_get("kind")?,
-                    actor: r.try_get("actor")?,
-                    subjects: serde_json::from_str(&subjects).unwrap_or_default(),
-                    detail: r.try_get("detail")?,
-                    at: from_millis(r.try_get("at")?),
-                    received_at: from_millis(r.try_get("received_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(journal_from_row).collect()
     }
 
     /// When the first event from this provider arrived: the journal is complete since then.

@@ -83,6 +83,41 @@ impl SlackClient {
         Ok(answer.get("ts").and_then(Value::as_str).unwrap_or_default().to_string())
     }
 
+    /// The `ts` of a recent channel message (posted after `after`) whose metadata
+    /// has `event_type` and a payload `matches` accepts (`conversations.history`
+    /// with `include_all_metadata`; needs the `channels:history` scope).
+    pub async fn find_message_with_metadata(
+        &self,
+        channel: &str,
+        after: chrono::DateTime<chrono::Utc>,
+        event_type: &str,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Result<Option<String>, SlackError> {
+        let url = format!("{}/conversations.history", self.api_url);
+        let oldest = format!("{}.000000", after.timestamp());
+        let body = self
+            .send(|| {
+                self.http.get(&url).bearer_auth(self.bot_token.expose()).query(&[
+                    ("channel", channel),
+                    ("oldest", oldest.as_str()),
+                    ("include_all_metadata", "true"),
+                    ("limit", "200"),
+                ])
+            })
+            .await?;
+        let messages = body
+            .get("messages")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(messages.iter().find_map(|m| {
+            let metadata = m.get("metadata")?;
+            (metadata.get("event_type").and_then(Value::as_str) == Some(event_type)
+                && matches(metadata.get("event_payload")?))
+            .then(|| m.get("ts").and_then(Value::as_str).unwrap_or_default().to_string())
+        }))
+    }
+
     /// Sends with retries on 429 (honouring Retry-After), 5xx and connect errors;
     /// Web API `ok: false` answers become `Api` errors.
     async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, SlackError> {

@@ -1,0 +1,449 @@
+//! The digest scheduler: every `digests.tick_s` each replica claims the
+//! subscriptions whose window has closed, builds each window's digest from the
+//! history source (the provider's, or waops' journal) and posts it to Slack or
+//! Discord, exactly once per (subscription, window) across restarts and replicas.
+//!
+//! The store does the coordination (see `store::digests`); this module decides
+//! what to post and how to close the one gap a store cannot: a replica that
+//! posted and died before recording it. Discord messages carry a nonce derived
+//! from the window with `enforce_nonce`, so Discord answers a repeat with the
+//! first message; Slack messages carry metadata naming the window, and a window
+//! whose earlier attempt ended without an answer is first looked up in the
+//! channel's recent history.
+
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+use crate::adapters::discord::outbound::{DiscordClient, DiscordError};
+use crate::adapters::slack::outbound::{SlackClient, SlackError};
+use crate::core::messages;
+use crate::core::Context;
+use crate::group_ref::GroupId;
+use crate::providers::{HistorySource, MemberEvent};
+use crate::store::{Claimed, Platforms, PriorAttempt};
+
+/// Windows one claim works through before the subscription is given back
+/// (a long outage is caught up over several ticks, never skipped).
+const WINDOWS_PER_CLAIM: usize = 100;
+
+/// What one tick did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Subscriptions claimed.
+    pub claimed: usize,
+    /// Digests posted (or found already posted).
+    pub posted: usize,
+    /// Windows closed with nothing to post.
+    pub empty: usize,
+    /// Windows that failed and wait for the next tick.
+    pub failed: usize,
+    /// Subscriptions whose lease another replica took over mid-way.
+    pub lost: usize,
+}
+
+impl TickReport {
+    fn add(&mut self, other: TickReport) {
+        self.claimed += other.claimed;
+        self.posted += other.posted;
+        self.empty += other.empty;
+        self.failed += other.failed;
+        self.lost += other.lost;
+    }
+}
+
+/// Why a window was not posted this time.
+#[derive(Debug)]
+enum Failure {
+    /// The platform said no: nothing was posted.
+    Refused(String),
+    /// No answer, or the history or store was unavailable: it may or may not have been posted.
+    Unknown(String),
+}
+
+impl Failure {
+    fn text(&self) -> &str {
+        match self {
+            Failure::Refused(t) | Failure::Unknown(t) => t,
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Unknown(format!("{e:#}"))
+    }
+}
+
+/// One replica's scheduler.
+pub struct Scheduler {
+    ctx: Context,
+    owner: String,
+    slack: Option<SlackClient>,
+    discord: Option<DiscordClient>,
+    lease: Duration,
+}
+
+impl Scheduler {
+    /// A scheduler posting with the configured bot tokens, as replica `owner`.
+    pub fn new(ctx: Context, owner: impl Into<String>) -> anyhow::Result<Arc<Self>> {
+        let slack = if ctx.settings.slack.bot_token.is_set() {
+            Some(SlackClient::new(&ctx.settings.slack)?)
+        } else {
+            None
+        };
+        let discord = if ctx.settings.discord.bot_token.is_set() {
+            Some(DiscordClient::new(&ctx.settings.discord)?)
+        } else {
+            None
+        };
+        let lease = Duration::from_secs(ctx.settings.digests.lease_s);
+        Ok(Arc::new(Scheduler {
+            ctx,
+            owner: owner.into(),
+            slack,
+            discord,
+            lease,
+        }))
+    }
+
+    /// A replica id unique to this process: host, pid and a random part.
+    pub fn replica_id() -> String {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "waops".into());
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        format!("{host}-{}-{}", std::process::id(), &random[..8])
+    }
+
+    /// Which platforms can be posted to; subscriptions of the others wait.
+    pub fn platforms(&self) -> Platforms {
+        Platforms {
+            slack: self.slack.is_some(),
+            discord: self.discord.is_some(),
+        }
+    }
+
+    /// Ticks every `digests.tick_s` until `stopping` turns true; a tick under
+    /// way is finished first (its leases would otherwise hold the windows up).
+    pub async fn run(self: Arc<Self>, mut stopping: tokio::sync::watch::Receiver<bool>) {
+        let platforms = self.platforms();
+        if !platforms.slack && !platforms.discord {
+            tracing::info!("digests: no Slack or Discord bot token; the scheduler is off");
+            return;
+        }
+        let mut interval = tokio::time::interval(Duration::from_secs(self.ctx.settings.digests.tick_s));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = stopping.wait_for(|s| *s) => break,
+            }
+            match self.tick(self.ctx.clock.now()).await {
+                Ok(r) if r == TickReport::default() => {}
+                Ok(r) => tracing::info!(
+                    claimed = r.claimed,
+                    posted = r.posted,
+                    empty = r.empty,
+                    failed = r.failed,
+                    lost = r.lost,
+                    "digest tick"
+                ),
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "digest tick failed; next tick retries"),
+            }
+        }
+    }
+
+    /// One tick at `now`: claims due subscriptions in batches and works
+    /// through their closed windows, `digests.concurrency` at a time.
+    pub async fn tick(self: &Arc<Self>, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
+        let concurrency = self.ctx.settings.digests.concurrency as usize;
+        let mut report = TickReport::default();
+        loop {
+            let batch = self
+                .ctx
+                .store
+                .claim_due_digests(&self.owner, now, self.lease, concurrency as i64, self.platforms())
+                .await?;
+            if batch.is_empty() {
+                return Ok(report);
+            }
+            let mut tasks = tokio::task::JoinSet::new();
+            for claimed in batch {
+                let this = self.clone();
+                tasks.spawn(async move { this.work(claimed, now).await });
+            }
+            while let Some(done) = tasks.join_next().await {
+                report.add(done?);
+            }
+        }
+    }
+
+    /// Posts a claimed subscription's closed windows in order, then gives it back.
+    async fn work(&self, mut claimed: Claimed, now: DateTime<Utc>) -> TickReport {
+        let store = &self.ctx.store;
+        let id = claimed.subscription.id.clone();
+        let schedule = claimed.subscription.schedule();
+        let mut report = TickReport {
+            claimed: 1,
+            ..TickReport::default()
+        };
+        for _ in 0..WINDOWS_PER_CLAIM {
+            if claimed.window_end > now {
+                break;
+            }
+            match self.post_window(&claimed, now).await {
+                Ok(posted) => {
+                    if posted {
+                        report.posted += 1;
+                    } else {
+                        report.empty += 1;
+                    }
+                    let next_end = schedule.next_after(claimed.window_end);
+                    let lease_until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
+                    match store.advance_digest(&claimed, next_end, &self.owner, lease_until).await {
+                        Ok(true) => {
+                            claimed.window_start = claimed.window_end;
+                            claimed.window_end = next_end;
+                        }
+                        Ok(false) => {
+                            // Our lease ran out and another replica took over; it will
+                            // find this window recorded and not post it again.
+                            tracing::warn!(subscription = %id, "digest lease lost");
+                            report.lost += 1;
+                            return report;
+                        }
+                        Err(e) => {
+                            report.failed += 1;
+                            self.give_back(&id, now, Some(format!("{e:#}"))).await;
+                            return report;
+                        }
+                    }
+                }
+                Err(failure) => {
+                    report.failed += 1;
+                    metrics::counter!("waops_digests_total", "outcome" => "failed").increment(1);
+                    tracing::warn!(
+                        subscription = %id,
+                        window_start = %claimed.window_start,
+                        reason = failure.text(),
+                        "digest not posted; the next tick retries"
+                    );
+                    self.give_back(&id, now, Some(failure.text().to_string())).await;
+                    return report;
+                }
+            }
+        }
+        self.give_back(&id, now, None).await;
+        report
+    }
+
+    /// Releases the lease. After a failure the subscription stays out of this
+    /// tick (its retry belongs to the next one) by holding it until just after `now`.
+    async fn give_back(&self, id: &str, now: DateTime<Utc>, error: Option<String>) {
+        let retry_after = error.as_ref().map(|_| now + chrono::Duration::milliseconds(1));
+        if let Err(e) = self
+            .ctx
+            .store
+            .release_digest(id, &self.owner, error.as_deref(), retry_after)
+            .await
+        {
+            // The lease then simply expires.
+            tracing::warn!(subscription = %id, error = format!("{e:#}"), "cannot release the digest lease");
+        }
+    }
+
+    /// Builds and posts one window; `Ok(false)` when it was empty and nothing was posted.
+    async fn post_window(&self, claimed: &Claimed, now: DateTime<Utc>) -> Result<bool, Failure> {
+        let store = &self.ctx.store;
+        let groups = self.collect(claimed).await?;
+        let events: usize = groups.iter().map(|(_, e)| e.len()).sum();
+        if events == 0 && !self.ctx.settings.digests.post_empty {
+            metrics::counter!("waops_digests_total", "outcome" => "empty").increment(1);
+            return Ok(false);
+        }
+        let found = match store.begin_digest_post(claimed, events).await? {
+            PriorAttempt::Posted(_) => return Ok(true),
+            PriorAttempt::Unknown => self.find_earlier_post(claimed).await,
+            PriorAttempt::None => None,
+        };
+        let reference = match found {
+            Some(r) => r,
+            None => {
+                let reply = messages::digest(
+                    &claimed.subscription,
+                    (claimed.window_start, claimed.window_end),
+                    &groups,
+                    self.ctx.settings.display.mask_numbers,
+                );
+                match self.post(claimed, &reply).await {
+                    Ok(r) => r,
+                    Err(Failure::Refused(reason)) => {
+                        store.digest_post_failed(claimed).await?;
+                        return Err(Failure::Refused(reason));
+                    }
+                    Err(unknown) => return Err(unknown),
+                }
+            }
+        };
+        store.digest_posted(claimed, &self.owner, &reference, now).await?;
+        metrics::counter!("waops_digests_total", "outcome" => "posted").increment(1);
+        Ok(true)
+    }
+
+    /// The window's events per group, oldest first.
+    async fn collect(&self, claimed: &Claimed) -> Result<Vec<(String, Vec<MemberEvent>)>, Failure> {
+        let ctx = &self.ctx;
+        let sub = &claimed.subscription;
+        let (from, to) = (claimed.window_start, claimed.window_end);
+        let all = sub.group_ref == "*";
+        match ctx.provider.capabilities().history {
+            HistorySource::Journal => {
+                let group = (!all).then_some(sub.group_ref.as_str());
+                let entries = ctx
+                    .store
+                    .events_between(ctx.provider.kind().as_str(), group, from, to)
+                    .await?;
+                let mut by_group: BTreeMap<String, Vec<MemberEvent>> = BTreeMap::new();
+                for e in entries {
+                    let gid = e.group_id.clone();
+                    by_group
+                        .entry(gid)
+                        .or_default()
+                        .push(crate::commands::history::journal_event(e));
+                }
+                if !all {
+                    return Ok(vec![(
+                        sub.group_name.clone(),
+                        by_group.into_values().flatten().collect(),
+                    )]);
+                }
+                let names = self.group_names().await;
+                let mut groups: Vec<(String, Vec<MemberEvent>)> = by_group
+                    .into_iter()
+                    .map(|(gid, events)| (names.get(&gid).cloned().unwrap_or(gid), events))
+                    .collect();
+                groups.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(groups)
+            }
+            HistorySource::Provider => {
+                let targets: Vec<(GroupId, String)> = if all {
+                    let (list, _) = ctx
+                        .groups
+                        .get(ctx.provider.as_ref(), false)
+                        .await
+                        .map_err(|e| Failure::Unknown(format!("group list: {}", e.kind)))?;
+                    list.iter().map(|g| (g.id.clone(), g.name.clone())).collect()
+                } else {
+                    let id = GroupId::parse(&sub.group_ref)
+                        .ok_or_else(|| Failure::Refused(format!("`{}` is not a group id", sub.group_ref)))?;
+                    vec![(id, sub.group_name.clone())]
+                };
+                let mut groups = Vec::new();
+                for (id, name) in targets {
+                    let mut events = ctx
+                        .provider
+                        .history(&id, from)
+                        .await
+                        .map_err(|e| Failure::Unknown(format!("history of {id}: {}", e.kind)))?;
+                    events.retain(|e| e.at >= from && e.at < to);
+                    events.reverse();
+                    groups.push((name, events));
+                }
+                groups.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(groups)
+            }
+        }
+    }
+
+    /// Group id → name from the (cached) group list; empty when it cannot be read.
+    async fn group_names(&self) -> BTreeMap<String, String> {
+        match self.ctx.groups.get(self.ctx.provider.as_ref(), false).await {
+            Ok((list, _)) => list.iter().map(|g| (g.id.to_string(), g.name.clone())).collect(),
+            Err(_) => BTreeMap::new(),
+        }
+    }
+
+    /// Posts the digest; returns the platform's message reference.
+    async fn post(&self, claimed: &Claimed, reply: &crate::core::Reply) -> Result<String, Failure> {
+        let sub = &claimed.subscription;
+        let channel = channel_id(&sub.channel);
+        match sub.platform.as_str() {
+            "slack" => {
+                let slack = self
+                    .slack
+                    .as_ref()
+                    .ok_or_else(|| Failure::Unknown("Slack is not configured".into()))?;
+                let mut body = crate::adapters::slack::render::message(reply);
+                body["metadata"] = json!({
+                    "event_type": SLACK_EVENT_TYPE,
+                    "event_payload": {"subscription": sub.id, "window_start": claimed.window_start.timestamp_millis()},
+                });
+                slack.post_message(channel, &body).await.map_err(|e| match e {
+                    SlackError::Api(_) => Failure::Refused(e.to_string()),
+                    SlackError::Status(s) if s < 500 => Failure::Refused(e.to_string()),
+                    _ => Failure::Unknown(e.to_string()),
+                })
+            }
+            "discord" => {
+                let discord = self
+                    .discord
+                    .as_ref()
+                    .ok_or_else(|| Failure::Unknown("Discord is not configured".into()))?;
+                let mut body = crate::adapters::discord::render::message(reply);
+                body["nonce"] = Value::String(nonce(claimed));
+                body["enforce_nonce"] = Value::Bool(true);
+                discord.channel_message(channel, &body).await.map_err(|e| match e {
+                    DiscordError::Status(s, _) if s < 500 && s != 429 => Failure::Refused(e.to_string()),
+                    _ => Failure::Unknown(e.to_string()),
+                })
+            }
+            other => Err(Failure::Refused(format!("cannot post digests to {other}"))),
+        }
+    }
+
+    /// After an attempt that ended without an answer: the message it may have
+    /// posted, looked up by its metadata (Slack). Discord needs no look-up: the
+    /// repeated post carries the same nonce.
+    async fn find_earlier_post(&self, claimed: &Claimed) -> Option<String> {
+        let sub = &claimed.subscription;
+        let slack = self.slack.as_ref().filter(|_| sub.platform == "slack")?;
+        let window = claimed.window_start.timestamp_millis();
+        match slack
+            .find_message_with_metadata(channel_id(&sub.channel), claimed.window_end, SLACK_EVENT_TYPE, |p| {
+                p.get("subscription").and_then(Value::as_str) == Some(sub.id.as_str())
+                    && p.get("window_start").and_then(Value::as_i64) == Some(window)
+            })
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                // Posting again risks a duplicate; not posting risks a lost digest. Post.
+                tracing::warn!(subscription = %sub.id, error = %e, "cannot look for an earlier digest post");
+                None
+            }
+        }
+    }
+}
+
+/// The Slack message metadata type of digests.
+pub const SLACK_EVENT_TYPE: &str = "waops_digest";
+
+/// `slack:C123` → `C123`.
+fn channel_id(channel: &str) -> &str {
+    channel.split_once(':').map_or(channel, |(_, id)| id)
+}
+
+/// A Discord nonce for the window: stable, at most 25 characters.
+pub fn nonce(claimed: &Claimed) -> String {
+    let digest = Sha256::digest(format!(
+        "{}:{}",
+        claimed.subscription.id,
+        claimed.window_start.timestamp_millis()
+    ));
+    hex::encode(digest)[..25].to_string()
+}

@@ -1,0 +1,289 @@
+//! Digest cursors, leases and posted windows (see migrations/0004_digests.sql).
+//!
+//! Exactly once rests on three rules, each one conditional statement:
+//! - a replica claims a due subscription only when its lease is free or expired
+//!   (one UPDATE; on PostgreSQL the candidates are picked `FOR UPDATE SKIP LOCKED`,
+//!   so racing replicas split the work instead of queueing on the same rows);
+//! - the cursor moves only from the window the replica claimed, and only while
+//!   it still holds the lease;
+//! - a window's post is recorded before the cursor moves, so a later claimer
+//!   that finds it recorded moves the cursor without posting again.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{from_millis, millis, subscription_from_row, Backend, JournalEntry, Store, Subscription};
+
+/// A subscription claimed by one replica, with its unposted window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// The subscription.
+    pub subscription: Subscription,
+    /// Start of the unposted window (inclusive).
+    pub window_start: DateTime<Utc>,
+    /// End of the unposted window (exclusive).
+    pub window_end: DateTime<Utc>,
+}
+
+/// What was known about a window before this attempt to post it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PriorAttempt {
+    /// Never tried, or every earlier try surely failed.
+    None,
+    /// An earlier try may have reached the platform (it ended without an answer).
+    Unknown,
+    /// It was posted (the cursor just did not move yet); the message reference.
+    Posted(String),
+}
+
+/// Which platforms this replica can post to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Platforms {
+    /// Slack has a bot token.
+    pub slack: bool,
+    /// Discord has a bot token.
+    pub discord: bool,
+}
+
+const SUBSCRIPTION_COLUMNS: &str =
+    "id, platform, channel, group_ref, group_name, every_s, at_time, tz, created_by, created_at, window_start, window_end";
+
+impl Store {
+    /// Takes the lease on up to `limit` subscriptions whose window closed by
+    /// `now` and whose lease is free or expired, for `owner` until `now + lease`.
+    pub async fn claim_due_digests(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+        platforms: Platforms,
+    ) -> anyhow::Result<Vec<Claimed>> {
+        let skip_locked = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            // SQLite has one writer at a time: the UPDATE below is already atomic.
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE subscriptions SET lease_owner = $1, lease_until = $2 \
+             WHERE id IN (SELECT id FROM subscriptions \
+                 WHERE window_end <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+                 AND ((platform = 'slack' AND $4 = 1) OR (platform = 'discord' AND $5 = 1)) \
+                 ORDER BY window_end, id LIMIT $6{skip_locked}) \
+             AND (lease_until IS NULL OR lease_until <= $3) \
+             RETURNING {SUBSCRIPTION_COLUMNS}"
+        );
+        let until = now + chrono::Duration::from_std(lease)?;
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(millis(until))
+            .bind(millis(now))
+            .bind(i64::from(platforms.slack))
+            .bind(i64::from(platforms.discord))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot claim due digests")?;
+        rows.iter()
+            .map(|r| {
+                Ok(Claimed {
+                    subscription: subscription_from_row(r)?,
+                    window_start: from_millis(r.try_get("window_start")?),
+                    window_end: from_millis(r.try_get("window_end")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Notes the start of an attempt to post a window and says what earlier
+    /// attempts left behind.
+    pub async fn begin_digest_post(&self, claimed: &Claimed, events: usize) -> anyhow::Result<PriorAttempt> {
+        let row = sqlx::query(
+            "INSERT INTO digest_windows (subscription_id, window_start, window_end, state, attempts, events) \
+             VALUES ($1, $2, $3, 'new', 0, $4) \
+             ON CONFLICT (subscription_id, window_start) DO UPDATE SET events = excluded.events \
+             RETURNING state, message_ref",
+        )
+        .bind(&claimed.subscription.id)
+        .bind(millis(claimed.window_start))
+        .bind(millis(claimed.window_end))
+        .bind(events as i64)
+        .fetch_one(&self.pool)
+        .await
+        .context("cannot record the digest attempt")?;
+        let state: String = row.try_get("state")?;
+        let prior = match state.as_str() {
+            "posted" => PriorAttempt::Posted(row.try_get::<Option<String>, _>("message_ref")?.unwrap_or_default()),
+            "posting" => PriorAttempt::Unknown,
+            _ => PriorAttempt::None,
+        };
+        if !matches!(prior, PriorAttempt::Posted(_)) {
+            sqlx::query(
+                "UPDATE digest_windows SET state = 'posting', attempts = attempts + 1 \
+                 WHERE subscription_id = $1 AND window_start = $2",
+            )
+            .bind(&claimed.subscription.id)
+            .bind(millis(claimed.window_start))
+            .execute(&self.pool)
+            .await
+            .context("cannot record the digest attempt")?;
+        }
+        Ok(prior)
+    }
+
+    /// Records that a window's digest was posted as `message_ref`.
+    pub async fn digest_posted(
+        &self,
+        claimed: &Claimed,
+        owner: &str,
+        message_ref: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE digest_windows SET state = 'posted', message_ref = $1, posted_by = $2, posted_at = $3 \
+             WHERE subscription_id = $4 AND window_start = $5",
+        )
+        .bind(message_ref)
+        .bind(owner)
+        .bind(millis(now))
+        .bind(&claimed.subscription.id)
+        .bind(millis(claimed.window_start))
+        .execute(&self.pool)
+        .await
+        .context("cannot record the posted digest")?;
+        Ok(())
+    }
+
+    /// Records that an attempt surely did not post (the platform said no), so
+    /// the next attempt need not look for an earlier message.
+    pub async fn digest_post_failed(&self, claimed: &Claimed) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE digest_windows SET state = 'failed' WHERE subscription_id = $1 AND window_start = $2 AND state = 'posting'",
+        )
+        .bind(&claimed.subscription.id)
+        .bind(millis(claimed.window_start))
+        .execute(&self.pool)
+        .await
+        .context("cannot record the failed digest")?;
+        Ok(())
+    }
+
+    /// Moves the cursor past the claimed window to `[window_end, next_end)` and
+    /// renews the lease, if `owner` still holds it and nobody moved the cursor.
+    /// Returns false when the lease was lost (another replica took over).
+    pub async fn advance_digest(
+        &self,
+        claimed: &Claimed,
+        next_end: DateTime<Utc>,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let moved = sqlx::query(
+            "UPDATE subscriptions SET window_start = $1, window_end = $2, lease_until = $3, last_error = NULL \
+             WHERE id = $4 AND lease_owner = $5 AND window_start = $6",
+        )
+        .bind(millis(claimed.window_end))
+        .bind(millis(next_end))
+        .bind(millis(lease_until))
+        .bind(&claimed.subscription.id)
+        .bind(owner)
+        .bind(millis(claimed.window_start))
+        .execute(&self.pool)
+        .await
+        .context("cannot move the digest cursor")?
+        .rows_affected();
+        Ok(moved == 1)
+    }
+
+    /// Gives the lease back, noting why the window is still unposted if it
+    /// failed; nobody claims it again before `not_before` (if given).
+    pub async fn release_digest(
+        &self,
+        subscription_id: &str,
+        owner: &str,
+        error: Option<&str>,
+        not_before: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE subscriptions SET lease_owner = NULL, lease_until = $1, last_error = $2 \
+             WHERE id = $3 AND lease_owner = $4",
+        )
+        .bind(not_before.map(millis))
+        .bind(error.map(str::to_string))
+        .bind(subscription_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .context("cannot release the digest lease")?;
+        Ok(())
+    }
+
+    /// The posted windows of a subscription, oldest first: (start, end, message).
+    pub async fn posted_digests(
+        &self,
+        subscription_id: &str,
+    ) -> anyhow::Result<Vec<(DateTime<Utc>, DateTime<Utc>, String)>> {
+        let rows = sqlx::query(
+            "SELECT window_start, window_end, message_ref FROM digest_windows \
+             WHERE subscription_id = $1 AND state = 'posted' ORDER BY window_start",
+        )
+        .bind(subscription_id)
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read posted digests")?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    from_millis(r.try_get("window_start")?),
+                    from_millis(r.try_get("window_end")?),
+                    r.try_get::<Option<String>, _>("message_ref")?.unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The unposted window of a subscription and why the last attempt failed, if it did.
+    pub async fn digest_cursor(
+        &self,
+        subscription_id: &str,
+    ) -> anyhow::Result<Option<(DateTime<Utc>, DateTime<Utc>, Option<String>)>> {
+        let row = sqlx::query("SELECT window_start, window_end, last_error FROM subscriptions WHERE id = $1")
+            .bind(subscription_id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("cannot read the digest cursor")?;
+        row.map(|r| {
+            Ok((
+                from_millis(r.try_get("window_start")?),
+                from_millis(r.try_get("window_end")?),
+                r.try_get("last_error")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Every group's events in `[from, to)`, oldest first.
+    pub async fn events_between(
+        &self,
+        provider: &str,
+        group_id: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<JournalEntry>> {
+        let rows = sqlx::query(
+            "SELECT provider, event_id, group_id, kind, actor, subjects, detail, at, received_at FROM journal \
+             WHERE provider = $1 AND ($2 = '*' OR group_id = $2) AND at >= $3 AND at < $4 ORDER BY at, event_id",
+        )
+        .bind(provider)
+        .bind(group_id.unwrap_or("*"))
+        .bind(millis(from))
+        .bind(millis(to))
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the journal")?;
+        rows.iter().map(super::journal_from_row).collect()
+    }
+}

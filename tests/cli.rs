@@ -120,7 +120,10 @@ fn waops_env(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> (i32
 fn migrate_creates_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out, _) = run(dir.path(), &["migrate"]);
-    assert_eq!((code, out.as_str()), (0, "store migrated (3 migrations known)\n"));
+    let known = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .count();
+    assert_eq!((code, out), (0, format!("store migrated ({known} migrations known)\n")));
     assert!(dir.path().join("cli.db").exists());
 }
 

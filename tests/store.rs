@@ -57,15 +57,21 @@ async fn exercise(store: Store) {
         .upsert_subscription(&subscription("s1", "120363041234567890@g.us", 86_400))
         .await
         .unwrap());
+    // The first window runs from the subscription to 09:00 Berlin (08:00 UTC in winter).
+    let cursor = store.digest_cursor("s1").await.unwrap().unwrap();
+    assert_eq!(cursor, (now, "2026-11-25T08:00:00Z".parse().unwrap(), None));
     assert!(store
         .upsert_subscription(&subscription("s2", "*", 3_600))
         .await
         .unwrap());
-    // Same channel and group: updated in place, keeps its id.
-    assert!(!store
-        .upsert_subscription(&subscription("s3", "120363041234567890@g.us", 7_200))
-        .await
-        .unwrap());
+    // Same channel and group: updated in place, keeps its id and its unposted
+    // window's start; the window now ends at the new schedule's next boundary.
+    let mut changed = subscription("s3", "120363041234567890@g.us", 7_200);
+    changed.at_time = None;
+    changed.created_at = now + chrono::Duration::minutes(30);
+    assert!(!store.upsert_subscription(&changed).await.unwrap());
+    let cursor = store.digest_cursor("s1").await.unwrap().unwrap();
+    assert_eq!(cursor, (now, "2026-11-24T14:00:00Z".parse().unwrap(), None));
     let list = store.channel_subscriptions("slack", "slack:C1").await.unwrap();
     assert_eq!(list.len(), 2);
     let first = list.iter().find(|s| s.group_ref != "*").unwrap();
@@ -74,6 +80,7 @@ async fn exercise(store: Store) {
         first,
         &Subscription {
             every_s: 7_200,
+            at_time: None,
             ..subscription("s1", "120363041234567890@g.us", 0)
         }
     );
@@ -148,7 +155,10 @@ async fn sqlite_file_is_created_and_works() {
     let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     assert!(path.exists(), "the SQLite file is created when missing");
     assert_eq!(store.backend(), Backend::Sqlite);
-    assert_eq!(store.migrate().await.unwrap(), 3);
+    let known = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .count();
+    assert_eq!(store.migrate().await.unwrap(), known);
     exercise(store).await;
     // Data survives reopening.
     let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();

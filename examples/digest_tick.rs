@@ -8,8 +8,8 @@
 //! - due, posting: all 1,000 windows closed with one journal event each, posted
 //!   to a local Slack/Discord fake that answers at once (half each).
 //!
-//! Run: `cargo run --release --example digest_tick -- [subscriptions] [runs]`
-//! (defaults 1000 and 5). Loopback only; bounded in count.
+//! Run: `cargo run --release --example digest_tick -- [subscriptions] [runs] [concurrency]`
+//! (defaults 1000, 5 and 8 = `digests.concurrency`). Loopback only; bounded in count.
 
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ async fn fake_chat() -> anyhow::Result<String> {
     Ok(url)
 }
 
-fn settings(store_url: &str, fake: &str) -> anyhow::Result<Settings> {
+fn settings(store_url: &str, fake: &str, concurrency: usize) -> anyhow::Result<Settings> {
     let env = [
         ("WAOPS__STORE__URL", store_url.to_string()),
         ("WAOPS__PROVIDER__KIND", "wuts".into()),
@@ -49,6 +49,7 @@ fn settings(store_url: &str, fake: &str) -> anyhow::Result<Settings> {
         ("WAOPS__DISCORD__API_URL", fake.into()),
         ("WAOPS__DIGESTS__MIN_EVERY", "1s".into()),
         ("WAOPS__LOG__LEVEL", "warn".into()),
+        ("WAOPS__DIGESTS__CONCURRENCY", concurrency.to_string()),
     ];
     Ok(Settings::load(&LoadOptions {
         config_file: None,
@@ -61,10 +62,20 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn bench(label: &str, store_url: &str, subscriptions: usize, runs: usize) -> anyhow::Result<()> {
+async fn bench(
+    label: &str,
+    store_url: &str,
+    subscriptions: usize,
+    runs: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
     let fake = fake_chat().await?;
     let start: DateTime<Utc> = "2026-11-24T12:00:00Z".parse()?;
-    let ctx = waops::app::build_context(settings(store_url, &fake)?, waops::core::Clock::Fixed(start)).await?;
+    let ctx = waops::app::build_context(
+        settings(store_url, &fake, concurrency)?,
+        waops::core::Clock::Fixed(start),
+    )
+    .await?;
     let scheduler = waops::digests::Scheduler::new(ctx.clone(), "bench")?;
     let every = 60i64;
     for i in 0..subscriptions {
@@ -125,7 +136,7 @@ async fn bench(label: &str, store_url: &str, subscriptions: usize, runs: usize) 
     };
     let (i, e, p) = (median(&mut idle), median(&mut empty), median(&mut posting));
     println!(
-        "| {label} | {subscriptions} | {runs} | {} | {} ({:.0} µs/window) | {} ({:.0} µs/post) |",
+        "| {label} | {subscriptions} | {concurrency} | {runs} | {} | {} ({:.0} µs/window) | {} ({:.0} µs/post) |",
         ms(i),
         ms(e),
         e.as_secs_f64() * 1e6 / subscriptions as f64,
@@ -141,11 +152,12 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let subscriptions: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let runs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5).max(1);
-    println!("| store | subscriptions | runs | idle tick (median) | all due, empty | all due, posting |");
-    println!("|---|---|---|---|---|---|");
+    let concurrency: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(8).max(1);
+    println!("| store | subscriptions | concurrency | runs | idle tick (median) | all due, empty | all due, posting |");
+    println!("|---|---|---|---|---|---|---|");
     let dir = tempfile::tempdir()?;
     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-    bench("SQLite (file, WAL)", &sqlite, subscriptions, runs).await?;
+    bench("SQLite (file, WAL)", &sqlite, subscriptions, runs, concurrency).await?;
     if let Some(base) = std::env::var("WAOPS_BENCH_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
         use sqlx::Connection;
         let name = format!("waops_bench_{}", uuid::Uuid::new_v4().simple());
@@ -155,7 +167,14 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let mut url = url::Url::parse(&base)?;
         url.set_path(&format!("/{name}"));
-        bench("PostgreSQL 15 (loopback)", url.as_str(), subscriptions, runs).await?;
+        bench(
+            "PostgreSQL 15 (loopback)",
+            url.as_str(),
+            subscriptions,
+            runs,
+            concurrency,
+        )
+        .await?;
         sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
             .execute(&mut conn)
             .await?;

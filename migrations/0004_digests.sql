@@ -20,6 +20,8 @@ CREATE TABLE digest_windows (
     window_start BIGINT NOT NULL,
     window_end BIGINT NOT NULL,
     state TEXT NOT NULL,
+    -- The state before the latest attempt began: what that attempt must check.
+    prior_state TEXT NOT NULL,
     attempts BIGINT NOT NULL,
     events BIGINT NOT NULL,
     message_ref TEXT,

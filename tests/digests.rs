@@ -561,7 +561,11 @@ async fn a_crashed_replicas_lease_expires_and_another_takes_over() {
     );
     // r1 comes back and tries to move the cursor it no longer owns: refused.
     let next = t0() + Duration::minutes(1);
-    assert!(!ctx.store.advance_digest(&taken[0], next, "r1", next).await.unwrap());
+    assert!(!ctx
+        .store
+        .close_digest_window(&taken[0], None, "r1", next, next, None)
+        .await
+        .unwrap());
     let posted = posts(&server).await;
     assert_eq!(posted.len(), 2);
 }
@@ -636,4 +640,65 @@ async fn two_replicas_post_every_window_exactly_once_on_postgres() {
         return;
     };
     race(&url, 10).await;
+}
+
+/// Answers like Slack's chat.postMessage and tells the test each time.
+struct Notify(tokio::sync::mpsc::UnboundedSender<Value>);
+
+impl wiremock::Respond for Notify {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let _ = self
+            .0
+            .send(serde_json::from_slice(&request.body).unwrap_or(Value::Null));
+        ResponseTemplate::new(200).set_body_json(json!({"ok": true, "ts": "1764000000.000300"}))
+    }
+}
+
+#[tokio::test]
+async fn serve_runs_the_scheduler_and_stops_with_the_server() {
+    let server = MockServer::start().await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    Mock::given(method("POST"))
+        .and(path("/chat.postMessage"))
+        .respond_with(Notify(tx))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = toml(&server.uri(), "wuts", "post_empty = true\ntick_s = 1");
+    let (ctx, _) = replica(&sqlite_url(&dir), &config, "unused").await;
+    ctx.store
+        .upsert_subscription(&subscription(
+            "s1",
+            "slack",
+            "C9",
+            SALES,
+            60,
+            t0() - Duration::minutes(2),
+        ))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(waops::app::serve(ctx.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    // The clock is fixed at t0: both closed windows are posted by the first tick.
+    let wait = std::time::Duration::from_secs(10);
+    for _ in 0..2 {
+        let body = tokio::time::timeout(wait, rx.recv())
+            .await
+            .expect("a digest is posted")
+            .unwrap();
+        assert_eq!(body["channel"], "C9");
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(wait, served)
+        .await
+        .expect("serve stops")
+        .unwrap()
+        .unwrap();
+    // serve closed its store on the way out; the file has what the tick recorded.
+    let store = waops::store::Store::connect(&sqlite_url(&dir)).await.unwrap();
+    assert_eq!(store.posted_digests("s1").await.unwrap().len(), 2);
+    assert!(rx.try_recv().is_err(), "nothing posted twice");
 }

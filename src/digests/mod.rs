@@ -183,47 +183,19 @@ impl Scheduler {
         }
     }
 
-    /// Posts a claimed subscription's closed windows in order, then gives it back.
+    /// Posts a claimed subscription's closed windows in order; the last one
+    /// closed gives the lease back in the same statement that moves the cursor.
     async fn work(&self, mut claimed: Claimed, now: DateTime<Utc>) -> TickReport {
-        let store = &self.ctx.store;
         let id = claimed.subscription.id.clone();
         let schedule = claimed.subscription.schedule();
         let mut report = TickReport {
             claimed: 1,
             ..TickReport::default()
         };
-        for _ in 0..WINDOWS_PER_CLAIM {
-            if claimed.window_end > now {
-                break;
-            }
-            match self.post_window(&claimed, now).await {
-                Ok(posted) => {
-                    if posted {
-                        report.posted += 1;
-                    } else {
-                        report.empty += 1;
-                    }
-                    let next_end = schedule.next_after(claimed.window_end);
-                    let lease_until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
-                    match store.advance_digest(&claimed, next_end, &self.owner, lease_until).await {
-                        Ok(true) => {
-                            claimed.window_start = claimed.window_end;
-                            claimed.window_end = next_end;
-                        }
-                        Ok(false) => {
-                            // Our lease ran out and another replica took over; it will
-                            // find this window recorded and not post it again.
-                            tracing::warn!(subscription = %id, "digest lease lost");
-                            report.lost += 1;
-                            return report;
-                        }
-                        Err(e) => {
-                            report.failed += 1;
-                            self.give_back(&id, now, Some(format!("{e:#}"))).await;
-                            return report;
-                        }
-                    }
-                }
+        let renewed = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
+        for done in 1..=WINDOWS_PER_CLAIM {
+            let posted = match self.post_window(&claimed).await {
+                Ok(posted) => posted,
                 Err(failure) => {
                     report.failed += 1;
                     metrics::counter!("waops_digests_total", "outcome" => "failed").increment(1);
@@ -236,9 +208,50 @@ impl Scheduler {
                     self.give_back(&id, now, Some(failure.text().to_string())).await;
                     return report;
                 }
+            };
+            let next_end = schedule.next_after(claimed.window_end);
+            let more = next_end <= now && done < WINDOWS_PER_CLAIM;
+            let closed = self
+                .ctx
+                .store
+                .close_digest_window(
+                    &claimed,
+                    posted.as_deref(),
+                    &self.owner,
+                    now,
+                    next_end,
+                    more.then_some(renewed),
+                )
+                .await;
+            match closed {
+                Ok(true) => {
+                    if posted.is_some() {
+                        report.posted += 1;
+                        metrics::counter!("waops_digests_total", "outcome" => "posted").increment(1);
+                    } else {
+                        report.empty += 1;
+                        metrics::counter!("waops_digests_total", "outcome" => "empty").increment(1);
+                    }
+                }
+                Ok(false) => {
+                    // Our lease ran out and another replica took over; the post (if
+                    // any) is recorded, so it will not be repeated.
+                    tracing::warn!(subscription = %id, "digest lease lost");
+                    report.lost += 1;
+                    return report;
+                }
+                Err(e) => {
+                    report.failed += 1;
+                    self.give_back(&id, now, Some(format!("{e:#}"))).await;
+                    return report;
+                }
             }
+            if !more {
+                return report;
+            }
+            claimed.window_start = claimed.window_end;
+            claimed.window_end = next_end;
         }
-        self.give_back(&id, now, None).await;
         report
     }
 
@@ -257,42 +270,37 @@ impl Scheduler {
         }
     }
 
-    /// Builds and posts one window; `Ok(false)` when it was empty and nothing was posted.
-    async fn post_window(&self, claimed: &Claimed, now: DateTime<Utc>) -> Result<bool, Failure> {
+    /// Builds and posts one window: the message reference, or `None` when it
+    /// was empty and nothing was posted. Recording it is the caller's.
+    async fn post_window(&self, claimed: &Claimed) -> Result<Option<String>, Failure> {
         let store = &self.ctx.store;
         let groups = self.collect(claimed).await?;
         let events: usize = groups.iter().map(|(_, e)| e.len()).sum();
         if events == 0 && !self.ctx.settings.digests.post_empty {
-            metrics::counter!("waops_digests_total", "outcome" => "empty").increment(1);
-            return Ok(false);
+            return Ok(None);
         }
         let found = match store.begin_digest_post(claimed, events).await? {
-            PriorAttempt::Posted(_) => return Ok(true),
+            PriorAttempt::Posted(r) => Some(r),
             PriorAttempt::Unknown => self.find_earlier_post(claimed).await,
             PriorAttempt::None => None,
         };
-        let reference = match found {
-            Some(r) => r,
-            None => {
-                let reply = messages::digest(
-                    &claimed.subscription,
-                    (claimed.window_start, claimed.window_end),
-                    &groups,
-                    self.ctx.settings.display.mask_numbers,
-                );
-                match self.post(claimed, &reply).await {
-                    Ok(r) => r,
-                    Err(Failure::Refused(reason)) => {
-                        store.digest_post_failed(claimed).await?;
-                        return Err(Failure::Refused(reason));
-                    }
-                    Err(unknown) => return Err(unknown),
-                }
+        if let Some(reference) = found {
+            return Ok(Some(reference));
+        }
+        let reply = messages::digest(
+            &claimed.subscription,
+            (claimed.window_start, claimed.window_end),
+            &groups,
+            self.ctx.settings.display.mask_numbers,
+        );
+        match self.post(claimed, &reply).await {
+            Ok(reference) => Ok(Some(reference)),
+            Err(Failure::Refused(reason)) => {
+                store.digest_post_failed(claimed).await?;
+                Err(Failure::Refused(reason))
             }
-        };
-        store.digest_posted(claimed, &self.owner, &reference, now).await?;
-        metrics::counter!("waops_digests_total", "outcome" => "posted").increment(1);
-        Ok(true)
+            Err(unknown) => Err(unknown),
+        }
     }
 
     /// The window's events per group, oldest first.

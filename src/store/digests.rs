@@ -98,14 +98,17 @@ impl Store {
             .collect()
     }
 
-    /// Notes the start of an attempt to post a window and says what earlier
-    /// attempts left behind.
+    /// Notes the start of an attempt to post a window (one statement) and says
+    /// what earlier attempts left behind.
     pub async fn begin_digest_post(&self, claimed: &Claimed, events: usize) -> anyhow::Result<PriorAttempt> {
         let row = sqlx::query(
-            "INSERT INTO digest_windows (subscription_id, window_start, window_end, state, attempts, events) \
-             VALUES ($1, $2, $3, 'new', 0, $4) \
-             ON CONFLICT (subscription_id, window_start) DO UPDATE SET events = excluded.events \
-             RETURNING state, message_ref",
+            "INSERT INTO digest_windows (subscription_id, window_start, window_end, state, prior_state, attempts, events) \
+             VALUES ($1, $2, $3, 'posting', 'new', 1, $4) \
+             ON CONFLICT (subscription_id, window_start) DO UPDATE SET \
+             prior_state = digest_windows.state, \
+             state = CASE WHEN digest_windows.state = 'posted' THEN 'posted' ELSE 'posting' END, \
+             attempts = digest_windows.attempts + 1, events = excluded.events \
+             RETURNING prior_state, message_ref",
         )
         .bind(&claimed.subscription.id)
         .bind(millis(claimed.window_start))
@@ -114,47 +117,60 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .context("cannot record the digest attempt")?;
-        let state: String = row.try_get("state")?;
-        let prior = match state.as_str() {
+        let prior: String = row.try_get("prior_state")?;
+        Ok(match prior.as_str() {
             "posted" => PriorAttempt::Posted(row.try_get::<Option<String>, _>("message_ref")?.unwrap_or_default()),
             "posting" => PriorAttempt::Unknown,
             _ => PriorAttempt::None,
-        };
-        if !matches!(prior, PriorAttempt::Posted(_)) {
-            sqlx::query(
-                "UPDATE digest_windows SET state = 'posting', attempts = attempts + 1 \
-                 WHERE subscription_id = $1 AND window_start = $2",
-            )
-            .bind(&claimed.subscription.id)
-            .bind(millis(claimed.window_start))
-            .execute(&self.pool)
-            .await
-            .context("cannot record the digest attempt")?;
-        }
-        Ok(prior)
+        })
     }
 
-    /// Records that a window's digest was posted as `message_ref`.
-    pub async fn digest_posted(
+    /// Closes the claimed window in one transaction: records its post (if it
+    /// had one) and moves the cursor to `[window_end, next_end)` if `owner`
+    /// still holds the lease and nobody moved the cursor. The lease is renewed
+    /// until `lease_until`, or given back with `None`. Returns false when the
+    /// lease was lost (the post stays recorded, so the new holder skips it).
+    pub async fn close_digest_window(
         &self,
         claimed: &Claimed,
+        posted: Option<&str>,
         owner: &str,
-        message_ref: &str,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE digest_windows SET state = 'posted', message_ref = $1, posted_by = $2, posted_at = $3 \
-             WHERE subscription_id = $4 AND window_start = $5",
+        next_end: DateTime<Utc>,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.pool.begin().await.context("cannot close the digest window")?;
+        if let Some(message_ref) = posted {
+            sqlx::query(
+                "UPDATE digest_windows SET state = 'posted', message_ref = $1, posted_by = $2, posted_at = $3 \
+                 WHERE subscription_id = $4 AND window_start = $5",
+            )
+            .bind(message_ref)
+            .bind(owner)
+            .bind(millis(now))
+            .bind(&claimed.subscription.id)
+            .bind(millis(claimed.window_start))
+            .execute(&mut *tx)
+            .await
+            .context("cannot record the posted digest")?;
+        }
+        let moved = sqlx::query(
+            "UPDATE subscriptions SET window_start = $1, window_end = $2, lease_until = $3, \
+             lease_owner = CASE WHEN $3 IS NULL THEN NULL ELSE lease_owner END, last_error = NULL \
+             WHERE id = $4 AND lease_owner = $5 AND window_start = $6",
         )
-        .bind(message_ref)
-        .bind(owner)
-        .bind(millis(now))
+        .bind(millis(claimed.window_end))
+        .bind(millis(next_end))
+        .bind(lease_until.map(millis))
         .bind(&claimed.subscription.id)
+        .bind(owner)
         .bind(millis(claimed.window_start))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .context("cannot record the posted digest")?;
-        Ok(())
+        .context("cannot move the digest cursor")?
+        .rows_affected();
+        tx.commit().await.context("cannot close the digest window")?;
+        Ok(moved == 1)
     }
 
     /// Records that an attempt surely did not post (the platform said no), so
@@ -169,33 +185,6 @@ impl Store {
         .await
         .context("cannot record the failed digest")?;
         Ok(())
-    }
-
-    /// Moves the cursor past the claimed window to `[window_end, next_end)` and
-    /// renews the lease, if `owner` still holds it and nobody moved the cursor.
-    /// Returns false when the lease was lost (another replica took over).
-    pub async fn advance_digest(
-        &self,
-        claimed: &Claimed,
-        next_end: DateTime<Utc>,
-        owner: &str,
-        lease_until: DateTime<Utc>,
-    ) -> anyhow::Result<bool> {
-        let moved = sqlx::query(
-            "UPDATE subscriptions SET window_start = $1, window_end = $2, lease_until = $3, last_error = NULL \
-             WHERE id = $4 AND lease_owner = $5 AND window_start = $6",
-        )
-        .bind(millis(claimed.window_end))
-        .bind(millis(next_end))
-        .bind(millis(lease_until))
-        .bind(&claimed.subscription.id)
-        .bind(owner)
-        .bind(millis(claimed.window_start))
-        .execute(&self.pool)
-        .await
-        .context("cannot move the digest cursor")?
-        .rows_affected();
-        Ok(moved == 1)
     }
 
     /// Gives the lease back, noting why the window is still unposted if it

@@ -116,6 +116,10 @@ impl Store {
                 Box::pin(async move {
                     // WAL lets readers run while the one writer writes.
                     sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
+                    // crash of waops loses nothing, a power cut may lose the last
+                    // commits. Writes get much cheaper (docs/benchmarks.md, digest tick).
+                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
                     Ok(())
                 })

@@ -28,7 +28,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(ctx.settings.server.shutdown_grace_s);
-    let store = ctx.store.clone();
+    let closing = ctx.clone();
     let workers = Workers::new(ctx.settings.server.max_in_flight);
     let discord = crate::adapters::discord::Discord::new(ctx.clone(), workers.clone())?;
     let gateway = discord
@@ -79,7 +79,7 @@ pub async fn serve(
     if tokio::time::timeout(grace, digests).await.is_err() {
         tracing::warn!("grace period over; a digest tick was still running");
     }
-    store.close().await;
+    closing.close().await;
     tracing::info!("stopped");
     Ok(())
 }

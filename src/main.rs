@@ -200,7 +200,7 @@ async fn exec(settings: Settings, principals: Vec<String>, channel: &str, text: 
     if let Some(bar) = &bar {
         bar.finish();
     }
-    ctx.store.close().await;
+    ctx.close().await;
     let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
     print!("{}", console::render(&reply, color));
     Ok(console::exit_code(&reply) as u8)

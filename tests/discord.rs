@@ -134,6 +134,7 @@ async fn ping_and_bad_signatures() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 401);
+    h.app.ctx.audit.flush().await;
     assert!(h.app.ctx.store.recent_audit(5).await.unwrap().is_empty());
 }
 
@@ -194,6 +195,7 @@ async fn refusal_by_role_is_inline() {
         body["data"]["embeds"][0]["title"],
         "You may not run add (no role grants it; ask an admin)"
     );
+    h.app.ctx.audit.flush().await;
     let row = &h.app.ctx.store.recent_audit(1).await.unwrap()[0];
     assert_eq!(
         (row.principal.as_str(), row.channel.as_str(), row.decision.as_str()),

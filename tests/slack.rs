@@ -197,6 +197,7 @@ async fn bad_and_stale_signatures_run_nothing() {
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 401);
+    h.app.ctx.audit.flush().await;
     assert!(
         h.app.ctx.store.recent_audit(10).await.unwrap().is_empty(),
         "nothing ran"
@@ -230,6 +231,7 @@ async fn refusals_answer_inline_and_audit_slack_ids() {
         text_of(&body).lines().nth(1).unwrap(),
         "*You may not run `groups` (no role is bound to you; ask an admin)*"
     );
+    h.app.ctx.audit.flush().await;
     let row = &h.app.ctx.store.recent_audit(1).await.unwrap()[0];
     assert_eq!(
         (row.platform.as_str(), row.principal.as_str(), row.channel.as_str()),
@@ -359,6 +361,7 @@ async fn preview_apply_once_and_only_by_its_user() {
         text_of(&h.next_post().await).contains("already applied"),
         "a second Apply runs nothing"
     );
+    h.app.ctx.audit.flush().await;
     let adds = h
         .app
         .ctx

@@ -292,10 +292,7 @@ pub async fn record_not_run(ctx: &Context, inv: &Invocation, outcome: &str) {
     let command = Command::parse(&inv.text)
         .map(|c| c.id().to_string())
         .unwrap_or_else(|_| "invalid".into());
-    let audit = audit_row(ctx, inv, command, "not_run", outcome);
-    if let Err(e) = ctx.store.record_audit(&audit).await {
-        tracing::error!(error = format!("{e:#}"), "audit row not written");
-    }
+    ctx.audit.record(audit_row(ctx, inv, command, "not_run", outcome)).await;
 }
 
 fn command_span(inv: &Invocation) -> tracing::Span {
@@ -310,13 +307,10 @@ fn command_span(inv: &Invocation) -> tracing::Span {
 }
 
 async fn finish(ctx: &Context, reply: Reply, audit: AuditRecord, started: std::time::Instant) -> Reply {
-    if let Err(e) = ctx.store.record_audit(&audit).await {
-        // The command already happened; losing its audit row must be loud in
-        // the log, but must not turn the user's result into an error.
-        tracing::error!(error = format!("{e:#}"), "audit row not written");
-    }
     crate::telemetry::command_finished(&audit.command, &audit.outcome, started.elapsed().as_secs_f64());
     tracing::info!(decision = %audit.decision, outcome = %audit.outcome, "command finished");
+    // The batch writer stores it; a row it cannot store goes to the error log.
+    ctx.audit.record(audit).await;
     reply
 }
 

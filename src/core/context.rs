@@ -40,6 +40,8 @@ pub struct Context {
     pub provider: Arc<dyn Provider>,
     /// The store.
     pub store: Store,
+    /// The audit log's batch writer (rows reach the store shortly after).
+    pub audit: crate::audit::AuditLog,
     /// The permission evaluator.
     pub permissions: Arc<Permissions>,
     /// Group aliases, lower-cased.
@@ -99,13 +101,21 @@ impl GroupCache {
 }
 
 impl Context {
-    /// Wires a context from validated settings and its parts.
+    /// Writes what the audit log holds, then closes the store.
+    pub async fn close(&self) {
+        self.audit.flush().await;
+        self.store.close().await;
+    }
+
+    /// Wires a context from validated settings and its parts (on a Tokio
+    /// runtime: the audit writer starts here).
     pub fn new(settings: Settings, provider: Arc<dyn Provider>, store: Store, clock: Clock) -> anyhow::Result<Self> {
         let aliases = settings.alias_map();
         let permissions = Permissions::from_settings(&settings.permissions, &aliases).map_err(anyhow::Error::msg)?;
         let groups = Arc::new(GroupCache::new(Duration::from_secs(settings.provider.group_cache_s)));
         Ok(Context {
             groups,
+            audit: crate::audit::AuditLog::start(store.clone()),
             settings: Arc::new(settings),
             provider,
             store,

@@ -163,26 +163,19 @@ impl Store {
 
     /// Writes one audit row.
     pub async fn record_audit(&self, r: &AuditRecord) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO audit (id, at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(millis(r.at))
-        .bind(&r.request_id)
-        .bind(&r.platform)
-        .bind(&r.principal)
-        .bind(&r.channel)
-        .bind(&r.command)
-        .bind(r.group_id.clone())
-        .bind(r.numbers_count)
-        .bind(&r.decision)
-        .bind(&r.rule)
-        .bind(&r.outcome)
-        .bind(r.provider_trace_id.clone())
-        .execute(&self.pool)
-        .await
-        .context("cannot write the audit row")?;
+        self.record_audits(std::slice::from_ref(r)).await
+    }
+
+    /// Writes audit rows in one transaction: all or none.
+    pub async fn record_audits(&self, rows: &[AuditRecord]) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await.context("cannot write the audit rows")?;
+        for r in rows {
+            insert_audit(r)
+                .execute(&mut *tx)
+                .await
+                .context("cannot write the audit row")?;
+        }
+        tx.commit().await.context("cannot write the audit rows")?;
         Ok(())
     }
 
@@ -385,6 +378,26 @@ impl Store {
             expires_at: from_millis(row.try_get("expires_at")?),
         }))
     }
+}
+
+fn insert_audit(r: &AuditRecord) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(
+        "INSERT INTO audit (id, at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(millis(r.at))
+    .bind(&r.request_id)
+    .bind(&r.platform)
+    .bind(&r.principal)
+    .bind(&r.channel)
+    .bind(&r.command)
+    .bind(r.group_id.clone())
+    .bind(r.numbers_count)
+    .bind(&r.decision)
+    .bind(&r.rule)
+    .bind(&r.outcome)
+    .bind(r.provider_trace_id.clone())
 }
 
 fn journal_from_row(r: &AnyRow) -> anyhow::Result<JournalEntry> {

@@ -79,6 +79,7 @@ impl TestApp {
 
     /// The one audit row of a request.
     pub async fn audit(&self, request_id: &str) -> AuditRecord {
+        self.ctx.audit.flush().await;
         let rows = self.ctx.store.audit_for_request(request_id).await.unwrap();
         assert_eq!(rows.len(), 1, "exactly one audit row per command");
         rows.into_iter().next().unwrap()

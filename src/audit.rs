@@ -1,0 +1,130 @@
+//! The audit log's writer: commands hand their row to a bounded channel and
+//! return; one task writes rows in batches (one transaction each). So the chat
+//! ack path pays no store round trip for its audit row, and a burst of commands
+//! costs one commit per batch instead of one per command.
+//!
+//! Bounded: when the channel is full, `record` waits for room (backpressure),
+//! it never grows a queue. A batch that cannot be written is retried with
+//! backoff (the store may be restarting); after that its rows go to the error
+//! log in full, so no command's trace is lost silently. `flush` waits until
+//! everything handed in before it is written (exec, shutdown, tests).
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{AuditRecord, Store};
+
+/// Rows waiting at most; beyond it `record` waits.
+pub const CAPACITY: usize = 4096;
+/// Rows per transaction at most.
+const BATCH: usize = 256;
+/// Attempts per batch before its rows go to the log.
+const ATTEMPTS: u32 = 5;
+
+enum Message {
+    Row(Box<AuditRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A handle to the writer; cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Message>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("waiting", &(CAPACITY - self.tx.capacity()))
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Starts the writer task on the current runtime.
+    pub fn start(store: Store) -> AuditLog {
+        let (tx, rx) = mpsc::channel(CAPACITY);
+        tokio::spawn(write_loop(store, rx));
+        AuditLog { tx }
+    }
+
+    /// Hands a row to the writer; waits only when `CAPACITY` rows are waiting.
+    pub async fn record(&self, row: AuditRecord) {
+        let message = match self.tx.try_send(Message::Row(Box::new(row))) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(m)) => m,
+            Err(mpsc::error::TrySendError::Closed(Message::Row(row))) => {
+                tracing::error!(row = ?row, "audit writer stopped; row logged instead");
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        };
+        metrics::counter!("waops_audit_backpressure_total").increment(1);
+        if let Err(mpsc::error::SendError(Message::Row(row))) = self.tx.send(message).await {
+            tracing::error!(row = ?row, "audit writer stopped; row logged instead");
+        }
+    }
+
+    /// Waits until every row recorded before this call is written (or logged).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>) {
+    let mut rows: Vec<AuditRecord> = Vec::with_capacity(BATCH);
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        // Take what is already waiting, up to one batch, without waiting for more.
+        while let Some(message) = next.take() {
+            match message {
+                Message::Row(row) => rows.push(*row),
+                Message::Flush(done) => flushes.push(done),
+            }
+            if rows.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !rows.is_empty() {
+            write(&store, &rows).await;
+            rows.clear();
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn write(store: &Store, rows: &[AuditRecord]) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match store.record_audits(rows).await {
+            Ok(()) => {
+                metrics::counter!("waops_audit_rows_total").increment(rows.len() as u64);
+                return;
+            }
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    rows = rows.len(),
+                    attempt,
+                    "audit batch not written; retrying"
+                );
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            Err(e) => {
+                metrics::counter!("waops_audit_rows_lost_total").increment(rows.len() as u64);
+                for row in rows {
+                    tracing::error!(error = format!("{e:#}"), row = ?row, "audit row not written; logged instead");
+                }
+                return;
+            }
+        }
+    }
+}

@@ -102,10 +102,16 @@ async fn count_requests(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    let elapsed = started.elapsed();
+    // Server-side time of this request (the standard Server-Timing header), so
+    // load tests can tell the server's share from the client's and network's.
+    if let Ok(value) = axum::http::HeaderValue::from_str(&format!("app;dur={:.3}", elapsed.as_secs_f64() * 1000.0)) {
+        response.headers_mut().insert("server-timing", value);
+    }
     let status = response.status().as_u16().to_string();
     metrics::counter!("waops_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("waops_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     response
 }

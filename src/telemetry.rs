@@ -32,6 +32,15 @@ pub fn metrics() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder may already be installed (a test harness); then ours only renders zeros.
         let _ = metrics::set_global_recorder(recorder);
+        // Histograms collect raw samples until upkeep folds them into buckets:
+        // without it every request's latency stays in memory for good.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("waops-metrics".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            });
         handle
     })
 }

@@ -1,12 +1,53 @@
 //! A bounded set of background tasks: commands that run after the chat
 //! platform got its quick answer. Full means "busy, try again", never a queue
 //! that grows; shutdown waits for what is running.
+//!
+//! The tasks run on their own Tokio runtime (`waops-work` threads), not on the
+//! one serving HTTP: a burst of follow-ups (provider calls, result posts) then
+//! cannot sit in front of an ack in the HTTP runtime's run queues, so the ack
+//! path's latency does not depend on how much background work is going on
+//! (docs/benchmarks.md measures both ways).
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
+
+/// Background threads yield the CPU to the HTTP runtime when both want it
+/// (Linux applies a nice value to the calling thread only).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority has no memory effects; it changes this thread's nice value.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
+/// The background runtime, started on first use and kept for the process.
+fn background() -> &'static Handle {
+    static HANDLE: OnceLock<Handle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("waops-work-main".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+                    .thread_name("waops-work")
+                    .on_thread_start(lower_priority)
+                    .enable_all()
+                    .build()
+                    .expect("the background runtime starts");
+                let _ = tx.send(runtime.handle().clone());
+                // Park this thread for the process's life: the runtime lives as long.
+                runtime.block_on(std::future::pending::<()>());
+            })
+            .expect("the background thread starts");
+        rx.recv().expect("the background runtime reports its handle")
+    })
+}
 
 /// The pool.
 #[derive(Clone)]
@@ -32,7 +73,7 @@ impl Workers {
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             return false;
         };
-        tokio::spawn(async move {
+        background().spawn(async move {
             task.await;
             drop(permit);
         });

@@ -54,9 +54,15 @@ pub struct Context {
 
 /// A short-lived copy of the provider's group list, so resolving a name does not
 /// cost a list call (and its rate-limit budget) on every command.
+///
+/// Reads take a std `RwLock` for as long as it takes to clone an `Arc`, never
+/// across an await, so the ack path cannot wait behind a refresh (or behind a
+/// descheduled background thread holding a lock). Refreshes are single-flight:
+/// concurrent misses wait for one list call instead of each making one.
 pub struct GroupCache {
     ttl: Duration,
-    slot: tokio::sync::Mutex<Option<(Instant, Arc<Vec<GroupInfo>>)>>,
+    slot: std::sync::RwLock<Option<(Instant, Arc<Vec<GroupInfo>>)>>,
+    refresh: tokio::sync::Mutex<()>,
 }
 
 impl GroupCache {
@@ -64,8 +70,13 @@ impl GroupCache {
     pub fn new(ttl: Duration) -> Self {
         GroupCache {
             ttl,
-            slot: tokio::sync::Mutex::new(None),
+            slot: std::sync::RwLock::new(None),
+            refresh: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn current(&self) -> Option<(Instant, Arc<Vec<GroupInfo>>)> {
+        self.slot.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The group list: cached unless `fresh` or expired. The flag says whether
@@ -75,28 +86,34 @@ impl GroupCache {
         provider: &dyn Provider,
         fresh: bool,
     ) -> Result<(Arc<Vec<GroupInfo>>, bool), ProviderError> {
-        let mut slot = self.slot.lock().await;
-        if let Some((at, groups)) = slot.as_ref() {
+        let asked = Instant::now();
+        if let Some((at, groups)) = self.current() {
             if !fresh && at.elapsed() < self.ttl {
-                return Ok((groups.clone(), false));
+                return Ok((groups, false));
+            }
+        }
+        let _one = self.refresh.lock().await;
+        // Someone else may have fetched it while we waited for our turn.
+        if let Some((at, groups)) = self.current() {
+            if at >= asked || (!fresh && at.elapsed() < self.ttl) {
+                return Ok((groups, at >= asked));
             }
         }
         let groups = Arc::new(provider.list_groups().await?);
-        *slot = Some((Instant::now(), groups.clone()));
+        *self.slot.write().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), groups.clone()));
         Ok((groups, true))
     }
 
-    /// The cached list if it is still fresh; never calls the provider.
+    /// The cached list if it is still fresh; never calls the provider, never waits.
     pub async fn peek(&self) -> Option<Arc<Vec<GroupInfo>>> {
-        let slot = self.slot.lock().await;
-        slot.as_ref()
+        self.current()
             .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, groups)| groups.clone())
+            .map(|(_, groups)| groups)
     }
 
     /// Forgets the list (after a join changed it).
     pub async fn invalidate(&self) {
-        *self.slot.lock().await = None;
+        *self.slot.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 

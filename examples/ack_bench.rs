@@ -1,0 +1,424 @@
+//! The chat ack path under load, against a floor: signed Slack slash commands and
+//! Discord interactions (`/wa add sales <number>`) at fixed concurrency, sent to
+//! `waops serve` (the release binary, its own process) and to a minimal
+//! signed-ack server (this example's `floor` mode, its own process: the same
+//! signature checks, a fixed answer, nothing else). The provider fake takes
+//! 300 ms per call; the follow-up fakes count every result waops posts back.
+//!
+//! Reported per platform and concurrency: throughput, client-side and
+//! server-side (the `Server-Timing` header) p50/p99, "busy" answers, follow-ups
+//! delivered; and for waops: start-up to the first `/healthz`, idle and loaded
+//! RSS, binary size.
+//!
+//! Run: `bash bench/ack.sh` (builds the release binaries, then runs
+//! `target/release/examples/ack_bench [requests] [max_in_flight]`, defaults 4000
+//! and 4096). Loopback only; bounded in count and time.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{json, Value};
+use waops::adapters::slack::verify::sign;
+use waops::settings::Secret;
+
+const SECRET: &str = "bench-signing-secret";
+const APP: &str = "4242";
+const GROUP: &str = "120363041234567890@g.us";
+const PROVIDER_DELAY: Duration = Duration::from_millis(300);
+
+fn key() -> SigningKey {
+    SigningKey::from_bytes(&[42u8; 32])
+}
+
+// ---------------------------------------------------------------- floor server
+
+/// The floor: verify exactly as waops does, answer at once with a fixed body.
+async fn floor(bind: SocketAddr) -> anyhow::Result<()> {
+    #[derive(Clone)]
+    struct Floor {
+        secret: Secret,
+        key: ed25519_dalek::VerifyingKey,
+    }
+    async fn slack(State(f): State<Floor>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+        let now = chrono::Utc::now().timestamp();
+        if waops::adapters::slack::verify::verify(&f.secret, &headers, &body, now).is_err() {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        Json(json!({"response_type": "ephemeral", "text": "Working on it…"})).into_response()
+    }
+    async fn discord(State(f): State<Floor>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+        if waops::adapters::discord::verify::verify(&f.key, &headers, &body).is_err() {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        Json(json!({"type": 5})).into_response()
+    }
+    async fn timing(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+        let started = Instant::now();
+        let mut response = next.run(req).await;
+        let value = format!("app;dur={:.3}", started.elapsed().as_secs_f64() * 1000.0);
+        response.headers_mut().insert("server-timing", value.parse().unwrap());
+        response
+    }
+    let state = Floor {
+        secret: Secret::new(SECRET),
+        key: key().verifying_key(),
+    };
+    let app = Router::new()
+        .route("/slack/commands", post(slack))
+        .route("/discord/interactions", post(discord))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(timing));
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- fakes
+
+#[derive(Default)]
+struct Counts {
+    slack: AtomicUsize,
+    discord: AtomicUsize,
+    provider: AtomicUsize,
+}
+
+async fn fakes(counts: Arc<Counts>) -> anyhow::Result<String> {
+    async fn chats(State(c): State<Arc<Counts>>) -> Json<Value> {
+        c.provider.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(PROVIDER_DELAY).await;
+        Json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1}))
+    }
+    async fn add(State(c): State<Arc<Counts>>, body: Bytes) -> Json<Value> {
+        c.provider.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(PROVIDER_DELAY).await;
+        let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let statuses: serde_json::Map<String, Value> = body["participants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str())
+            .map(|d| (format!("{d}@c.us"), json!({"is_success": true, "message": "added"})))
+            .collect();
+        Json(Value::Object(statuses))
+    }
+    async fn hook(State(c): State<Arc<Counts>>, Path(_): Path<String>) -> &'static str {
+        c.slack.fetch_add(1, Ordering::Relaxed);
+        "ok"
+    }
+    async fn edit(State(c): State<Arc<Counts>>, Path(_): Path<(String, String)>) -> Json<Value> {
+        c.discord.fetch_add(1, Ordering::Relaxed);
+        Json(json!({"id": "1"}))
+    }
+    let app = Router::new()
+        .route("/v1/chats", get(chats))
+        .route("/v1/chats/{group}/add", post(add))
+        .route("/hook/{i}", post(hook))
+        .route("/api/webhooks/{app}/{token}/messages/@original", patch(edit))
+        .with_state(counts);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+// ---------------------------------------------------------------- processes
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    started_in: Duration,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    async fn spawn(mut command: Command, port: u16) -> anyhow::Result<Server> {
+        let started = Instant::now();
+        let child = command.stdout(Stdio::null()).spawn()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(20), "server did not start");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(Server {
+            started_in: started.elapsed(),
+            child,
+            base,
+        })
+    }
+
+    fn status(&self, field: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        text.lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+// ---------------------------------------------------------------- load
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Platform {
+    Slack,
+    Discord,
+}
+
+struct Run {
+    elapsed: Duration,
+    client: Vec<Duration>,
+    server: Vec<f64>,
+    accepted: usize,
+    busy: usize,
+}
+
+fn request(http: &reqwest::Client, base: &str, hooks: &str, platform: Platform, i: usize) -> reqwest::RequestBuilder {
+    let number = format!("+491513{:07}", i % 10_000_000);
+    match platform {
+        Platform::Slack => {
+            let body = serde_urlencoded::to_string([
+                ("user_id", "ULOAD"),
+                ("channel_id", "CLOAD"),
+                ("text", &format!("add sales {number}")),
+                ("response_url", &format!("{hooks}/hook/{i}")),
+                ("trigger_id", &format!("trigger-{i}")),
+            ])
+            .unwrap();
+            let ts = chrono::Utc::now().timestamp().to_string();
+            let signature = sign(&Secret::new(SECRET), &ts, body.as_bytes());
+            http.post(format!("{base}/slack/commands"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-slack-request-timestamp", ts)
+                .header("x-slack-signature", signature)
+                .body(body)
+        }
+        Platform::Discord => {
+            let body = json!({
+                "type": 2, "id": format!("{}", 1_000_000_000 + i), "application_id": APP,
+                "token": format!("tok{i}"), "guild_id": "g1", "channel_id": "c1",
+                "member": {"user": {"id": "77"}, "roles": []},
+                "data": {"name": "wa", "options": [{"name": "add", "type": 1, "options": [
+                    {"name": "group", "type": 3, "value": "sales"},
+                    {"name": "numbers", "type": 3, "value": number}
+                ]}]}
+            })
+            .to_string();
+            let ts = chrono::Utc::now().timestamp().to_string();
+            let signature = key().sign(&[ts.as_bytes(), body.as_bytes()].concat());
+            http.post(format!("{base}/discord/interactions"))
+                .header("content-type", "application/json")
+                .header("x-signature-timestamp", ts)
+                .header("x-signature-ed25519", hex::encode(signature.to_bytes()))
+                .body(body)
+        }
+    }
+}
+
+async fn load(base: &str, hooks: &str, platform: Platform, first: usize, requests: usize, concurrency: usize) -> anyhow::Result<Run> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (http, next, base, hooks) = (http.clone(), next.clone(), base.to_string(), hooks.to_string());
+        tasks.spawn(async move {
+            let mut out = (Vec::new(), Vec::new(), 0usize, 0usize);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    return Ok::<_, anyhow::Error>(out);
+                }
+                let sent = Instant::now();
+                let response = request(&http, &base, &hooks, platform, first + i).send().await?;
+                let server = response
+                    .headers()
+                    .get("server-timing")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split("dur=").nth(1))
+                    .and_then(|v| v.parse::<f64>().ok());
+                let ok = response.status().is_success();
+                let text = response.text().await.unwrap_or_default();
+                out.0.push(sent.elapsed());
+                out.1.extend(server);
+                anyhow::ensure!(ok, "HTTP error: {text}");
+                if text.contains("busy") {
+                    out.3 += 1;
+                } else {
+                    out.2 += 1;
+                }
+            }
+        });
+    }
+    let mut run = Run {
+        elapsed: Duration::ZERO,
+        client: Vec::with_capacity(requests),
+        server: Vec::with_capacity(requests),
+        accepted: 0,
+        busy: 0,
+    };
+    while let Some(done) = tasks.join_next().await {
+        let (client, server, accepted, busy) = done??;
+        run.client.extend(client);
+        run.server.extend(server);
+        run.accepted += accepted;
+        run.busy += busy;
+    }
+    run.elapsed = started.elapsed();
+    run.client.sort();
+    run.server.sort_by(f64::total_cmp);
+    Ok(run)
+}
+
+fn pct<T: Copy>(sorted: &[T], p: f64) -> T {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn wait_for(count: &AtomicUsize, expected: usize, limit: Duration) -> (usize, Duration) {
+    let started = Instant::now();
+    while count.load(Ordering::Relaxed) < expected && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (count.load(Ordering::Relaxed), started.elapsed())
+}
+
+async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let waops_bin = std::env::var("WAOPS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target/release/waops"));
+    let counts = Arc::new(Counts::default());
+    let hooks = fakes(counts.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[provider]\nkind = \"periskope\"\nbase_url = \"{hooks}/v1\"\ntoken = \"t\"\nphone = \"1\"\nrate_per_second = 100000\nburst = 100000\n\
+             [server]\nmax_in_flight = {max_in_flight}\n\
+             [slack]\nsigning_secret = \"{SECRET}\"\napi_url = \"{hooks}/api\"\n\
+             [discord]\npublic_key = \"{}\"\napplication_id = \"{APP}\"\nbot_token = \"b\"\napi_url = \"{hooks}/api\"\n\
+             [log]\nlevel = \"warn\"\n[permissions.bindings]\nadmin = [\"slack:user:ULOAD\", \"discord:user:77\"]\n",
+            hex::encode(key().verifying_key().to_bytes())
+        ),
+    )?;
+    let port = free_port()?;
+    let mut command = Command::new(&waops_bin);
+    command
+        .arg("serve")
+        .env("WAOPS_CONFIG", &config)
+        .env("WAOPS__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("WAOPS__STORE__URL", format!("sqlite://{}", dir.path().join("bench.db").display()))
+        .current_dir(dir.path());
+    let waops = Server::spawn(command, port).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await; // let the phone metadata warm-up finish
+    let idle_rss = waops.status("VmRSS:");
+    let floor_port = free_port()?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg("floor").arg(format!("127.0.0.1:{floor_port}"));
+    let floor = Server::spawn(command, floor_port).await?;
+
+    // Warm the group cache (one 300 ms list call) and both connection paths.
+    let http = reqwest::Client::new();
+    let mut next_id = 10_000_000;
+    for platform in [Platform::Slack, Platform::Discord] {
+        request(&http, &waops.base, &hooks, platform, next_id).send().await?;
+        next_id += 1;
+    }
+    wait_for(&counts.slack, 1, Duration::from_secs(10)).await;
+    wait_for(&counts.discord, 1, Duration::from_secs(10)).await;
+
+    println!("| platform | concurrency | server | throughput | ratio to floor | client p50 / p99 | server p50 / p99 | accepted / busy | follow-ups |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for platform in [Platform::Slack, Platform::Discord] {
+        let name = if platform == Platform::Slack { "Slack" } else { "Discord" };
+        for concurrency in [64, 256] {
+            let floor_run = load(&floor.base, &hooks, platform, next_id, requests, concurrency).await?;
+            next_id += requests;
+            let counter = if platform == Platform::Slack { &counts.slack } else { &counts.discord };
+            let before = counter.load(Ordering::Relaxed);
+            let run = load(&waops.base, &hooks, platform, next_id, requests, concurrency).await?;
+            next_id += requests;
+            let (arrived, took) = wait_for(counter, before + run.accepted, Duration::from_secs(120)).await;
+            let floor_rate = requests as f64 / floor_run.elapsed.as_secs_f64();
+            let rate = requests as f64 / run.elapsed.as_secs_f64();
+            for (label, r, rate, ratio, followups) in [
+                ("floor", &floor_run, floor_rate, String::from("1"), String::from("–")),
+                (
+                    "waops",
+                    &run,
+                    rate,
+                    format!("{:.2}", rate / floor_rate),
+                    format!("{}/{} in {:.2} s", arrived - before, run.accepted, took.as_secs_f64()),
+                ),
+            ] {
+                println!(
+                    "| {name} | {concurrency} | {label} | {rate:.0} req/s | {ratio} | {:.2} / {:.2} ms | {:.3} / {:.3} ms | {} / {} | {followups} |",
+                    ms(pct(&r.client, 0.5)),
+                    ms(pct(&r.client, 0.99)),
+                    pct(&r.server, 0.5),
+                    pct(&r.server, 0.99),
+                    r.accepted,
+                    r.busy,
+                );
+            }
+        }
+    }
+    let loaded_rss = waops.status("VmHWM:");
+    let size = std::fs::metadata(&waops_bin)?.len();
+    println!();
+    println!("| waops serve | figure |");
+    println!("|---|---|");
+    println!("| start-up: process spawn → first `/healthz` 200 | {:.1} ms |", ms(waops.started_in));
+    println!("| idle RSS (1 s after start, metadata warmed) | {:.1} MB |", idle_rss as f64 / 1024.0);
+    println!("| peak RSS (VmHWM) after all runs | {:.1} MB |", loaded_rss as f64 / 1024.0);
+    println!("| RSS after all runs | {:.1} MB |", waops.status("VmRSS:") as f64 / 1024.0);
+    println!("| release binary size | {:.1} MB |", size as f64 / 1e6);
+    println!("| provider calls | {} |", counts.provider.load(Ordering::Relaxed));
+    drop(floor);
+    drop(waops);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("floor") {
+        let bind: SocketAddr = args.get(2).map_or("127.0.0.1:8099", String::as_str).parse()?;
+        return floor(bind).await;
+    }
+    let requests: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4000);
+    let max_in_flight: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(4096);
+    orchestrate(requests, max_in_flight).await
+}

@@ -242,7 +242,14 @@ fn request(http: &reqwest::Client, base: &str, hooks: &str, platform: Platform, 
     }
 }
 
-async fn load(base: &str, hooks: &str, platform: Platform, first: usize, requests: usize, concurrency: usize) -> anyhow::Result<Run> {
+async fn load(
+    base: &str,
+    hooks: &str,
+    platform: Platform,
+    first: usize,
+    requests: usize,
+    concurrency: usize,
+) -> anyhow::Result<Run> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -339,7 +346,10 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
         .arg("serve")
         .env("WAOPS_CONFIG", &config)
         .env("WAOPS__SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("WAOPS__STORE__URL", format!("sqlite://{}", dir.path().join("bench.db").display()))
+        .env(
+            "WAOPS__STORE__URL",
+            format!("sqlite://{}", dir.path().join("bench.db").display()),
+        )
         .current_dir(dir.path());
     let waops = Server::spawn(command, port).await?;
     tokio::time::sleep(Duration::from_secs(1)).await; // let the phone metadata warm-up finish
@@ -362,11 +372,19 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
     println!("| platform | concurrency | server | throughput | ratio to floor | client p50 / p99 | server p50 / p99 | accepted / busy | follow-ups |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for platform in [Platform::Slack, Platform::Discord] {
-        let name = if platform == Platform::Slack { "Slack" } else { "Discord" };
+        let name = if platform == Platform::Slack {
+            "Slack"
+        } else {
+            "Discord"
+        };
         for concurrency in [64, 256] {
             let floor_run = load(&floor.base, &hooks, platform, next_id, requests, concurrency).await?;
             next_id += requests;
-            let counter = if platform == Platform::Slack { &counts.slack } else { &counts.discord };
+            let counter = if platform == Platform::Slack {
+                &counts.slack
+            } else {
+                &counts.discord
+            };
             let before = counter.load(Ordering::Relaxed);
             let run = load(&waops.base, &hooks, platform, next_id, requests, concurrency).await?;
             next_id += requests;
@@ -400,10 +418,22 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
     println!();
     println!("| waops serve | figure |");
     println!("|---|---|");
-    println!("| start-up: process spawn → first `/healthz` 200 | {:.1} ms |", ms(waops.started_in));
-    println!("| idle RSS (1 s after start, metadata warmed) | {:.1} MB |", idle_rss as f64 / 1024.0);
-    println!("| peak RSS (VmHWM) after all runs | {:.1} MB |", loaded_rss as f64 / 1024.0);
-    println!("| RSS after all runs | {:.1} MB |", waops.status("VmRSS:") as f64 / 1024.0);
+    println!(
+        "| start-up: process spawn → first `/healthz` 200 | {:.1} ms |",
+        ms(waops.started_in)
+    );
+    println!(
+        "| idle RSS (1 s after start, metadata warmed) | {:.1} MB |",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "| peak RSS (VmHWM) after all runs | {:.1} MB |",
+        loaded_rss as f64 / 1024.0
+    );
+    println!(
+        "| RSS after all runs | {:.1} MB |",
+        waops.status("VmRSS:") as f64 / 1024.0
+    );
     println!("| release binary size | {:.1} MB |", size as f64 / 1e6);
     println!("| provider calls | {} |", counts.provider.load(Ordering::Relaxed));
     drop(floor);

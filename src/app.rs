@@ -35,6 +35,7 @@ pub async fn serve(
         .clone()
         .filter(|_| ctx.settings.discord.mode == crate::settings::DiscordMode::Gateway);
     let ctx_for_digests = ctx.clone();
+    let ctx_for_digests_purge = ctx.clone();
     let router = crate::http::router(ctx, workers.clone(), discord)?;
     // One signal for everything that must stop: the gateway and the grace-period clock.
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
@@ -51,6 +52,7 @@ pub async fn serve(
     }
     let scheduler = crate::digests::Scheduler::new(ctx_for_digests, crate::digests::Scheduler::replica_id())?;
     let digests = tokio::spawn(scheduler.run(stopping_rx.clone()));
+    tokio::spawn(purge_expired_keys(ctx_for_digests_purge, stopping_rx.clone()));
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
@@ -82,6 +84,20 @@ pub async fn serve(
     closing.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Deletes expired idempotency keys every minute until shutdown.
+async fn purge_expired_keys(ctx: Context, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = ctx.store.purge_keys(ctx.clock.now()).await {
+            tracing::warn!(error = format!("{e:#}"), "expired idempotency keys not purged");
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -111,7 +111,6 @@ async fn count_requests(req: Request, next: Next) -> Response {
     }
     let status = response.status().as_u16().to_string();
     metrics::counter!("waops_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("waops_http_request_duration_seconds", "route" => route)
-        .record(elapsed.as_secs_f64());
+    metrics::histogram!("waops_http_request_duration_seconds", "route" => route).record(elapsed.as_secs_f64());
     response
 }

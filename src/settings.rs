@@ -196,6 +196,19 @@ pub struct LimitSettings {
     pub max_numbers_per_add: usize,
     /// Adds above this many numbers need confirmation.
     pub confirm_over: usize,
+    /// An identical add by the same person within this long gets the first
+    /// one's result instead of a second provider call (`0s` turns it off).
+    pub dedupe_window: String,
+}
+
+impl LimitSettings {
+    /// `dedupe_window` as a duration (validated at load).
+    pub fn dedupe_window(&self) -> std::time::Duration {
+        match self.dedupe_window.trim() {
+            "0" | "0s" => std::time::Duration::ZERO,
+            text => parse_duration(text).unwrap_or_default(),
+        }
+    }
 }
 
 /// `[display]`
@@ -456,6 +469,11 @@ impl Settings {
                     &format!("groups.aliases.{alias}"),
                     format!("`{id}` is not a group id (expected <digits>@g.us)"),
                 );
+            }
+        }
+        if !matches!(self.limits.dedupe_window.trim(), "0" | "0s") {
+            if let Err(reason) = parse_duration(&self.limits.dedupe_window) {
+                return err("limits.dedupe_window", reason);
             }
         }
         if let Err(reason) = parse_duration(&self.digests.min_every) {

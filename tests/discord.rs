@@ -93,7 +93,7 @@ impl Harness {
 
     async fn command(&self, user: &str, roles: &[&str], sub: &str, options: Value) -> (u16, Value, Duration) {
         self.send(&json!({
-            "type": 2, "id": "i1", "application_id": APP, "token": "tok-1", "guild_id": "g1", "channel_id": "c1",
+            "type": 2, "id": uuid::Uuid::new_v4().to_string(), "application_id": APP, "token": "tok-1", "guild_id": "g1", "channel_id": "c1",
             "member": {"user": {"id": user}, "roles": roles},
             "data": {"name": "wa", "options": [{"name": sub, "type": 1, "options": options}]}
         }))
@@ -574,4 +574,34 @@ async fn every_subcommand_gets_an_answer() {
         let got = answer["embeds"][0]["title"].as_str().unwrap_or_default().to_string();
         assert!(got.contains(title), "{sub}: {got}");
     }
+}
+
+#[tokio::test]
+async fn a_repeated_interaction_id_runs_once() {
+    let mut h = Harness::new("").await;
+    let interaction = json!({
+        "type": 2, "id": "1300000000000000077", "application_id": APP, "token": "tok-1", "guild_id": "g1", "channel_id": "c1",
+        "member": {"user": {"id": "81234567890"}, "roles": []},
+        "data": {"name": "wa", "options": [{"name": "invite", "type": 1, "options": [{"name": "group", "type": 3, "value": "sales"}]}]}
+    });
+    let (status, first, _) = h.send(&interaction).await;
+    assert_eq!((status, first["type"].as_u64()), (200, Some(5)));
+    let (status, again, _) = h.send(&interaction).await;
+    assert_eq!((status, again), (200, json!({"type": 5, "data": {"flags": 64}})));
+    let (m, _, result) = h.next_call().await;
+    assert_eq!(m, "PATCH");
+    assert!(result.to_string().contains("chat.whatsapp.com"), "{result}");
+    h.app.ctx.audit.flush().await;
+    let invites = h
+        .app
+        .ctx
+        .store
+        .recent_audit(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.command == "invite")
+        .count();
+    assert_eq!(invites, 1, "the command ran once");
+    assert!(h.calls.try_recv().is_err(), "one answer");
 }

@@ -103,7 +103,7 @@ impl Harness {
             ("command", "/wa"),
             ("text", text),
             ("response_url", &self.response_url()),
-            ("trigger_id", "1.2.3"),
+            ("trigger_id", &format!("trigger-{}", uuid::Uuid::new_v4())),
         ])
         .unwrap();
         let started = Instant::now();
@@ -568,4 +568,45 @@ async fn long_adds_post_progress_before_the_result() {
     assert_eq!(text_of(&second).lines().next().unwrap(), "Adding… 3/4");
     let result = h.next_post().await;
     assert!(text_of(&result).contains("Add to Sales Team"), "{result}");
+}
+
+#[tokio::test]
+async fn a_repeated_delivery_is_answered_once() {
+    let mut h = Harness::new("").await;
+    let body = serde_urlencoded::to_string([
+        ("team_id", "T1"),
+        ("channel_id", "C1"),
+        ("user_id", "UADMIN"),
+        ("command", "/wa"),
+        ("text", "invite sales"),
+        ("response_url", &h.response_url()),
+        ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
+    ])
+    .unwrap();
+    let first: Value = h
+        .signed("/slack/commands", body.clone(), h.now())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(text_of(&first).lines().next().unwrap(), "Working on it…");
+    let again: Value = h.signed("/slack/commands", body, h.now()).await.json().await.unwrap();
+    assert!(
+        text_of(&again).starts_with("Already received: this request is handled once"),
+        "{again}"
+    );
+    assert!(text_of(&h.next_post().await).contains("chat.whatsapp.com"));
+    h.app.ctx.audit.flush().await;
+    let invites = h
+        .app
+        .ctx
+        .store
+        .recent_audit(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.command == "invite")
+        .count();
+    assert_eq!(invites, 1, "the command ran once");
+    assert!(h.posts.try_recv().is_err(), "one follow-up");
 }

@@ -10,7 +10,7 @@ use crate::group_ref::{GroupId, GroupInfo};
 use crate::phone::E164;
 use crate::phone::{self, NumberToken};
 use crate::providers::{AddOutcome, AddResult};
-use crate::store::Confirmation;
+use crate::store::{Confirmation, KeyClaim};
 
 /// The spec row.
 pub const SPEC: CommandSpec = CommandSpec {
@@ -117,7 +117,35 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
         ));
     }
     let numbers: Vec<_> = list.valid.iter().map(|a| a.number.clone()).collect();
-    let results = add_paced(call, &group.id, &numbers).await?;
+    let window = settings.limits.dedupe_window();
+    let key = (!window.is_zero()).then(|| dedupe_key(call, &group.id, &numbers));
+    if let Some(key) = &key {
+        let now = call.ctx.clock.now();
+        match call.ctx.store.claim_key(key, now, window).await? {
+            KeyClaim::New => {}
+            KeyClaim::Seen { at, result: Some(json) } => {
+                if let Ok(earlier) = serde_json::from_str::<Reply>(&json) {
+                    call.deduplicated = true;
+                    return Ok(messages::add_repeated(earlier, at, now));
+                }
+            }
+            KeyClaim::Seen { at, result: None } => {
+                return Err(CommandError::User(messages::add_still_running(at, now)));
+            }
+        }
+    }
+    let results = match add_paced(call, &group.id, &numbers).await {
+        Ok(results) => results,
+        Err(e) => {
+            // Nothing was added: a repeat should really try again.
+            if let Some(key) = &key {
+                if let Err(forget) = call.ctx.store.forget_key(key).await {
+                    tracing::warn!(error = format!("{forget:#}"), "dedupe key not dropped");
+                }
+            }
+            return Err(e);
+        }
+    };
     let mut reply = messages::add_result(&group, &results, &list.duplicates, call.result_visibility());
     if let Some(e) = &call.partial {
         let done = results
@@ -126,7 +154,29 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
             .count();
         reply = messages::add_stopped(reply, done, numbers.len(), e, call.ctx.provider.kind());
     }
+    if let Some(key) = &key {
+        let stored = serde_json::to_string(&reply).map_err(anyhow::Error::from);
+        if let Err(e) = async { call.ctx.store.finish_key(key, &stored?).await }.await {
+            tracing::warn!(error = format!("{e:#}"), "add result not kept for repeats");
+        }
+    }
     Ok(reply)
+}
+
+/// Who adds which numbers (sorted) to which group: a repeat has the same key
+/// whatever order or spelling the numbers were typed in.
+fn dedupe_key(call: &Call<'_>, group: &GroupId, numbers: &[E164]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&str> = numbers.iter().map(E164::as_str).collect();
+    sorted.sort_unstable();
+    let text = format!(
+        "{}\n{}\n{}\n{}",
+        call.inv.platform.as_str(),
+        call.inv.caller(),
+        group.as_str(),
+        sorted.join(",")
+    );
+    format!("add:{}", hex::encode(Sha256::digest(text.as_bytes())))
 }
 
 /// How long a preview can be applied.

@@ -169,6 +169,8 @@ pub struct Call<'a> {
     pub progress: Option<&'a dyn Progress>,
     /// A provider error that stopped the command part-way (the reply shows what was done).
     pub partial: Option<ProviderError>,
+    /// Answered with an earlier identical command's result (nothing was sent).
+    pub deduplicated: bool,
 }
 
 impl Call<'_> {
@@ -406,6 +408,7 @@ pub async fn execute(
         numbers_count: 0,
         progress,
         partial: None,
+        deduplicated: false,
     };
     let result = match command {
         Command::Join(a) => join::run(&mut call, a).await,
@@ -424,6 +427,7 @@ pub async fn execute(
         Ok(reply) => {
             audit.outcome = match (&call.partial, reply.status) {
                 (Some(e), _) => format!("partial:{}", provider_error_code(e)),
+                (None, Status::Ok) if call.deduplicated => "deduplicated".into(),
                 (None, Status::Ok) => "ok".into(),
                 (None, Status::Preview) => "preview".into(),
                 (None, Status::UserError) => "user_error".into(),

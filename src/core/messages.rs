@@ -500,6 +500,28 @@ fn schedule(s: &Subscription) -> String {
     }
 }
 
+/// A chat platform delivered the same request twice.
+pub fn already_received() -> Reply {
+    Reply::info("Already received: this request is handled once; its answer follows")
+}
+
+/// An identical add within the dedupe window: the first one's result, marked.
+pub fn add_repeated(earlier: Reply, at: DateTime<Utc>, now: DateTime<Utc>) -> Reply {
+    earlier.footer(format!(
+        "Same as your add at {}: this is its result; nothing was sent again.",
+        when(at, now)
+    ))
+}
+
+/// An identical add is still running.
+pub fn add_still_running(at: DateTime<Utc>, now: DateTime<Utc>) -> Reply {
+    Reply::user_error(format!(
+        "The same add, sent {}, is still running; its result will be posted",
+        when(at, now)
+    ))
+    .footer("Nothing was sent again.")
+}
+
 /// People listed per kind in a digest before "and N more".
 const DIGEST_PARTIES: usize = 25;
 

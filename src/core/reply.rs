@@ -2,7 +2,7 @@
 //! text stays in `Span::Text` so every renderer can escape it for its platform.
 
 /// One piece of formatted text.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Span {
     /// Plain text, possibly typed by a user or sent by a provider: renderers escape it.
     Text(String),
@@ -15,7 +15,7 @@ pub enum Span {
 }
 
 /// A line of formatted text.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rich(pub Vec<Span>);
 
 impl Rich {
@@ -67,7 +67,7 @@ impl From<String> for Rich {
 }
 
 /// How a command ended, which decides exit codes and styling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     /// Done.
     Ok,
@@ -80,7 +80,7 @@ pub enum Status {
 }
 
 /// Who sees the reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Visibility {
     /// Only the caller.
     Ephemeral,
@@ -89,7 +89,7 @@ pub enum Visibility {
 }
 
 /// A button on a preview.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Button {
     /// What it does.
     pub action: ButtonAction,
@@ -100,7 +100,7 @@ pub struct Button {
 }
 
 /// Button kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ButtonAction {
     /// Run the previewed command.
     Apply,
@@ -109,7 +109,7 @@ pub enum ButtonAction {
 }
 
 /// A simple table.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Table {
     /// Column titles.
     pub headers: Vec<String>,
@@ -153,7 +153,7 @@ pub fn cut(text: &str, max: usize) -> String {
 }
 
 /// A command's result.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reply {
     /// How it ended.
     pub status: Status,

@@ -8,7 +8,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub mod digests;
+pub mod idempotency;
 pub use digests::{Claimed, Platforms, PriorAttempt};
+pub use idempotency::KeyClaim;
 
 /// Which database is behind the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

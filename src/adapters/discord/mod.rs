@@ -152,6 +152,17 @@ async fn interaction(
 
 /// Answers one verified interaction; the HTTP route and the gateway share it.
 pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Answer {
+    if matches!(interaction.kind, 2 | 3) {
+        if let Some(id) = interaction.id.as_deref() {
+            if !super::first_delivery(&d.ctx, &format!("discord:interaction:{id}")).await {
+                // Already being answered: acknowledge without a second run.
+                return Ok(match interaction.kind {
+                    2 => respond(5, Some(json!({"flags": render::EPHEMERAL}))),
+                    _ => respond(6, None),
+                });
+            }
+        }
+    }
     match interaction.kind {
         1 => Ok(respond(1, None)),
         2 => application_command(d, interaction, request_id).await,

@@ -55,6 +55,8 @@ struct CommandForm {
     #[serde(default)]
     text: String,
     response_url: String,
+    /// Unique per invocation: a repeated delivery carries the same one.
+    trigger_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +150,11 @@ async fn slash_command(
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed slash command: {e}\n")).into_response(),
     };
+    if let Some(trigger) = form.trigger_id.as_deref().filter(|t| !t.is_empty()) {
+        if !super::first_delivery(&slack.ctx, &format!("slack:trigger:{trigger}")).await {
+            return inline(&messages::already_received());
+        }
+    }
     let user = format!("slack:user:{}", form.user_id);
     let Ok(caller) = Principal::parse(&user) else {
         return (StatusCode::BAD_REQUEST, "malformed user id\n").into_response();

@@ -1,0 +1,203 @@
+//! Repeats are handled once: an identical add by the same person within
+//! `limits.dedupe_window` gets the first result without a provider call, on a
+//! real SQLite file (and PostgreSQL when set) against a Periskope fake.
+
+mod common;
+
+use common::{provider_toml, TestApp};
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const GROUP: &str = "120363041234567890@g.us";
+
+struct Added(std::time::Duration);
+
+impl Respond for Added {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let statuses: serde_json::Map<String, serde_json::Value> = body["participants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str())
+            .map(|d| (format!("{d}@c.us"), json!({"is_success": true, "message": "added"})))
+            .collect();
+        ResponseTemplate::new(200).set_body_json(statuses).set_delay(self.0)
+    }
+}
+
+async fn fake(delay_ms: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/add")))
+        .respond_with(Added(std::time::Duration::from_millis(delay_ms)))
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn adds(server: &MockServer) -> usize {
+    let requests = server.received_requests().await.unwrap_or_default();
+    requests.iter().filter(|r| r.url.path().ends_with("/add")).count()
+}
+
+const BINDINGS: &str = "[permissions.bindings]\nadmin = [\"console\", \"slack:user:U2\"]\n";
+
+async fn app(server: &MockServer, extra: &str) -> TestApp {
+    let config = format!(
+        "{}\n{extra}\n{BINDINGS}",
+        provider_toml("periskope", &format!("{}/v1", server.uri()), "")
+    );
+    TestApp::with_config(&config).await
+}
+
+#[tokio::test]
+async fn an_identical_add_gets_the_first_result_without_a_second_provider_call() {
+    let server = fake(0).await;
+    let app = app(&server, "").await;
+    let (first, first_id) = app
+        .run_as(&["console"], "local", "add sales +4915112345678 +4915112345679")
+        .await;
+    assert!(first.plain().contains("2 added"), "{}", first.plain());
+    // The same numbers in another order and spelling: the same add.
+    let (again, again_id) = app
+        .run_as(&["console"], "local", "add sales 0151 1234 5679, +49 151 12345678")
+        .await;
+    assert_eq!(adds(&server).await, 1, "one provider call");
+    assert_eq!(again.lines, first.lines);
+    let footer = again.footer.last().unwrap().plain();
+    assert!(
+        footer.starts_with("Same as your add at 2026-11-24 12:00 UTC"),
+        "{footer}"
+    );
+    assert!(footer.ends_with("nothing was sent again."), "{footer}");
+    assert_eq!(app.audit(&first_id).await.outcome, "ok");
+    assert_eq!(app.audit(&again_id).await.outcome, "deduplicated");
+
+    // Someone else, or other numbers, is a new add.
+    app.run_as(&["slack:user:U2"], "local", "add sales +4915112345678 +4915112345679")
+        .await;
+    app.run("add sales +4915112345678").await;
+    assert_eq!(adds(&server).await, 3);
+    // A dry run is never deduplicated and never calls the provider.
+    app.run("add sales +4915112345678 --dry-run").await;
+    assert_eq!(adds(&server).await, 3);
+}
+
+#[tokio::test]
+async fn a_failed_add_can_be_repeated_for_real() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/add")))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/add")))
+        .respond_with(Added(std::time::Duration::ZERO))
+        .mount(&server)
+        .await;
+    let app = app(&server, "").await;
+    let failed = app.run("add sales +4915112345678").await;
+    assert_eq!(
+        failed.status,
+        waops::core::reply::Status::UserError,
+        "{}",
+        failed.plain()
+    );
+    let retried = app.run("add sales +4915112345678").await;
+    assert!(retried.plain().contains("1 added"), "{}", retried.plain());
+    assert_eq!(adds(&server).await, 2);
+}
+
+#[tokio::test]
+async fn a_repeat_while_the_first_runs_is_told_so() {
+    let server = fake(1500).await;
+    let app = app(&server, "").await;
+    let text = "add sales +4915112345678";
+    let (first, second) = tokio::join!(app.run(text), async {
+        // Sent once the first add is at the provider (its request was received).
+        while adds(&server).await == 0 {
+            tokio::task::yield_now().await;
+        }
+        app.run(text).await
+    });
+    assert!(first.plain().contains("1 added"), "{}", first.plain());
+    assert!(
+        second
+            .plain()
+            .starts_with("The same add, sent 2026-11-24 12:00 UTC (just now), is still running"),
+        "{}",
+        second.plain()
+    );
+    assert_eq!(adds(&server).await, 1);
+}
+
+#[tokio::test]
+async fn the_window_can_be_turned_off() {
+    let server = fake(0).await;
+    let app = app(&server, "[limits]\ndedupe_window = \"0s\"").await;
+    app.run("add sales +4915112345678").await;
+    app.run("add sales +4915112345678").await;
+    assert_eq!(adds(&server).await, 2);
+}
+
+#[tokio::test]
+async fn claims_are_decided_once_across_store_handles_on_postgres() {
+    let Some(url) = common::fresh_postgres().await else {
+        return;
+    };
+    let a = waops::store::Store::connect(&url).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = waops::store::Store::connect(&url).await.unwrap();
+    let now: chrono::DateTime<chrono::Utc> = common::NOW.parse().unwrap();
+    let ttl = std::time::Duration::from_secs(120);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(
+            async move { store.claim_key("k1", now, ttl).await.unwrap() },
+        ));
+    }
+    let mut new = 0;
+    for t in tasks {
+        if t.await.unwrap() == waops::store::KeyClaim::New {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1, "exactly one claimer");
+    a.finish_key("k1", "{\"r\":1}").await.unwrap();
+    assert_eq!(
+        b.claim_key("k1", now, ttl).await.unwrap(),
+        waops::store::KeyClaim::Seen {
+            at: now,
+            result: Some("{\"r\":1}".into())
+        }
+    );
+    // Expired: the next claim is new again, and purging removes what is left.
+    let later = now + chrono::Duration::seconds(121);
+    assert_eq!(
+        b.claim_key("k1", later, ttl).await.unwrap(),
+        waops::store::KeyClaim::New
+    );
+    assert_eq!(a.purge_keys(later + chrono::Duration::seconds(121)).await.unwrap(), 1);
+}

@@ -11,12 +11,15 @@ pub const DELIVERY_TTL: std::time::Duration = std::time::Duration::from_secs(360
 /// Delivery ids remembered in memory at most (oldest forgotten first).
 const DELIVERY_MEMORY: usize = 100_000;
 
+/// Ids seen, and the same ids oldest first (for forgetting).
+type Seen = (
+    std::collections::HashSet<String>,
+    std::collections::VecDeque<(std::time::Instant, String)>,
+);
+
 /// Recently seen delivery ids of this process: bounded in count and age.
 pub struct Deliveries {
-    seen: std::sync::Mutex<(
-        std::collections::HashSet<String>,
-        std::collections::VecDeque<(std::time::Instant, String)>,
-    )>,
+    seen: std::sync::Mutex<Seen>,
 }
 
 impl Default for Deliveries {

@@ -20,6 +20,9 @@ pub async fn build_context(settings: Settings, clock: Clock) -> anyhow::Result<C
     Context::new(settings, provider, store, clock)
 }
 
+/// Time for "interrupted" messages to go out after the grace period.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish for up
 /// to `server.shutdown_grace_s` before returning.
 pub async fn serve(
@@ -74,8 +77,15 @@ pub async fn serve(
     if workers.busy() > 0 && !workers.drain(grace).await {
         tracing::warn!(
             still_running = workers.busy(),
-            "grace period over; some follow-ups did not finish"
+            "grace period over; telling the users of unfinished commands"
         );
+        workers.interrupt();
+        if !workers.drain(INTERRUPT_GRACE).await {
+            tracing::error!(
+                still_running = workers.busy(),
+                "some interrupted commands could not be reported"
+            );
+        }
     }
     // A digest tick under way finishes (or its leases expire for another replica).
     if tokio::time::timeout(grace, digests).await.is_err() {

@@ -19,8 +19,9 @@ use crate::store::{AuditRecord, Store};
 pub const CAPACITY: usize = 4096;
 /// Rows per transaction at most.
 const BATCH: usize = 256;
-/// Attempts per batch before its rows go to the log.
-const ATTEMPTS: u32 = 5;
+/// Attempts per batch before its rows go to the log: with the backoff below,
+/// about 15 s, long enough for a PostgreSQL restart.
+const ATTEMPTS: u32 = 10;
 
 enum Message {
     Row(Box<AuditRecord>),
@@ -116,7 +117,8 @@ async fn write(store: &Store, rows: &[AuditRecord]) {
                     attempt,
                     "audit batch not written; retrying"
                 );
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                let backoff = Duration::from_millis(200 << (attempt - 1).min(4)).min(Duration::from_secs(2));
+                tokio::time::sleep(backoff).await;
             }
             Err(e) => {
                 metrics::counter!("waops_audit_rows_lost_total").increment(rows.len() as u64);

@@ -54,6 +54,7 @@ fn background() -> &'static Handle {
 pub struct Workers {
     slots: Arc<Semaphore>,
     capacity: u32,
+    interrupt: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Workers {
@@ -62,7 +63,34 @@ impl Workers {
         Workers {
             slots: Arc::new(Semaphore::new(capacity as usize)),
             capacity,
+            interrupt: Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// Like `try_spawn`, but if `interrupt` is called before `task` ends, the
+    /// task is dropped and `on_interrupt` runs instead (telling the user their
+    /// command was cut short, and auditing it), so no accepted command ends in silence.
+    pub fn try_spawn_interruptible<F, I>(&self, task: F, on_interrupt: I) -> bool
+    where
+        F: Future<Output = ()> + Send + 'static,
+        I: Future<Output = ()> + Send + 'static,
+    {
+        let mut stop = self.interrupt.subscribe();
+        self.try_spawn(async move {
+            let stopped = async move {
+                // The guard wait_for returns is not Send: drop it before awaiting more.
+                let _ = stop.wait_for(|s| *s).await.map(|_| ());
+            };
+            tokio::select! {
+                () = task => {}
+                () = stopped => on_interrupt.await,
+            }
+        })
+    }
+
+    /// Cuts short every interruptible task still running (shutdown after the grace period).
+    pub fn interrupt(&self) {
+        self.interrupt.send_replace(true);
     }
 
     /// Starts `task` if a slot is free; `false` when all are busy.

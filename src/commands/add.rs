@@ -118,10 +118,20 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
     }
     let numbers: Vec<_> = list.valid.iter().map(|a| a.number.clone()).collect();
     let window = settings.limits.dedupe_window();
-    let key = (!window.is_zero()).then(|| dedupe_key(call, &group.id, &numbers));
-    if let Some(key) = &key {
+    let mut key = (!window.is_zero()).then(|| dedupe_key(call, &group.id, &numbers));
+    if let Some(k) = key.clone() {
         let now = call.ctx.clock.now();
-        match call.ctx.store.claim_key(key, now, window).await? {
+        let claim = match call.ctx.store.claim_key(&k, now, window).await {
+            Ok(claim) => claim,
+            Err(e) => {
+                // The store being down must not stop the add itself; it just
+                // cannot be recognised as a repeat this time.
+                tracing::warn!(error = format!("{e:#}"), "add not checked for repeats");
+                key = None;
+                KeyClaim::New
+            }
+        };
+        match claim {
             KeyClaim::New => {}
             KeyClaim::Seen { at, result: Some(json) } => {
                 if let Ok(earlier) = serde_json::from_str::<Reply>(&json) {

@@ -291,10 +291,19 @@ fn audit_row(ctx: &Context, inv: &Invocation, command: String, decision: &str, o
 
 /// Audits a command that was not run at all (e.g. every worker busy).
 pub async fn record_not_run(ctx: &Context, inv: &Invocation, outcome: &str) {
+    record_unfinished(ctx, inv, "not_run", outcome).await;
+}
+
+/// Audits a command cut short by shutdown (it may have partly happened).
+pub async fn record_interrupted(ctx: &Context, inv: &Invocation) {
+    record_unfinished(ctx, inv, "allowed", "interrupted").await;
+}
+
+async fn record_unfinished(ctx: &Context, inv: &Invocation, decision: &str, outcome: &str) {
     let command = Command::parse(&inv.text)
         .map(|c| c.id().to_string())
         .unwrap_or_else(|_| "invalid".into());
-    ctx.audit.record(audit_row(ctx, inv, command, "not_run", outcome)).await;
+    ctx.audit.record(audit_row(ctx, inv, command, decision, outcome)).await;
 }
 
 fn command_span(inv: &Invocation) -> tracing::Span {

@@ -500,6 +500,13 @@ fn schedule(s: &Subscription) -> String {
     }
 }
 
+/// A command cut short by a shutdown.
+pub fn interrupted(request_id: &str) -> Reply {
+    Reply::user_error("Interrupted: waops was restarting before this finished")
+        .line("It may have partly happened. Check before you retry (for an add, /wa history <group>).")
+        .footer(Rich::new().text("ref ").code(request_id))
+}
+
 /// A chat platform delivered the same request twice.
 pub fn already_received() -> Reply {
     Reply::info("Already received: this request is handled once; its answer follows")

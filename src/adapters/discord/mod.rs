@@ -231,10 +231,20 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
     let ephemeral = !to_channel || d.ctx.settings.display.results == crate::settings::ResultVisibility::Ephemeral;
     let task = d.clone();
     let task_inv = inv.clone();
-    let started = d.workers.try_spawn(async move {
-        let reply = commands::dispatch(&task.ctx, &task_inv).await;
-        deliver(&task.client, &token, reply, ephemeral).await;
-    });
+    let interrupted = {
+        let (d, inv, token) = (d.clone(), inv.clone(), token.clone());
+        async move {
+            deliver(&d.client, &token, messages::interrupted(&inv.request_id), ephemeral).await;
+            commands::record_interrupted(&d.ctx, &inv).await;
+        }
+    };
+    let started = d.workers.try_spawn_interruptible(
+        async move {
+            let reply = commands::dispatch(&task.ctx, &task_inv).await;
+            deliver(&task.client, &token, reply, ephemeral).await;
+        },
+        interrupted,
+    );
     if !started {
         commands::record_not_run(&d.ctx, &inv, "busy").await;
         return Ok(inline(&messages::busy()));

@@ -177,16 +177,26 @@ async fn slash_command(
     let user_id = form.user_id;
     let task_slack = slack.clone();
     let task_inv = inv.clone();
-    let started = slack.workers.try_spawn(async move {
-        let slack = task_slack;
-        let mut inv = task_inv;
-        inv.principals.truncate(1);
-        inv.principals
-            .extend(slack.usergroups.principals_fresh(&slack.client, &user_id).await);
-        let poster = ResponsePoster::start(slack.client.clone(), response_url, inv.request_id.clone());
-        let reply = commands::dispatch_with_progress(&slack.ctx, &inv, Some(&poster)).await;
-        poster.finish(reply).await;
-    });
+    let interrupted = {
+        let (slack, inv, url) = (slack.clone(), inv.clone(), response_url.clone());
+        async move {
+            post(&slack.client, &url, &messages::interrupted(&inv.request_id), false).await;
+            commands::record_interrupted(&slack.ctx, &inv).await;
+        }
+    };
+    let started = slack.workers.try_spawn_interruptible(
+        async move {
+            let slack = task_slack;
+            let mut inv = task_inv;
+            inv.principals.truncate(1);
+            inv.principals
+                .extend(slack.usergroups.principals_fresh(&slack.client, &user_id).await);
+            let poster = ResponsePoster::start(slack.client.clone(), response_url, inv.request_id.clone());
+            let reply = commands::dispatch_with_progress(&slack.ctx, &inv, Some(&poster)).await;
+            poster.finish(reply).await;
+        },
+        interrupted,
+    );
     if !started {
         commands::record_not_run(&slack.ctx, &inv, "busy").await;
         return inline(&messages::busy());

@@ -190,3 +190,85 @@ fn http_get(port: u16, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// A collector gets one JSON object per line, and every line written while a
+/// request is handled carries that request's id (the caller's, when it sent
+/// one); the signing secret appears on none of them.
+#[test]
+fn json_logs_carry_the_request_id_and_no_secret() {
+    const SECRET: &str = "log-test-signing-secret";
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = waops(dir.path())
+        .args(["serve"])
+        .env("WAOPS__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("WAOPS__LOG__FORMAT", "json")
+        .env("WAOPS__SLACK__SIGNING_SECRET", SECRET)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen: Vec<String> = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("waops serving"))
+        .collect();
+
+    let body = "team_id=T1&user_id=UNOBODY&channel_id=C1&command=%2Fwa&text=whoami&trigger_id=trig-log-1&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fr";
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let signature = waops::adapters::slack::verify::sign(&waops::settings::Secret::new(SECRET), &ts, body.as_bytes());
+    let response = http_post(
+        port,
+        "/slack/commands",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-slack-request-timestamp", &ts),
+            ("x-slack-signature", &signature),
+            ("x-request-id", "trace-me-42"),
+        ],
+        body,
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("UNOBODY"), "whoami answered: {response}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    seen.extend(lines.map_while(Result::ok));
+
+    let logs: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let finished = logs
+        .iter()
+        .find(|l| l["message"] == "command finished")
+        .unwrap_or_else(|| panic!("no 'command finished' line: {seen:#?}"));
+    assert_eq!(finished["span"]["request_id"], "trace-me-42", "{finished}");
+    assert_eq!(finished["outcome"], "ok", "{finished}");
+    assert!(seen.iter().all(|l| !l.contains(SECRET)), "{seen:#?}");
+}
+
+fn http_post(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n").unwrap();
+    for (name, value) in headers {
+        write!(s, "{name}: {value}\r\n").unwrap();
+    }
+    write!(s, "content-length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}

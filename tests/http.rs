@@ -3,8 +3,11 @@
 
 mod common;
 
-use common::TestApp;
+use common::{provider_toml, TestApp};
+use serde_json::json;
 use tokio::net::TcpListener;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 struct Server {
     base: String,
@@ -62,10 +65,20 @@ async fn health_ready_and_request_ids() {
 }
 
 #[tokio::test]
-async fn metrics_count_requests_and_commands() {
-    let app = TestApp::new().await;
+async fn metrics_count_requests_commands_and_provider_calls() {
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"chats": [{"chat_id": "120363041234567890@g.us", "chat_name": "Sales Team"}], "count": 1}),
+        ))
+        .mount(&provider)
+        .await;
+    let app = TestApp::with_config(&provider_toml("periskope", &format!("{}/v1", provider.uri()), "")).await;
     let server = start(&app).await;
     app.run("whoami").await;
+    let groups = app.run("groups").await;
+    assert!(groups.plain().contains("Sales Team"), "{}", groups.plain());
     let client = reqwest::Client::new();
     client.get(format!("{}/healthz", server.base)).send().await.unwrap();
     let r = client.get(format!("{}/metrics", server.base)).send().await.unwrap();
@@ -81,6 +94,14 @@ async fn metrics_count_requests_and_commands() {
         "{body}"
     );
     assert!(body.contains("waops_command_duration_seconds_bucket"), "{body}");
+    assert!(
+        body.contains(r#"waops_provider_calls_total{provider="periskope",outcome="ok"}"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"waops_provider_call_seconds_bucket{provider="periskope""#),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -72,8 +72,18 @@ async fn list_groups(server: &MockServer) {
         .await;
 }
 
+/// 200 numbers by default; bench/pacing.sh sets `WAOPS_PACING_NUMBERS=1000`.
+fn pacing_numbers() -> usize {
+    std::env::var("WAOPS_PACING_NUMBERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200)
+}
+
 #[tokio::test]
-async fn two_hundred_numbers_at_the_pacing_floor_without_a_429() {
+async fn bulk_add_paced_to_the_floor_without_a_429() {
+    let n = pacing_numbers();
+    let chunk = 10;
     let server = MockServer::start().await;
     let fake = RateLimitedFake {
         limit: 10,
@@ -87,29 +97,46 @@ async fn two_hundred_numbers_at_the_pacing_floor_without_a_429() {
         .await;
     list_groups(&server).await;
     let rate = 10;
-    let config = provider_toml(
-        "periskope",
-        &format!("{}/v1", server.uri()),
-        &format!("rate_per_second = {rate}\nburst = 1\nadd_chunk_size = 10\nadd_pause_ms = 0\n"),
+    let config = format!(
+        "{}\n[limits]\nmax_numbers_per_add = {n}\n",
+        provider_toml(
+            "periskope",
+            &format!("{}/v1", server.uri()),
+            &format!("rate_per_second = {rate}\nburst = 1\nadd_chunk_size = {chunk}\nadd_pause_ms = 0\n"),
+        )
     );
     let app = TestApp::with_config(&config).await;
-
     // `waops serve` loads the phone metadata at start; do the same here so the
     // clock measures the add, not a one-off load.
     waops::phone::warm_up();
     let started = Instant::now();
-    let reply = app.run(&format!("add {GROUP} {} --yes", numbers(200))).await;
+    let reply = app.run(&format!("add {GROUP} {} --yes", numbers(n))).await;
     let elapsed = started.elapsed();
-
-    assert_eq!(reply.status, Status::Ok, "{}", reply.plain());
-    assert!(reply.plain().contains("200 added, 0 invite sent"), "{}", reply.plain());
-    assert_eq!(*fake.rejected.lock().unwrap(), 0, "no request was over the fake's rate");
-    assert_eq!(fake.accepted.lock().unwrap().len(), 20, "200 numbers in chunks of 10");
-    // One list call and 20 adds, one every 1/rate seconds after the first.
-    let floor = Duration::from_secs_f64(20.0 / rate as f64);
+    let adds = n.div_ceil(chunk);
+    // One list call and the adds, one every 1/rate seconds after the first.
+    let floor = Duration::from_secs_f64(adds as f64 / rate as f64);
     let ratio = elapsed.as_secs_f64() / floor.as_secs_f64();
-    eprintln!("pacing: 200 numbers in {elapsed:?}; floor {floor:?}; ratio {ratio:.3}");
-    assert!(ratio <= 1.2, "took {elapsed:?}, floor {floor:?}");
+    let rejected = *fake.rejected.lock().unwrap();
+    // The ratio is reported, not asserted: bench/pacing.sh judges it against
+    // the 1.1 target. What the test holds is that nothing went over the rate
+    // (no 429) and that the adds could not have beaten their floor.
+    eprintln!("pacing: {n} numbers in {elapsed:?}; floor {floor:?}; ratio {ratio:.3}; 429s {rejected}");
+    assert_eq!(reply.status, Status::Ok, "{}", reply.plain());
+    assert!(
+        reply.plain().contains(&format!("{n} added, 0 invite sent")),
+        "{}",
+        reply.plain()
+    );
+    assert_eq!(rejected, 0, "no request was over the fake's rate");
+    assert_eq!(
+        fake.accepted.lock().unwrap().len(),
+        adds,
+        "numbers in chunks of {chunk}"
+    );
+    assert!(
+        elapsed >= floor.mul_f64(0.95),
+        "finished in {elapsed:?}, before the floor {floor:?}"
+    );
 }
 
 #[tokio::test]

@@ -130,26 +130,9 @@ fn migrate_creates_the_store() {
 #[test]
 fn serve_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = waops(dir.path())
-        .args(["serve"])
-        .env("WAOPS__SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("WAOPS__LOG__FORMAT", "json")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for the explicit "serving" log line rather than sleeping.
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let serving = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("waops serving"))
-        .expect("serving line");
-    let log: serde_json::Value = serde_json::from_str(&serving).expect("JSON logs");
+    let (mut child, port, lines, seen) = serve(dir.path(), &[]);
+    let serving = seen.last().expect("serving line");
+    let log: serde_json::Value = serde_json::from_str(serving).expect("JSON logs");
     assert_eq!(log["provider"], "sandbox");
 
     let body = http_get(port, "/healthz");
@@ -182,6 +165,38 @@ fn serve_answers_and_stops_on_sigterm() {
     assert!(err.starts_with("waops: unhealthy: 127.0.0.1:"), "{err}");
 }
 
+type LogLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// Starts `waops serve` on a free port with JSON logs and waits for its
+/// "serving" line (rather than sleeping); returns the lines logged so far
+/// (the last is that one) and the rest to come.
+fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, u16, LogLines, Vec<String>) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = waops(dir);
+    cmd.args(["serve"])
+        .env("WAOPS__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("WAOPS__LOG__FORMAT", "json")
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        let serving = line.contains("waops serving");
+        seen.push(line);
+        if serving {
+            return (child, port, lines, seen);
+        }
+    }
+    panic!("waops serve ended before serving: {seen:#?}");
+}
+
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -198,25 +213,7 @@ fn http_get(port: u16, path: &str) -> String {
 fn json_logs_carry_the_request_id_and_no_secret() {
     const SECRET: &str = "log-test-signing-secret";
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = waops(dir.path())
-        .args(["serve"])
-        .env("WAOPS__SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("WAOPS__LOG__FORMAT", "json")
-        .env("WAOPS__SLACK__SIGNING_SECRET", SECRET)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen: Vec<String> = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .take_while(|l| !l.contains("waops serving"))
-        .collect();
+    let (mut child, port, lines, mut seen) = serve(dir.path(), &[("WAOPS__SLACK__SIGNING_SECRET", SECRET)]);
 
     let body = "team_id=T1&user_id=UNOBODY&channel_id=C1&command=%2Fwa&text=whoami&trigger_id=trig-log-1&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fr";
     let ts = std::time::SystemTime::now()

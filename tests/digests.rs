@@ -123,6 +123,14 @@ fn event(id: &str, group: &str, kind: &str, subject: &str, at: DateTime<Utc>) ->
     }
 }
 
+async fn subscribe(ctx: &Context, subscription: Subscription) {
+    ctx.store.upsert_subscription(&subscription).await.unwrap();
+}
+
+async fn journal(ctx: &Context, entry: JournalEntry) {
+    ctx.store.record_event(&entry).await.unwrap();
+}
+
 /// Digest posts the fake received: (subscription, window start ms) → request bodies.
 async fn posts(server: &MockServer) -> BTreeMap<(String, i64), Vec<Value>> {
     let mut out: BTreeMap<(String, i64), Vec<Value>> = BTreeMap::new();
@@ -168,14 +176,8 @@ async fn a_digest_lists_the_windows_changes_per_kind_with_masked_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let (ctx, scheduler) = replica(&sqlite_url(&dir), &toml(&server.uri(), "wuts", ""), "r1").await;
     let start = t0() - Duration::hours(2);
-    ctx.store
-        .upsert_subscription(&subscription("s-sales", "slack", "C1", SALES, 3600, start))
-        .await
-        .unwrap();
-    ctx.store
-        .upsert_subscription(&subscription("s-all", "discord", "555", "*", 7200, start))
-        .await
-        .unwrap();
+    subscribe(&ctx, subscription("s-sales", "slack", "C1", SALES, 3600, start)).await;
+    subscribe(&ctx, subscription("s-all", "discord", "555", "*", 7200, start)).await;
     // Windows: [10:00, 11:00) and [11:00, 12:00) for the hourly one, [10:00, 12:00) for `*`.
     for e in [
         event(
@@ -289,10 +291,7 @@ async fn digests_from_the_providers_own_history() {
     let dir = tempfile::tempdir().unwrap();
     let (ctx, scheduler) = replica(&sqlite_url(&dir), &toml(&server.uri(), "sandbox", ""), "r1").await;
     let start = t0() - Duration::days(3);
-    ctx.store
-        .upsert_subscription(&subscription("s1", "slack", "C1", SALES, 86_400, start))
-        .await
-        .unwrap();
+    subscribe(&ctx, subscription("s1", "slack", "C1", SALES, 86_400, start)).await;
     let gid = waops::group_ref::GroupId::parse(SALES).unwrap();
     let seeded = ctx.provider.history(&gid, start).await.unwrap();
     let last_end: DateTime<Utc> = "2026-11-24T00:00:00Z".parse().unwrap();
@@ -333,17 +332,11 @@ async fn empty_windows_post_nothing_unless_post_empty() {
         let dir = tempfile::tempdir().unwrap();
         let extra = format!("post_empty = {post_empty}");
         let (ctx, scheduler) = replica(&sqlite_url(&dir), &toml(&server.uri(), "wuts", &extra), "r1").await;
-        ctx.store
-            .upsert_subscription(&subscription(
-                "s1",
-                "slack",
-                "C1",
-                SALES,
-                60,
-                t0() - Duration::minutes(3),
-            ))
-            .await
-            .unwrap();
+        subscribe(
+            &ctx,
+            subscription("s1", "slack", "C1", SALES, 60, t0() - Duration::minutes(3)),
+        )
+        .await;
         let report = scheduler.tick(t0()).await.unwrap();
         assert_eq!(report.posted, expected_posts);
         let received = server.received_requests().await.unwrap();
@@ -365,17 +358,11 @@ async fn a_restart_does_not_post_again() {
     let config = toml(&server.uri(), "wuts", "post_empty = true");
     {
         let (ctx, scheduler) = replica(&url, &config, "before").await;
-        ctx.store
-            .upsert_subscription(&subscription(
-                "s1",
-                "slack",
-                "C1",
-                SALES,
-                60,
-                t0() - Duration::minutes(5),
-            ))
-            .await
-            .unwrap();
+        subscribe(
+            &ctx,
+            subscription("s1", "slack", "C1", SALES, 60, t0() - Duration::minutes(5)),
+        )
+        .await;
         assert_eq!(scheduler.tick(t0()).await.unwrap().posted, 5);
         ctx.store.close().await;
     }
@@ -418,24 +405,13 @@ async fn a_failed_post_is_retried_next_tick_and_never_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let (ctx, scheduler) = replica(&sqlite_url(&dir), &toml(&server.uri(), "wuts", ""), "r1").await;
     let start = t0() - Duration::minutes(2);
-    ctx.store
-        .upsert_subscription(&subscription("s1", "slack", "C1", SALES, 60, start))
-        .await
-        .unwrap();
-    ctx.store
-        .record_event(&event("e1", SALES, "joined", "4915112345678@c.us", start))
-        .await
-        .unwrap();
-    ctx.store
-        .record_event(&event(
-            "e2",
-            SALES,
-            "left",
-            "4915112345678@c.us",
-            start + Duration::seconds(61),
-        ))
-        .await
-        .unwrap();
+    subscribe(&ctx, subscription("s1", "slack", "C1", SALES, 60, start)).await;
+    journal(&ctx, event("e1", SALES, "joined", "4915112345678@c.us", start)).await;
+    journal(
+        &ctx,
+        event("e2", SALES, "left", "4915112345678@c.us", start + Duration::seconds(61)),
+    )
+    .await;
 
     let first = scheduler.tick(t0()).await.unwrap();
     assert_eq!((first.posted, first.failed), (0, 1));
@@ -471,14 +447,8 @@ async fn a_post_recorded_by_nobody_is_found_in_slack_instead_of_posted_twice() {
     let dir = tempfile::tempdir().unwrap();
     let (ctx, scheduler) = replica(&sqlite_url(&dir), &toml(&server.uri(), "wuts", ""), "r2").await;
     let start = t0() - Duration::minutes(1);
-    ctx.store
-        .upsert_subscription(&subscription("s1", "slack", "C1", SALES, 60, start))
-        .await
-        .unwrap();
-    ctx.store
-        .record_event(&event("e1", SALES, "joined", "4915112345678@c.us", start))
-        .await
-        .unwrap();
+    subscribe(&ctx, subscription("s1", "slack", "C1", SALES, 60, start)).await;
+    journal(&ctx, event("e1", SALES, "joined", "4915112345678@c.us", start)).await;
     // Replica r1 claimed the window, began its post and died before recording it.
     let lease = std::time::Duration::from_secs(60);
     let platforms = Platforms {
@@ -531,17 +501,11 @@ async fn a_crashed_replicas_lease_expires_and_another_takes_over() {
         "r2",
     )
     .await;
-    ctx.store
-        .upsert_subscription(&subscription(
-            "s1",
-            "discord",
-            "555",
-            SALES,
-            60,
-            t0() - Duration::minutes(1),
-        ))
-        .await
-        .unwrap();
+    subscribe(
+        &ctx,
+        subscription("s1", "discord", "555", SALES, 60, t0() - Duration::minutes(1)),
+    )
+    .await;
     let platforms = Platforms {
         slack: true,
         discord: true,
@@ -666,17 +630,11 @@ async fn serve_runs_the_scheduler_and_stops_with_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let config = toml(&server.uri(), "wuts", "post_empty = true\ntick_s = 1");
     let (ctx, _) = replica(&sqlite_url(&dir), &config, "unused").await;
-    ctx.store
-        .upsert_subscription(&subscription(
-            "s1",
-            "slack",
-            "C9",
-            SALES,
-            60,
-            t0() - Duration::minutes(2),
-        ))
-        .await
-        .unwrap();
+    subscribe(
+        &ctx,
+        subscription("s1", "slack", "C9", SALES, 60, t0() - Duration::minutes(2)),
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(waops::app::serve(ctx.clone(), listener, async move {

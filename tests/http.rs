@@ -4,10 +4,8 @@
 mod common;
 
 use common::{provider_toml, TestApp};
-use serde_json::json;
 use tokio::net::TcpListener;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 struct Server {
     base: String,
@@ -67,13 +65,7 @@ async fn health_ready_and_request_ids() {
 #[tokio::test]
 async fn metrics_count_requests_commands_and_provider_calls() {
     let provider = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/chats"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"chats": [{"chat_id": "120363041234567890@g.us", "chat_name": "Sales Team"}], "count": 1}),
-        ))
-        .mount(&provider)
-        .await;
+    common::mount_periskope_groups(&provider, "120363041234567890@g.us").await;
     let app = TestApp::with_config(&provider_toml("periskope", &format!("{}/v1", provider.uri()), "")).await;
     let server = start(&app).await;
     app.run("whoami").await;

@@ -5,7 +5,6 @@
 mod common;
 
 use common::{provider_toml, TestApp};
-use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -15,28 +14,15 @@ struct Added(std::time::Duration);
 
 impl Respond for Added {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
-        let statuses: serde_json::Map<String, serde_json::Value> = body["participants"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.as_str())
-            .map(|d| (format!("{d}@c.us"), json!({"is_success": true, "message": "added"})))
-            .collect();
-        ResponseTemplate::new(200).set_body_json(statuses).set_delay(self.0)
+        ResponseTemplate::new(200)
+            .set_body_json(common::periskope_added(&request.body))
+            .set_delay(self.0)
     }
 }
 
 async fn fake(delay_ms: u64) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/chats"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
-        )
-        .mount(&server)
-        .await;
+    common::mount_periskope_groups(&server, GROUP).await;
     Mock::given(method("POST"))
         .and(path(format!("/v1/chats/{GROUP}/add")))
         .respond_with(Added(std::time::Duration::from_millis(delay_ms)))
@@ -96,14 +82,7 @@ async fn an_identical_add_gets_the_first_result_without_a_second_provider_call()
 #[tokio::test]
 async fn a_failed_add_can_be_repeated_for_real() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/chats"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
-        )
-        .mount(&server)
-        .await;
+    common::mount_periskope_groups(&server, GROUP).await;
     Mock::given(method("POST"))
         .and(path(format!("/v1/chats/{GROUP}/add")))
         .respond_with(ResponseTemplate::new(500))

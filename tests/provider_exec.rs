@@ -43,14 +43,7 @@ async fn exec(kind: &str, base_url: String, text: &str) -> (i32, String, String)
 #[tokio::test]
 async fn periskope_invite() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/chats"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
-        )
-        .mount(&server)
-        .await;
+    common::mount_periskope_groups(&server, GROUP).await;
     Mock::given(method("GET"))
         .and(path(format!("/v1/chats/{GROUP}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"chat_id": GROUP, "chat_name": "Sales Team", "invite_link": "https://chat.whatsapp.com/invite/EUKdz8Sdy9T2UWPnOKGkx"})))

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{provider_toml, TestApp};
-use serde_json::{json, Value};
 use waops::core::Status;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -35,22 +34,7 @@ impl Respond for RateLimitedFake {
             return ResponseTemplate::new(429).insert_header("retry-after", "1");
         }
         accepted.push(now);
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let statuses: serde_json::Map<String, Value> = body["participants"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(Value::as_str)
-                    .map(|d| {
-                        (
-                            format!("{d}@c.us"),
-                            json!({"is_success": true, "message": "Participant added"}),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        ResponseTemplate::new(200).set_body_json(Value::Object(statuses))
+        ResponseTemplate::new(200).set_body_json(common::periskope_added(&request.body))
     }
 }
 
@@ -59,17 +43,6 @@ fn numbers(n: usize) -> String {
         .map(|i| format!("+49151300{i:05}"))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-async fn list_groups(server: &MockServer) {
-    Mock::given(method("GET"))
-        .and(path("/v1/chats"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
-        )
-        .mount(server)
-        .await;
 }
 
 /// 200 numbers by default; bench/pacing.sh sets `WAOPS_PACING_NUMBERS=1000`.
@@ -95,7 +68,7 @@ async fn bulk_add_paced_to_the_floor_without_a_429() {
         .respond_with(fake.clone())
         .mount(&server)
         .await;
-    list_groups(&server).await;
+    common::mount_periskope_groups(&server, GROUP).await;
     let rate = 10;
     let config = format!(
         "{}\n[limits]\nmax_numbers_per_add = {n}\n",
@@ -142,7 +115,7 @@ async fn bulk_add_paced_to_the_floor_without_a_429() {
 #[tokio::test]
 async fn an_add_stopped_part_way_keeps_what_was_done() {
     let server = MockServer::start().await;
-    list_groups(&server).await;
+    common::mount_periskope_groups(&server, GROUP).await;
     Mock::given(method("POST"))
         .and(path(format!("/v1/chats/{GROUP}/add")))
         .respond_with(RateLimitedFake {

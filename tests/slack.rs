@@ -260,14 +260,7 @@ async fn provider_commands_ack_then_follow_up() {
 #[tokio::test]
 async fn a_slow_provider_still_acks_fast_and_follows_up() {
     let provider = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/chats"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
-        )
-        .mount(&provider)
-        .await;
+    common::mount_periskope_groups(&provider, GROUP).await;
     Mock::given(method("POST"))
         .and(path(format!("/v1/chats/{GROUP}/add")))
         .respond_with(
@@ -297,14 +290,7 @@ async fn a_slow_provider_still_acks_fast_and_follows_up() {
 #[tokio::test]
 async fn provider_errors_reach_the_user() {
     let provider = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/chats"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
-        )
-        .mount(&provider)
-        .await;
+    common::mount_periskope_groups(&provider, GROUP).await;
     Mock::given(method("GET"))
         .and(path(format!("/v1/chats/{GROUP}")))
         .respond_with(ResponseTemplate::new(500))
@@ -532,14 +518,7 @@ async fn post_message_client_retries_429_and_reports_api_errors() {
 #[tokio::test]
 async fn long_adds_post_progress_before_the_result() {
     let provider = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/chats"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1})),
-        )
-        .mount(&provider)
-        .await;
+    common::mount_periskope_groups(&provider, GROUP).await;
     Mock::given(method("POST"))
         .and(path(format!("/v1/chats/{GROUP}/add")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
@@ -596,17 +575,6 @@ async fn a_repeated_delivery_is_answered_once() {
         "{again}"
     );
     assert!(text_of(&h.next_post().await).contains("chat.whatsapp.com"));
-    h.app.ctx.audit.flush().await;
-    let invites = h
-        .app
-        .ctx
-        .store
-        .recent_audit(10)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.command == "invite")
-        .count();
-    assert_eq!(invites, 1, "the command ran once");
+    assert_eq!(h.app.audited("invite").await, 1, "the command ran once");
     assert!(h.posts.try_recv().is_err(), "one follow-up");
 }

@@ -84,6 +84,13 @@ impl TestApp {
         assert_eq!(rows.len(), 1, "exactly one audit row per command");
         rows.into_iter().next().unwrap()
     }
+
+    /// How many of the latest 100 audit rows are for `command`.
+    pub async fn audited(&self, command: &str) -> usize {
+        self.ctx.audit.flush().await;
+        let rows = self.ctx.store.recent_audit(100).await.unwrap();
+        rows.iter().filter(|r| r.command == command).count()
+    }
 }
 
 /// A fresh database on the PostgreSQL server named by WAOPS_TEST_POSTGRES_URL, if set.
@@ -147,4 +154,36 @@ pub fn provider_toml(kind: &str, base_url: &str, extra: &str) -> String {
     let mut lines: Vec<String> = defaults.into_iter().filter(|l| !overridden.contains(&key(l))).collect();
     lines.extend(extra.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
     format!("[provider]\n{}\n", lines.join("\n"))
+}
+
+/// A Periskope fake's group list with the one group `group`, named "Sales Team".
+pub async fn mount_periskope_groups(server: &wiremock::MockServer, group: &str) {
+    use wiremock::matchers::{method, path};
+    wiremock::Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"chats": [{"chat_id": group, "chat_name": "Sales Team"}], "count": 1}),
+            ),
+        )
+        .mount(server)
+        .await;
+}
+
+/// Periskope's answer to an add of the request's `participants`: every one added.
+pub fn periskope_added(request_body: &[u8]) -> serde_json::Value {
+    let body: serde_json::Value = serde_json::from_slice(request_body).unwrap_or_default();
+    let statuses: serde_json::Map<String, serde_json::Value> = body["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str())
+        .map(|d| {
+            (
+                format!("{d}@c.us"),
+                serde_json::json!({"is_success": true, "message": "Participant added"}),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(statuses)
 }

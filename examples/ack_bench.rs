@@ -174,6 +174,22 @@ impl Server {
         })
     }
 
+    /// CPU time the process has used (user + system), from /proc/<pid>/stat.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let ticks: u64 = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum();
+        // SAFETY: sysconf only reads a system constant.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_micros(ticks * 1_000_000 / per_second)
+    }
+
     fn status(&self, field: &str) -> u64 {
         let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         text.lines()
@@ -369,8 +385,8 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
     wait_for(&counts.slack, 1, Duration::from_secs(10)).await;
     wait_for(&counts.discord, 1, Duration::from_secs(10)).await;
 
-    println!("| platform | concurrency | server | throughput | ratio to floor | client p50 / p99 | server p50 / p99 | accepted / busy | follow-ups |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| platform | concurrency | server | throughput | ratio to floor | client p50 / p99 | server p50 / p99 | server CPU per request | accepted / busy | follow-ups |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for platform in [Platform::Slack, Platform::Discord] {
         let name = if platform == Platform::Slack {
             "Slack"
@@ -378,7 +394,9 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
             "Discord"
         };
         for concurrency in [64, 256] {
+            let floor_cpu = floor.cpu();
             let floor_run = load(&floor.base, &hooks, platform, next_id, requests, concurrency).await?;
+            let floor_cpu = floor.cpu() - floor_cpu;
             next_id += requests;
             let counter = if platform == Platform::Slack {
                 &counts.slack
@@ -386,23 +404,35 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
                 &counts.discord
             };
             let before = counter.load(Ordering::Relaxed);
+            let waops_cpu = waops.cpu();
             let run = load(&waops.base, &hooks, platform, next_id, requests, concurrency).await?;
             next_id += requests;
             let (arrived, took) = wait_for(counter, before + run.accepted, Duration::from_secs(120)).await;
+            // Counted to the last follow-up: the provider call and the post back are part of a command.
+            let waops_cpu = waops.cpu() - waops_cpu;
+            let per_request = |cpu: Duration| format!("{:.0} µs", cpu.as_secs_f64() * 1e6 / requests as f64);
             let floor_rate = requests as f64 / floor_run.elapsed.as_secs_f64();
             let rate = requests as f64 / run.elapsed.as_secs_f64();
-            for (label, r, rate, ratio, followups) in [
-                ("floor", &floor_run, floor_rate, String::from("1"), String::from("–")),
+            for (label, r, rate, ratio, cpu, followups) in [
+                (
+                    "floor",
+                    &floor_run,
+                    floor_rate,
+                    String::from("1"),
+                    per_request(floor_cpu),
+                    String::from("–"),
+                ),
                 (
                     "waops",
                     &run,
                     rate,
                     format!("{:.2}", rate / floor_rate),
+                    per_request(waops_cpu),
                     format!("{}/{} in {:.2} s", arrived - before, run.accepted, took.as_secs_f64()),
                 ),
             ] {
                 println!(
-                    "| {name} | {concurrency} | {label} | {rate:.0} req/s | {ratio} | {:.2} / {:.2} ms | {:.3} / {:.3} ms | {} / {} | {followups} |",
+                    "| {name} | {concurrency} | {label} | {rate:.0} req/s | {ratio} | {:.2} / {:.2} ms | {:.3} / {:.3} ms | {cpu} | {} / {} | {followups} |",
                     ms(pct(&r.client, 0.5)),
                     ms(pct(&r.client, 0.99)),
                     pct(&r.server, 0.5),

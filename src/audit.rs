@@ -3,8 +3,9 @@
 //! ack path pays no store round trip for its audit row, and a burst of commands
 //! costs one commit per batch instead of one per command.
 //!
-//! Bounded: when the channel is full, `record` waits for room (backpressure),
-//! it never grows a queue. A batch that cannot be written is retried with
+//! Bounded: when the channel is full, `record` waits for room (backpressure on
+//! the workers), it never grows a queue; `record_now`, for the ack path, logs
+//! the row instead of waiting. A batch that cannot be written is retried with
 //! backoff (the store may be restarting); after that its rows go to the error
 //! log in full, so no command's trace is lost silently. `flush` waits until
 //! everything handed in before it is written (exec, shutdown, tests).
@@ -64,6 +65,25 @@ impl AuditLog {
         metrics::counter!("waops_audit_backpressure_total").increment(1);
         if let Err(mpsc::error::SendError(Message::Row(row))) = self.tx.send(message).await {
             tracing::error!(row = ?row, "audit writer stopped; row logged instead");
+        }
+    }
+
+    /// Hands a row to the writer without ever waiting: for the chat ack path,
+    /// which must answer at once however far behind the store is. When
+    /// `CAPACITY` rows are already waiting the row goes to the log in full
+    /// instead (counted in `waops_audit_rows_logged_total`).
+    pub fn record_now(&self, row: AuditRecord) {
+        use mpsc::error::TrySendError;
+        match self.tx.try_send(Message::Row(Box::new(row))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Message::Row(row))) => {
+                metrics::counter!("waops_audit_rows_logged_total").increment(1);
+                tracing::warn!(row = ?row, "audit writer behind; row logged instead");
+            }
+            Err(TrySendError::Closed(Message::Row(row))) => {
+                tracing::error!(row = ?row, "audit writer stopped; row logged instead");
+            }
+            Err(_) => {}
         }
     }
 

@@ -248,7 +248,7 @@ pub async fn dispatch_with_progress(ctx: &Context, inv: &Invocation, progress: O
             Prepared::Ready(ready) => execute(ctx, inv, ready, progress).await,
             Prepared::NeedsLookup => unreachable!("Lookup::Provider always decides"),
         };
-        finish(ctx, reply, audit, started).await
+        finish(ctx, reply, audit, started, OnAckPath::No).await
     }
     .instrument(command_span(inv))
     .await
@@ -265,7 +265,7 @@ pub async fn answer_without_provider(ctx: &Context, inv: &Invocation) -> Option<
             Prepared::Ready(ready) if !ready.calls_provider(ctx) => execute(ctx, inv, ready, None).await,
             Prepared::Ready(_) | Prepared::NeedsLookup => return None,
         };
-        Some(finish(ctx, reply, audit, started).await)
+        Some(finish(ctx, reply, audit, started, OnAckPath::Yes).await)
     }
     .instrument(command_span(inv))
     .await
@@ -289,21 +289,31 @@ fn audit_row(ctx: &Context, inv: &Invocation, command: String, decision: &str, o
     }
 }
 
-/// Audits a command that was not run at all (e.g. every worker busy).
-pub async fn record_not_run(ctx: &Context, inv: &Invocation, outcome: &str) {
-    record_unfinished(ctx, inv, "not_run", outcome).await;
+/// Audits a command that was not run at all (every worker busy). On the ack
+/// path, so it never waits for the audit writer.
+pub fn record_not_run(ctx: &Context, inv: &Invocation, outcome: &str) {
+    ctx.audit.record_now(unfinished_row(ctx, inv, "not_run", outcome));
 }
 
 /// Audits a command cut short by shutdown (it may have partly happened).
 pub async fn record_interrupted(ctx: &Context, inv: &Invocation) {
-    record_unfinished(ctx, inv, "allowed", "interrupted").await;
+    ctx.audit
+        .record(unfinished_row(ctx, inv, "allowed", "interrupted"))
+        .await;
 }
 
-async fn record_unfinished(ctx: &Context, inv: &Invocation, decision: &str, outcome: &str) {
+fn unfinished_row(ctx: &Context, inv: &Invocation, decision: &str, outcome: &str) -> AuditRecord {
     let command = Command::parse(&inv.text)
         .map(|c| c.id().to_string())
         .unwrap_or_else(|_| "invalid".into());
-    ctx.audit.record(audit_row(ctx, inv, command, decision, outcome)).await;
+    audit_row(ctx, inv, command, decision, outcome)
+}
+
+/// Whether a command is answered in the chat platform's HTTP response.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnAckPath {
+    Yes,
+    No,
 }
 
 fn command_span(inv: &Invocation) -> tracing::Span {
@@ -317,11 +327,21 @@ fn command_span(inv: &Invocation) -> tracing::Span {
     )
 }
 
-async fn finish(ctx: &Context, reply: Reply, audit: AuditRecord, started: std::time::Instant) -> Reply {
+async fn finish(
+    ctx: &Context,
+    reply: Reply,
+    audit: AuditRecord,
+    started: std::time::Instant,
+    path: OnAckPath,
+) -> Reply {
     crate::telemetry::command_finished(&audit.command, &audit.outcome, started.elapsed().as_secs_f64());
     tracing::info!(decision = %audit.decision, outcome = %audit.outcome, "command finished");
     // The batch writer stores it; a row it cannot store goes to the error log.
-    ctx.audit.record(audit).await;
+    // An answer in the HTTP response never waits for a writer that is behind.
+    match path {
+        OnAckPath::Yes => ctx.audit.record_now(audit),
+        OnAckPath::No => ctx.audit.record(audit).await,
+    }
     reply
 }
 

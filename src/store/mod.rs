@@ -171,11 +171,28 @@ impl Store {
     /// Writes audit rows in one transaction: all or none.
     pub async fn record_audits(&self, rows: &[AuditRecord]) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await.context("cannot write the audit rows")?;
-        for r in rows {
-            insert_audit(r)
-                .execute(&mut *tx)
-                .await
-                .context("cannot write the audit row")?;
+        // One multi-row INSERT per chunk instead of a statement per row: each
+        // statement is a round trip to SQLite's worker thread or PostgreSQL.
+        for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
+            let sql = insert_audits_sql(chunk.len());
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                query = query
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(millis(r.at))
+                    .bind(&r.request_id)
+                    .bind(&r.platform)
+                    .bind(&r.principal)
+                    .bind(&r.channel)
+                    .bind(&r.command)
+                    .bind(r.group_id.as_deref())
+                    .bind(r.numbers_count)
+                    .bind(&r.decision)
+                    .bind(&r.rule)
+                    .bind(&r.outcome)
+                    .bind(r.provider_trace_id.as_deref());
+            }
+            query.execute(&mut *tx).await.context("cannot write the audit rows")?;
         }
         tx.commit().await.context("cannot write the audit rows")?;
         Ok(())
@@ -382,24 +399,26 @@ impl Store {
     }
 }
 
-fn insert_audit(r: &AuditRecord) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
-    sqlx::query(
-        "INSERT INTO audit (id, at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(uuid::Uuid::new_v4().to_string())
-    .bind(millis(r.at))
-    .bind(&r.request_id)
-    .bind(&r.platform)
-    .bind(&r.principal)
-    .bind(&r.channel)
-    .bind(&r.command)
-    .bind(r.group_id.clone())
-    .bind(r.numbers_count)
-    .bind(&r.decision)
-    .bind(&r.rule)
-    .bind(&r.outcome)
-    .bind(r.provider_trace_id.clone())
+/// 13 parameters a row: 256 rows stay well under SQLite's and PostgreSQL's limits.
+const AUDIT_ROWS_PER_INSERT: usize = 256;
+const AUDIT_COLUMNS: usize = 13;
+
+/// `INSERT INTO audit … VALUES (…), (…)` for `rows` rows, numbered placeholders
+/// (the one syntax both SQLite and PostgreSQL read).
+fn insert_audits_sql(rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = String::from(
+        "INSERT INTO audit (id, at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..AUDIT_COLUMNS {
+            let sep = if column == 0 { "" } else { ", " };
+            let _ = write!(sql, "{sep}${}", row * AUDIT_COLUMNS + column + 1);
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 fn journal_from_row(r: &AnyRow) -> anyhow::Result<JournalEntry> {

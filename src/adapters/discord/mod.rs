@@ -246,7 +246,7 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
         interrupted,
     );
     if !started {
-        commands::record_not_run(&d.ctx, &inv, "busy").await;
+        commands::record_not_run(&d.ctx, &inv, "busy");
         return Ok(inline(&messages::busy()));
     }
     Ok(respond(5, ephemeral.then(|| json!({"flags": render::EPHEMERAL}))))

@@ -198,7 +198,7 @@ async fn slash_command(
         interrupted,
     );
     if !started {
-        commands::record_not_run(&slack.ctx, &inv, "busy").await;
+        commands::record_not_run(&slack.ctx, &inv, "busy");
         return inline(&messages::busy());
     }
     inline(&messages::working())

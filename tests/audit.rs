@@ -16,12 +16,12 @@ fn row(i: usize) -> AuditRecord {
         channel: "slack:C1".into(),
         command: "add".into(),
         // Both NULL and set optional columns go through the multi-row insert.
-        group_id: (i % 2 == 0).then(|| "120363041234567890@g.us".into()),
+        group_id: i.is_multiple_of(2).then(|| "120363041234567890@g.us".into()),
         numbers_count: i as i64,
         decision: "allowed".into(),
         rule: "role admin".into(),
         outcome: "ok".into(),
-        provider_trace_id: (i % 3 == 0).then(|| format!("trace-{i}")),
+        provider_trace_id: i.is_multiple_of(3).then(|| format!("trace-{i}")),
     }
 }
 

@@ -194,7 +194,8 @@ fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, u
             return (child, port, lines, seen);
         }
     }
-    panic!("waops serve ended before serving: {seen:#?}");
+    let status = child.wait();
+    panic!("waops serve ended ({status:?}) before serving: {seen:#?}");
 }
 
 fn http_get(port: u16, path: &str) -> String {

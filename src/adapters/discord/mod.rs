@@ -224,8 +224,10 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
     // The deferred response fixes the visibility of the original message: join, add,
     // invite and history results follow `display.results`, everything else is for the
     // caller only; an error after a public deferral moves to an ephemeral follow-up.
+    // The subcommand's name is the command's id: no second parse of the text
+    // (an add's numbers) on the ack path.
     let to_channel = matches!(
-        commands::Command::parse(&inv.text).map(|c| c.id()),
+        sub.name.parse::<CommandId>(),
         Ok(CommandId::Join | CommandId::Add | CommandId::Invite | CommandId::History)
     );
     let ephemeral = !to_channel || d.ctx.settings.display.results == crate::settings::ResultVisibility::Ephemeral;

@@ -170,10 +170,24 @@ impl Store {
 
     /// Writes audit rows in one transaction: all or none.
     pub async fn record_audits(&self, rows: &[AuditRecord]) -> anyhow::Result<()> {
+        // Measured by examples/audit_write.rs (docs/benchmarks.md): SQLite finds
+        // each bound parameter by a linear scan, so long statements get slower
+        // again past a few rows; PostgreSQL gains all the way to 256.
+        let per_insert = match self.backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => AUDIT_ROWS_PER_INSERT,
+        };
+        self.record_audits_by(rows, per_insert).await
+    }
+
+    /// `record_audits` with `per_insert` rows per statement (examples/audit_write.rs
+    /// measures the choice).
+    #[doc(hidden)]
+    pub async fn record_audits_by(&self, rows: &[AuditRecord], per_insert: usize) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await.context("cannot write the audit rows")?;
-        // One multi-row INSERT per chunk instead of a statement per row: each
-        // statement is a round trip to SQLite's worker thread or PostgreSQL.
-        for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
+        // Multi-row INSERTs instead of a statement per row: each statement is a
+        // round trip to SQLite's worker thread or PostgreSQL.
+        for chunk in rows.chunks(per_insert.clamp(1, AUDIT_ROWS_PER_INSERT)) {
             let sql = insert_audits_sql(chunk.len());
             let mut query = sqlx::query(&sql);
             for r in chunk {
@@ -399,7 +413,8 @@ impl Store {
     }
 }
 
-/// 13 parameters a row: 256 rows stay well under SQLite's and PostgreSQL's limits.
+/// Most rows in one INSERT: at 13 parameters a row, 256 stay well under
+/// SQLite's and PostgreSQL's parameter limits.
 const AUDIT_ROWS_PER_INSERT: usize = 256;
 const AUDIT_COLUMNS: usize = 13;
 

@@ -31,15 +31,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(ctx.settings.server.shutdown_grace_s);
-    let closing = ctx.clone();
     let workers = Workers::new(ctx.settings.server.max_in_flight);
     let discord = crate::adapters::discord::Discord::new(ctx.clone(), workers.clone())?;
     let gateway = discord
         .clone()
         .filter(|_| ctx.settings.discord.mode == crate::settings::DiscordMode::Gateway);
-    let ctx_for_digests = ctx.clone();
-    let ctx_for_digests_purge = ctx.clone();
-    let router = crate::http::router(ctx, workers.clone(), discord)?;
+    let router = crate::http::router(ctx.clone(), workers.clone(), discord)?;
     // One signal for everything that must stop: the gateway and the grace-period clock.
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     if let Some(gateway) = gateway {
@@ -53,9 +50,9 @@ pub async fn serve(
             }
         });
     }
-    let scheduler = crate::digests::Scheduler::new(ctx_for_digests, crate::digests::Scheduler::replica_id())?;
+    let scheduler = crate::digests::Scheduler::new(ctx.clone(), crate::digests::Scheduler::replica_id())?;
     let digests = tokio::spawn(scheduler.run(stopping_rx.clone()));
-    tokio::spawn(purge_expired_keys(ctx_for_digests_purge, stopping_rx.clone()));
+    tokio::spawn(purge_expired_keys(ctx.clone(), stopping_rx.clone()));
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
@@ -91,7 +88,7 @@ pub async fn serve(
     if tokio::time::timeout(grace, digests).await.is_err() {
         tracing::warn!("grace period over; a digest tick was still running");
     }
-    closing.close().await;
+    ctx.close().await;
     tracing::info!("stopped");
     Ok(())
 }

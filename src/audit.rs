@@ -53,17 +53,9 @@ impl AuditLog {
 
     /// Hands a row to the writer; waits only when `CAPACITY` rows are waiting.
     pub async fn record(&self, row: AuditRecord) {
-        let message = match self.tx.try_send(Message::Row(Box::new(row))) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(m)) => m,
-            Err(mpsc::error::TrySendError::Closed(Message::Row(row))) => {
-                tracing::error!(row = ?row, "audit writer stopped; row logged instead");
-                return;
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
-        };
+        let Some(row) = self.try_hand_over(row) else { return };
         metrics::counter!("waops_audit_backpressure_total").increment(1);
-        if let Err(mpsc::error::SendError(Message::Row(row))) = self.tx.send(message).await {
+        if let Err(mpsc::error::SendError(Message::Row(row))) = self.tx.send(Message::Row(row)).await {
             tracing::error!(row = ?row, "audit writer stopped; row logged instead");
         }
     }
@@ -73,17 +65,24 @@ impl AuditLog {
     /// `CAPACITY` rows are already waiting the row goes to the log in full
     /// instead (counted in `waops_audit_rows_logged_total`).
     pub fn record_now(&self, row: AuditRecord) {
-        use mpsc::error::TrySendError;
+        if let Some(row) = self.try_hand_over(row) {
+            metrics::counter!("waops_audit_rows_logged_total").increment(1);
+            tracing::warn!(row = ?row, "audit writer behind; row logged instead");
+        }
+    }
+
+    /// Queues the row if there is room; gives it back when the channel is full.
+    /// A stopped writer cannot take it at all: then it is logged here.
+    fn try_hand_over(&self, row: AuditRecord) -> Option<Box<AuditRecord>> {
         match self.tx.try_send(Message::Row(Box::new(row))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(Message::Row(row))) => {
-                metrics::counter!("waops_audit_rows_logged_total").increment(1);
-                tracing::warn!(row = ?row, "audit writer behind; row logged instead");
-            }
-            Err(TrySendError::Closed(Message::Row(row))) => {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(Message::Row(row))) => Some(row),
+            Err(mpsc::error::TrySendError::Closed(Message::Row(row))) => {
                 tracing::error!(row = ?row, "audit writer stopped; row logged instead");
+                None
             }
-            Err(_) => {}
+            // Only rows are sent here.
+            Err(_) => None,
         }
     }
 

@@ -8,7 +8,7 @@
 //! - [`providers`]: the `Provider` trait and the built-in sandbox.
 //! - [`store`]: audit log, subscriptions, digest leases and the journal on SQLite or PostgreSQL.
 //! - [`digests`]: the scheduler that posts subscribed digests exactly once across replicas.
-//! - [`adapters`]: frontends (the console so far).
+//! - [`adapters`]: frontends: console, Slack, Discord, provider webhooks.
 //! - [`app`], [`http`], [`telemetry`]: wiring, the HTTP server, logs and metrics.
 
 pub mod adapters;

@@ -204,10 +204,15 @@ pub struct LimitSettings {
 impl LimitSettings {
     /// `dedupe_window` as a duration (validated at load).
     pub fn dedupe_window(&self) -> std::time::Duration {
-        match self.dedupe_window.trim() {
-            "0" | "0s" => std::time::Duration::ZERO,
-            text => parse_duration(text).unwrap_or_default(),
-        }
+        parse_window(&self.dedupe_window).unwrap_or_default()
+    }
+}
+
+/// A duration that may also be zero (`0` or `0s`: off).
+fn parse_window(text: &str) -> Result<std::time::Duration, String> {
+    match text.trim() {
+        "0" | "0s" => Ok(std::time::Duration::ZERO),
+        text => parse_duration(text),
     }
 }
 
@@ -471,10 +476,8 @@ impl Settings {
                 );
             }
         }
-        if !matches!(self.limits.dedupe_window.trim(), "0" | "0s") {
-            if let Err(reason) = parse_duration(&self.limits.dedupe_window) {
-                return err("limits.dedupe_window", reason);
-            }
+        if let Err(reason) = parse_window(&self.limits.dedupe_window) {
+            return err("limits.dedupe_window", reason);
         }
         if let Err(reason) = parse_duration(&self.digests.min_every) {
             return err("digests.min_every", reason);
@@ -811,6 +814,11 @@ mod tests {
             (
                 "[digests]\nmin_every = \"5 minutes\"\n",
                 "digests.min_every",
+                "not a duration",
+            ),
+            (
+                "[limits]\ndedupe_window = \"2 minutes\"\n",
+                "limits.dedupe_window",
                 "not a duration",
             ),
             ("[slack]\napi_url = \"slack\"\n", "slack.api_url", "not an http(s) URL"),

@@ -205,7 +205,7 @@ impl Scheduler {
                         reason = failure.text(),
                         "digest not posted; the next tick retries"
                     );
-                    self.give_back(&id, now, Some(failure.text().to_string())).await;
+                    self.give_back(&id, now, failure.text()).await;
                     return report;
                 }
             };
@@ -242,7 +242,7 @@ impl Scheduler {
                 }
                 Err(e) => {
                     report.failed += 1;
-                    self.give_back(&id, now, Some(format!("{e:#}"))).await;
+                    self.give_back(&id, now, &format!("{e:#}")).await;
                     return report;
                 }
             }
@@ -255,16 +255,11 @@ impl Scheduler {
         report
     }
 
-    /// Releases the lease. After a failure the subscription stays out of this
+    /// Releases the lease after a failure. The subscription stays out of this
     /// tick (its retry belongs to the next one) by holding it until just after `now`.
-    async fn give_back(&self, id: &str, now: DateTime<Utc>, error: Option<String>) {
-        let retry_after = error.as_ref().map(|_| now + chrono::Duration::milliseconds(1));
-        if let Err(e) = self
-            .ctx
-            .store
-            .release_digest(id, &self.owner, error.as_deref(), retry_after)
-            .await
-        {
+    async fn give_back(&self, id: &str, now: DateTime<Utc>, error: &str) {
+        let retry_after = now + chrono::Duration::milliseconds(1);
+        if let Err(e) = self.ctx.store.release_digest(id, &self.owner, error, retry_after).await {
             // The lease then simply expires.
             tracing::warn!(subscription = %id, error = format!("{e:#}"), "cannot release the digest lease");
         }

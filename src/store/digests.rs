@@ -187,21 +187,21 @@ impl Store {
         Ok(())
     }
 
-    /// Gives the lease back, noting why the window is still unposted if it
-    /// failed; nobody claims it again before `not_before` (if given).
+    /// Gives the lease back after a failure, noting why the window is still
+    /// unposted; nobody claims it again before `not_before`.
     pub async fn release_digest(
         &self,
         subscription_id: &str,
         owner: &str,
-        error: Option<&str>,
-        not_before: Option<DateTime<Utc>>,
+        error: &str,
+        not_before: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE subscriptions SET lease_owner = NULL, lease_until = $1, last_error = $2 \
              WHERE id = $3 AND lease_owner = $4",
         )
-        .bind(not_before.map(millis))
-        .bind(error.map(str::to_string))
+        .bind(millis(not_before))
+        .bind(error)
         .bind(subscription_id)
         .bind(owner)
         .execute(&self.pool)

@@ -131,6 +131,34 @@ async fn a_repeat_while_the_first_runs_is_told_so() {
     assert_eq!(adds(&server).await, 1);
 }
 
+// Multi-threaded like the background runtime follow-ups run on, where the key
+// is forgotten before the drop returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_dropped_mid_way_leaves_no_running_key_behind() {
+    let server = fake(1500).await;
+    let app = app(&server, "").await;
+    let text = "add sales +4915112345678";
+    // Shutdown drops an interrupted command's task; a timeout drops it the same way.
+    let cut = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        tokio::select! {
+            _ = app.run(text) => unreachable!("the add is cut short first"),
+            () = async {
+                while adds(&server).await == 0 {
+                    tokio::task::yield_now().await;
+                }
+            } => {}
+        }
+    });
+    cut.await.unwrap();
+    let again = app.run(text).await;
+    assert!(again.plain().contains("1 added"), "{}", again.plain());
+    assert_eq!(
+        adds(&server).await,
+        2,
+        "the repeat was sent, not told \"still running\""
+    );
+}
+
 #[tokio::test]
 async fn the_window_can_be_turned_off() {
     let server = fake(0).await;

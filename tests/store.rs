@@ -47,8 +47,9 @@ async fn exercise(store: Store) {
     let mut refused = audit("r2", "refused", now + chrono::Duration::seconds(1));
     refused.group_id = None;
     refused.provider_trace_id = Some("trace-1".into());
-    store.record_audit(&audit("r1", "allowed", now)).await.unwrap();
-    store.record_audit(&refused).await.unwrap();
+    // Two transactions, as two writer batches would be.
+    store.record_audits(&[audit("r1", "allowed", now)]).await.unwrap();
+    store.record_audits(std::slice::from_ref(&refused)).await.unwrap();
     let rows = store.recent_audit(10).await.unwrap();
     assert_eq!(rows, [refused.clone(), audit("r1", "allowed", now)]);
     assert_eq!(store.audit_for_request("r2").await.unwrap(), [refused]);

@@ -10,7 +10,7 @@ use crate::group_ref::{GroupId, GroupInfo};
 use crate::phone::E164;
 use crate::phone::{self, NumberToken};
 use crate::providers::{AddOutcome, AddResult};
-use crate::store::{Confirmation, KeyClaim};
+use crate::store::{Confirmation, KeyClaim, Store};
 
 /// The spec row.
 pub const SPEC: CommandSpec = CommandSpec {
@@ -118,44 +118,28 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
     }
     let numbers: Vec<_> = list.valid.iter().map(|a| a.number.clone()).collect();
     let window = settings.limits.dedupe_window();
-    let mut key = (!window.is_zero()).then(|| dedupe_key(call, &group.id, &numbers));
-    if let Some(k) = key.clone() {
+    let mut claimed = None;
+    if !window.is_zero() {
+        let key = dedupe_key(call, &group.id, &numbers);
         let now = call.ctx.clock.now();
-        let claim = match call.ctx.store.claim_key(&k, now, window).await {
-            Ok(claim) => claim,
-            Err(e) => {
-                // The store being down must not stop the add itself; it just
-                // cannot be recognised as a repeat this time.
-                tracing::warn!(error = format!("{e:#}"), "add not checked for repeats");
-                key = None;
-                KeyClaim::New
-            }
-        };
-        match claim {
-            KeyClaim::New => {}
-            KeyClaim::Seen { at, result: Some(json) } => {
+        match call.ctx.store.claim_key(&key, now, window).await {
+            Ok(KeyClaim::New) => claimed = Some(ClaimedKey::new(call.ctx.store.clone(), key)),
+            Ok(KeyClaim::Seen { at, result: Some(json) }) => {
                 if let Ok(earlier) = serde_json::from_str::<Reply>(&json) {
                     call.deduplicated = true;
                     return Ok(messages::add_repeated(earlier, at, now));
                 }
             }
-            KeyClaim::Seen { at, result: None } => {
+            Ok(KeyClaim::Seen { at, result: None }) => {
                 return Err(CommandError::User(messages::add_still_running(at, now)));
             }
+            // The store being down must not stop the add itself; it just
+            // cannot be recognised as a repeat this time.
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "add not checked for repeats"),
         }
     }
-    let results = match add_paced(call, &group.id, &numbers).await {
-        Ok(results) => results,
-        Err(e) => {
-            // Nothing was added: a repeat should really try again.
-            if let Some(key) = &key {
-                if let Err(forget) = call.ctx.store.forget_key(key).await {
-                    tracing::warn!(error = format!("{forget:#}"), "dedupe key not dropped");
-                }
-            }
-            return Err(e);
-        }
-    };
+    // On an error nothing was added, and `claimed` is dropped: a repeat really tries again.
+    let results = add_paced(call, &group.id, &numbers).await?;
     let mut reply = messages::add_result(&group, &results, &list.duplicates, call.result_visibility());
     if let Some(e) = &call.partial {
         let done = results
@@ -164,13 +148,56 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
             .count();
         reply = messages::add_stopped(reply, done, numbers.len(), e, call.ctx.provider.kind());
     }
-    if let Some(key) = &key {
-        let stored = serde_json::to_string(&reply).map_err(anyhow::Error::from);
-        if let Err(e) = async { call.ctx.store.finish_key(key, &stored?).await }.await {
+    if let Some(claimed) = claimed {
+        claimed.finish(&reply).await;
+    }
+    Ok(reply)
+}
+
+/// A dedupe key this add claimed. Unless `finish` stores the result, dropping
+/// it forgets the key: an add that failed, or whose task shutdown dropped
+/// mid-way, must not leave "still running" behind for the whole window.
+struct ClaimedKey {
+    store: Store,
+    key: Option<String>,
+}
+
+impl ClaimedKey {
+    fn new(store: Store, key: String) -> Self {
+        ClaimedKey { store, key: Some(key) }
+    }
+
+    /// Keeps `reply` as the answer to repeats within the window.
+    async fn finish(mut self, reply: &Reply) {
+        let Some(key) = self.key.take() else { return };
+        let stored = serde_json::to_string(reply).map_err(anyhow::Error::from);
+        if let Err(e) = async { self.store.finish_key(&key, &stored?).await }.await {
             tracing::warn!(error = format!("{e:#}"), "add result not kept for repeats");
         }
     }
-    Ok(reply)
+}
+
+impl Drop for ClaimedKey {
+    fn drop(&mut self) {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let Some(key) = self.key.take() else { return };
+        let store = self.store.clone();
+        let forget = async move {
+            if let Err(e) = store.forget_key(&key).await {
+                tracing::warn!(error = format!("{e:#}"), "dedupe key not dropped");
+            }
+        };
+        // Forgotten before the drop returns where the runtime allows it:
+        // shutdown closes the store right after dropping interrupted tasks.
+        // This runs once per failed or interrupted add, never on the ack path.
+        match Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| handle.block_on(forget));
+            }
+            Ok(handle) => drop(handle.spawn(forget)),
+            Err(_) => tracing::warn!("dedupe key not dropped: no runtime"),
+        }
+    }
 }
 
 /// Who adds which numbers (sorted) to which group: a repeat has the same key

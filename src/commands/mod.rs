@@ -303,10 +303,10 @@ pub async fn record_interrupted(ctx: &Context, inv: &Invocation) {
 }
 
 fn unfinished_row(ctx: &Context, inv: &Invocation, decision: &str, outcome: &str) -> AuditRecord {
-    let command = Command::parse(&inv.text)
-        .map(|c| c.id().to_string())
-        .unwrap_or_else(|_| "invalid".into());
-    audit_row(ctx, inv, command, decision, outcome)
+    // Only the name: these commands parsed when they were accepted, and the
+    // busy refusal is on the ack path, so the numbers are not parsed again.
+    let command = parser::command_id(&inv.text).map_or("invalid", CommandId::as_str);
+    audit_row(ctx, inv, command.into(), decision, outcome)
 }
 
 /// Whether a command is answered in the chat platform's HTTP response.

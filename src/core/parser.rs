@@ -218,6 +218,15 @@ fn flush(tokens: &mut Vec<Token>, current: &mut String, in_word: &mut bool) {
     }
 }
 
+/// The command a text names (its first word), without parsing the rest.
+/// Empty text is `help`, as in `split`.
+pub fn command_id(text: &str) -> Option<CommandId> {
+    match text.split_whitespace().next() {
+        None => Some(CommandId::Help),
+        Some(first) => first.to_lowercase().parse().ok(),
+    }
+}
+
 /// Finds the command and splits its options from its positionals.
 /// Empty text is `help`.
 pub fn split(text: &str) -> Result<Parts, UsageError> {
@@ -341,6 +350,20 @@ mod tests {
         assert_eq!(suggest("jion", &ids), Some("join"));
         assert_eq!(suggest("whoami", &ids), Some("whoami"));
         assert_eq!(suggest("xyzzy", &ids), None);
+    }
+
+    #[test]
+    fn names_the_command_as_split_does() {
+        for text in [
+            "add sales +4915112345678",
+            "  ADD\nsales",
+            "",
+            "history x --limit 5",
+            "nope x",
+            "hist",
+        ] {
+            assert_eq!(command_id(text), split(text).ok().map(|p| p.spec.id), "{text:?}");
+        }
     }
 
     #[test]

@@ -163,11 +163,6 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Writes one audit row.
-    pub async fn record_audit(&self, r: &AuditRecord) -> anyhow::Result<()> {
-        self.record_audits(std::slice::from_ref(r)).await
-    }
-
     /// Writes audit rows in one transaction: all or none.
     pub async fn record_audits(&self, rows: &[AuditRecord]) -> anyhow::Result<()> {
         // Measured by examples/audit_write.rs (docs/benchmarks.md): SQLite finds

@@ -164,13 +164,28 @@ fn report(result: anyhow::Result<()>) -> u8 {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.server.bind.clone();
-    tokio::task::spawn_blocking(waops::phone::warm_up);
+    let warm = tokio::task::spawn_blocking(waops::phone::warm_up);
     let ctx = waops::app::build_context(settings, Clock::System).await?;
+    // Start-up (configuration, migrations, the metadata's decoding) frees more
+    // than it keeps; hand those pages back once it is over instead of idling on them.
+    tokio::spawn(async move {
+        let _ = warm.await;
+        release_free_heap();
+    });
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     tracing::info!(address = %listener.local_addr()?, provider = ctx.provider.kind().as_str(), "waops serving");
     waops::app::serve(ctx, listener, waops::app::shutdown_signal()).await
+}
+
+/// Returns free heap pages to the kernel (glibc keeps them otherwise).
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory malloc holds free; no pointer is affected.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 async fn exec(settings: Settings, principals: Vec<String>, channel: &str, text: String) -> anyhow::Result<u8> {

@@ -138,8 +138,16 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
             Err(e) => tracing::warn!(error = format!("{e:#}"), "add not checked for repeats"),
         }
     }
-    // On an error nothing was added, and `claimed` is dropped: a repeat really tries again.
-    let results = add_paced(call, &group.id, &numbers).await?;
+    let results = match add_paced(call, &group.id, &numbers).await {
+        Ok(results) => results,
+        Err(e) => {
+            // Nothing was added: a repeat should really try again.
+            if let Some(claimed) = claimed {
+                claimed.forget().await;
+            }
+            return Err(e);
+        }
+    };
     let mut reply = messages::add_result(&group, &results, &list.duplicates, call.result_visibility());
     if let Some(e) = &call.partial {
         let done = results
@@ -154,9 +162,9 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
     Ok(reply)
 }
 
-/// A dedupe key this add claimed. Unless `finish` stores the result, dropping
-/// it forgets the key: an add that failed, or whose task shutdown dropped
-/// mid-way, must not leave "still running" behind for the whole window.
+/// A dedupe key this add claimed: `finish` keeps the result for repeats, and
+/// `forget` (or dropping it, when shutdown drops the task part-way) gives it
+/// up, so nothing leaves "still running" behind for the whole window.
 struct ClaimedKey {
     store: Store,
     key: Option<String>,
@@ -175,21 +183,30 @@ impl ClaimedKey {
             tracing::warn!(error = format!("{e:#}"), "add result not kept for repeats");
         }
     }
+
+    /// Gives the key up, so a repeat runs for real.
+    async fn forget(mut self) {
+        if let Some(key) = self.key.take() {
+            forget_key(self.store.clone(), key).await;
+        }
+    }
 }
 
+async fn forget_key(store: Store, key: String) {
+    if let Err(e) = store.forget_key(&key).await {
+        tracing::warn!(error = format!("{e:#}"), "dedupe key not dropped");
+    }
+}
+
+/// The fallback for a task dropped part-way (shutdown's interrupt).
 impl Drop for ClaimedKey {
     fn drop(&mut self) {
         use tokio::runtime::{Handle, RuntimeFlavor};
         let Some(key) = self.key.take() else { return };
-        let store = self.store.clone();
-        let forget = async move {
-            if let Err(e) = store.forget_key(&key).await {
-                tracing::warn!(error = format!("{e:#}"), "dedupe key not dropped");
-            }
-        };
+        let forget = forget_key(self.store.clone(), key);
         // Forgotten before the drop returns where the runtime allows it:
         // shutdown closes the store right after dropping interrupted tasks.
-        // This runs once per failed or interrupted add, never on the ack path.
+        // This runs once per interrupted add, never on the ack path.
         match Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(|| handle.block_on(forget));

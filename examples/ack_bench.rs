@@ -154,6 +154,19 @@ impl Drop for Server {
 
 impl Server {
     async fn spawn(mut command: Command, port: u16) -> anyhow::Result<Server> {
+        if let Ok(cpus) = std::env::var("BENCH_SERVER_CPUS") {
+            use std::os::unix::process::CommandExt;
+            let set = cpu_set(&cpus)?;
+            // SAFETY: sched_setaffinity is async-signal-safe and touches only the child.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let started = Instant::now();
         let child = command.stdout(Stdio::null()).spawn()?;
         let base = format!("http://127.0.0.1:{port}");
@@ -387,6 +400,8 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
 
     println!("| platform | concurrency | server | throughput | ratio to floor | client p50 / p99 | server p50 / p99 | server CPU per request | accepted / busy | follow-ups |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    // `BENCH_ONLY=slack:64` (say) runs one cell, e.g. to profile it.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default().to_lowercase();
     for platform in [Platform::Slack, Platform::Discord] {
         let name = if platform == Platform::Slack {
             "Slack"
@@ -394,6 +409,9 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
             "Discord"
         };
         for concurrency in [64, 256] {
+            if !only.is_empty() && only != format!("{}:{concurrency}", name.to_lowercase()) {
+                continue;
+            }
             let floor_cpu = floor.cpu();
             let floor_run = load(&floor.base, &hooks, platform, next_id, requests, concurrency).await?;
             let floor_cpu = floor.cpu() - floor_cpu;
@@ -471,8 +489,38 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// A CPU set from a list like `0` or `0,1`.
+fn cpu_set(list: &str) -> anyhow::Result<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for cpu in list.split(',') {
+        let cpu: usize = cpu.trim().parse()?;
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    Ok(set)
+}
+
+fn main() -> anyhow::Result<()> {
+    // `BENCH_CLIENT_CPUS` / `BENCH_SERVER_CPUS` (e.g. 0 and 1): load client and
+    // fakes on some cores, the server under test on others, so the load does not
+    // compete with the server it measures. Unset: everything shares every core.
+    let floor_mode = std::env::args().nth(1).as_deref() == Some("floor");
+    if let (Ok(cpus), false) = (std::env::var("BENCH_CLIENT_CPUS"), floor_mode) {
+        let set = cpu_set(&cpus)?;
+        // SAFETY: pins this (the only) thread before the runtime's threads exist; they inherit it.
+        anyhow::ensure!(
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } == 0,
+            "cannot pin the load client: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("floor") {
         let bind: SocketAddr = args.get(2).map_or("127.0.0.1:8099", String::as_str).parse()?;

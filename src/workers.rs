@@ -15,13 +15,16 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
-/// Background threads yield the CPU to the HTTP runtime when both want it
-/// (Linux applies a nice value to the calling thread only).
+/// The nice value of background threads (follow-ups, SQLite connections): they
+/// yield the CPU to the HTTP runtime when both want it.
+pub const BACKGROUND_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread (Linux applies a nice value to one thread only).
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority has no memory effects; it changes this thread's nice value.
     unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+        libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
     }
 }
 
@@ -68,12 +71,16 @@ impl Workers {
     }
 
     /// Like `try_spawn`, but if `interrupt` is called before `task` ends, the
-    /// task is dropped and `on_interrupt` runs instead (telling the user their
-    /// command was cut short, and auditing it), so no accepted command ends in silence.
-    pub fn try_spawn_interruptible<F, I>(&self, task: F, on_interrupt: I) -> bool
+    /// task is dropped and the future `on_interrupt` makes runs instead (telling
+    /// the user their command was cut short, and auditing it), so no accepted
+    /// command ends in silence. A closure, not a future: a future not yet
+    /// polled is already as large as its largest state, and this one is rarely
+    /// needed (docs/benchmarks.md, "Task size").
+    pub fn try_spawn_interruptible<F, I, IF>(&self, task: F, on_interrupt: I) -> bool
     where
         F: Future<Output = ()> + Send + 'static,
-        I: Future<Output = ()> + Send + 'static,
+        I: FnOnce() -> IF + Send + 'static,
+        IF: Future<Output = ()> + Send,
     {
         let mut stop = self.interrupt.subscribe();
         self.try_spawn(async move {
@@ -83,7 +90,7 @@ impl Workers {
             };
             tokio::select! {
                 () = task => {}
-                () = stopped => on_interrupt.await,
+                () = stopped => Box::pin(on_interrupt()).await,
             }
         })
     }

@@ -208,3 +208,126 @@ async fn claims_are_decided_once_across_store_handles_on_postgres() {
     );
     assert_eq!(a.purge_keys(later + chrono::Duration::seconds(121)).await.unwrap(), 1);
 }
+
+// ---- SQLite: keys decided in memory, results written behind (store/idempotency.rs)
+
+async fn sqlite_store(dir: &tempfile::TempDir) -> waops::store::Store {
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let store = waops::store::Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn seen(at: chrono::DateTime<chrono::Utc>, result: Option<&str>) -> waops::store::KeyClaim {
+    waops::store::KeyClaim::Seen {
+        at,
+        result: result.map(str::to_string),
+    }
+}
+
+const TTL: std::time::Duration = std::time::Duration::from_secs(120);
+
+#[tokio::test]
+async fn on_sqlite_a_finished_result_outlives_a_restart_and_an_unfinished_claim_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let now: chrono::DateTime<chrono::Utc> = common::NOW.parse().unwrap();
+    let store = sqlite_store(&dir).await;
+    assert_eq!(
+        store.claim_key("done", now, TTL).await.unwrap(),
+        waops::store::KeyClaim::New
+    );
+    assert_eq!(
+        store.claim_key("running", now, TTL).await.unwrap(),
+        waops::store::KeyClaim::New
+    );
+    store.finish_key("done", "{\"r\":1}").await.unwrap();
+    assert_eq!(
+        store.claim_key("done", now, TTL).await.unwrap(),
+        seen(now, Some("{\"r\":1}"))
+    );
+    assert_eq!(store.claim_key("running", now, TTL).await.unwrap(), seen(now, None));
+    // close() writes what is still behind.
+    store.close().await;
+
+    let store = sqlite_store(&dir).await;
+    let later = now + chrono::Duration::seconds(5);
+    assert_eq!(
+        store.claim_key("done", later, TTL).await.unwrap(),
+        seen(now, Some("{\"r\":1}")),
+        "the result is read back from the file"
+    );
+    assert_eq!(
+        store.claim_key("running", later, TTL).await.unwrap(),
+        waops::store::KeyClaim::New,
+        "the process that claimed it is gone: nothing is running it"
+    );
+    let expired = now + chrono::Duration::seconds(121);
+    assert_eq!(
+        store.claim_key("done", expired, TTL).await.unwrap(),
+        waops::store::KeyClaim::New
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_racing_claims_give_one_new_and_a_forgotten_key_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let now: chrono::DateTime<chrono::Utc> = common::NOW.parse().unwrap();
+    let store = sqlite_store(&dir).await;
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_key("k", now, TTL).await.unwrap() })
+        })
+        .collect();
+    let mut new = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            waops::store::KeyClaim::New => new += 1,
+            other => assert_eq!(other, seen(now, None)),
+        }
+    }
+    assert_eq!(new, 1, "exactly one claimer");
+    store.forget_key("k").await.unwrap();
+    assert_eq!(
+        store.claim_key("k", now, TTL).await.unwrap(),
+        waops::store::KeyClaim::New
+    );
+}
+
+#[tokio::test]
+async fn on_sqlite_keys_beyond_the_memory_limit_are_found_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let now: chrono::DateTime<chrono::Utc> = common::NOW.parse().unwrap();
+    let store = sqlite_store(&dir).await;
+    store.limit_keys_in_memory(4);
+    for i in 0..10 {
+        let key = format!("k{i}");
+        assert_eq!(
+            store.claim_key(&key, now, TTL).await.unwrap(),
+            waops::store::KeyClaim::New
+        );
+        store.finish_key(&key, &format!("{{\"r\":{i}}}")).await.unwrap();
+        // Written keys are the ones memory may let go of.
+        store.flush_keys().await;
+    }
+    for i in 0..10 {
+        assert_eq!(
+            store.claim_key(&format!("k{i}"), now, TTL).await.unwrap(),
+            seen(now, Some(&format!("{{\"r\":{i}}}"))),
+            "k{i}"
+        );
+    }
+    assert_eq!(
+        store.claim_key("fresh", now, TTL).await.unwrap(),
+        waops::store::KeyClaim::New
+    );
+    assert_eq!(store.claim_key("fresh", now, TTL).await.unwrap(), seen(now, None));
+    // Once every spilled key has expired, memory alone decides again, and purging
+    // removes the rows.
+    let expired = now + chrono::Duration::seconds(121);
+    assert_eq!(store.purge_keys(expired).await.unwrap(), 10);
+    assert_eq!(
+        store.claim_key("k0", expired, TTL).await.unwrap(),
+        waops::store::KeyClaim::New
+    );
+}

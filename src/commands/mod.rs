@@ -439,15 +439,18 @@ pub async fn execute(
         partial: None,
         deduplicated: false,
     };
+    // Each command's future is boxed: inline, every caller's future (an ack's,
+    // and each follow-up task) would be as large as the largest command's, about
+    // 10 KB, allocated and copied per request (docs/benchmarks.md, "Task size").
     let result = match command {
-        Command::Join(a) => join::run(&mut call, a).await,
-        Command::Add(a) => add::run(&mut call, a, group.expect("add has a group")).await,
-        Command::Invite(a) => invite::run(&mut call, a, group.expect("invite has a group")).await,
-        Command::History(a) => history::run(&mut call, a, group.expect("history has a group")).await,
-        Command::Groups(a) => groups::run(&mut call, a).await,
-        Command::Subscribe(a) => subscribe::run(&mut call, a, group).await,
-        Command::Unsubscribe(a) => subscribe::run_unsubscribe(&mut call, a, group).await,
-        Command::Subscriptions => subscribe::run_list(&mut call).await,
+        Command::Join(a) => Box::pin(join::run(&mut call, a)).await,
+        Command::Add(a) => Box::pin(add::run(&mut call, a, group.expect("add has a group"))).await,
+        Command::Invite(a) => Box::pin(invite::run(&mut call, a, group.expect("invite has a group"))).await,
+        Command::History(a) => Box::pin(history::run(&mut call, a, group.expect("history has a group"))).await,
+        Command::Groups(a) => Box::pin(groups::run(&mut call, a)).await,
+        Command::Subscribe(a) => Box::pin(subscribe::run(&mut call, a, group)).await,
+        Command::Unsubscribe(a) => Box::pin(subscribe::run_unsubscribe(&mut call, a, group)).await,
+        Command::Subscriptions => Box::pin(subscribe::run_list(&mut call)).await,
         Command::Help(a) => help::run(&mut call, a).await,
         Command::Whoami => whoami::run(&mut call).await,
     };

@@ -12,6 +12,12 @@ pub mod idempotency;
 pub use digests::{Claimed, Platforms, PriorAttempt};
 pub use idempotency::KeyClaim;
 
+/// How long a batch writer (audit rows, add results) waits after the first
+/// row for more to join its transaction. Rows arrive one per command; under
+/// load this turns hundreds of one-row transactions a second into a few dozen
+/// (docs/benchmarks.md, "Batch writers"). The rows wait in memory meanwhile.
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Which database is behind the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -26,6 +32,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: idempotency keys decided in this process (store/idempotency.rs).
+    keys: Option<std::sync::Arc<idempotency::LocalKeys>>,
 }
 
 /// One audit row: every command, allowed or refused. Never holds tokens.
@@ -82,6 +90,33 @@ pub struct Subscription {
     pub created_at: DateTime<Utc>,
 }
 
+/// sqlx runs every SQLite connection on a thread of its own (named
+/// `sqlx-sqlite-worker-N`) and offers no hook to configure it. Those threads
+/// inherit the nice value of whichever thread opened the connection, often an
+/// HTTP one; but their work is the store's, for follow-ups, the audit writer and
+/// digests. So they get the follow-up threads' lower priority: on saturated
+/// cores, an ack does not wait for a core behind a SQLite statement
+/// (docs/benchmarks.md, "SQLite threads"). Called after each connect; renicing
+/// a thread twice is harmless.
+fn lower_sqlite_threads() {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return;
+        };
+        for task in tasks.flatten() {
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let tid = task.file_name().to_str().and_then(|t| t.parse::<libc::id_t>().ok());
+            if let (true, Some(tid)) = (name.starts_with("sqlx-sqlite-wor"), tid) {
+                // SAFETY: setpriority has no memory effects; it changes one thread's nice value.
+                unsafe {
+                    libc::setpriority(libc::PRIO_PROCESS, tid, crate::workers::BACKGROUND_NICE);
+                }
+            }
+        }
+    }
+}
+
 fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -112,10 +147,17 @@ impl Store {
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
-                .max_lifetime(None);
+                .max_lifetime(None)
+                .after_connect(|_, _| {
+                    Box::pin(async move {
+                        lower_sqlite_threads();
+                        Ok(())
+                    })
+                });
         } else if backend == Backend::Sqlite {
             options = options.max_connections(4).after_connect(|conn, _| {
                 Box::pin(async move {
+                    lower_sqlite_threads();
                     // WAL lets readers run while the one writer writes.
                     sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
                     // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
@@ -134,7 +176,9 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the {backend:?} store"))?;
-        Ok(Store { pool, backend })
+        let keys =
+            (backend == Backend::Sqlite).then(|| std::sync::Arc::new(idempotency::LocalKeys::start(pool.clone())));
+        Ok(Store { pool, backend, keys })
     }
 
     /// Runs the migrations in `migrations/`.
@@ -158,8 +202,12 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool (flushes SQLite's WAL on the way out).
+    /// Closes the pool, after writing what is written behind (SQLite's add
+    /// results), and flushing SQLite's WAL on the way out.
     pub async fn close(&self) {
+        if let Some(keys) = &self.keys {
+            keys.flush().await;
+        }
         self.pool.close().await;
     }
 

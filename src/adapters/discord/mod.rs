@@ -235,15 +235,16 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
     let task_inv = inv.clone();
     let interrupted = {
         let (d, inv, token) = (d.clone(), inv.clone(), token.clone());
-        async move {
+        move || async move {
             deliver(&d.client, &token, messages::interrupted(&inv.request_id), ephemeral).await;
             commands::record_interrupted(&d.ctx, &inv).await;
         }
     };
     let started = d.workers.try_spawn_interruptible(
         async move {
-            let reply = commands::dispatch(&task.ctx, &task_inv).await;
-            deliver(&task.client, &token, reply, ephemeral).await;
+            // Each step boxed, so the task holds only the step running now.
+            let reply = Box::pin(commands::dispatch(&task.ctx, &task_inv)).await;
+            Box::pin(deliver(&task.client, &token, reply, ephemeral)).await;
         },
         interrupted,
     );

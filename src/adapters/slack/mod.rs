@@ -179,7 +179,7 @@ async fn slash_command(
     let task_inv = inv.clone();
     let interrupted = {
         let (slack, inv, url) = (slack.clone(), inv.clone(), response_url.clone());
-        async move {
+        move || async move {
             post(&slack.client, &url, &messages::interrupted(&inv.request_id), false).await;
             commands::record_interrupted(&slack.ctx, &inv).await;
         }
@@ -189,11 +189,12 @@ async fn slash_command(
             let slack = task_slack;
             let mut inv = task_inv;
             inv.principals.truncate(1);
-            inv.principals
-                .extend(slack.usergroups.principals_fresh(&slack.client, &user_id).await);
+            // Each step boxed, so the task holds only the step running now.
+            let fresh = Box::pin(slack.usergroups.principals_fresh(&slack.client, &user_id)).await;
+            inv.principals.extend(fresh);
             let poster = ResponsePoster::start(slack.client.clone(), response_url, inv.request_id.clone());
-            let reply = commands::dispatch_with_progress(&slack.ctx, &inv, Some(&poster)).await;
-            poster.finish(reply).await;
+            let reply = Box::pin(commands::dispatch_with_progress(&slack.ctx, &inv, Some(&poster))).await;
+            Box::pin(poster.finish(reply)).await;
         },
         interrupted,
     );

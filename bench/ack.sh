@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # The ack-path figures: waops serve (release) against a minimal signed-ack
 # server, Slack and Discord, 64 and 256 concurrent, provider fake at 300 ms.
+# Two layouts: "shared" (load client, fakes, floor and waops on every core) and,
+# with two or more cores, "split" (load client and fakes on CPU 0, the server
+# under test on CPU 1), so the server-side figures are not the load client's.
 # Usage: bench/ack.sh [requests] [max_in_flight]   (defaults 4000 4096)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --bin waops --example ack_bench
+echo "### shared cores"
 target/release/examples/ack_bench "${1:-4000}" "${2:-4096}"
+if [ "$(nproc)" -ge 2 ]; then
+    echo
+    echo "### split: load client and fakes on CPU 0, server under test on CPU 1"
+    BENCH_CLIENT_CPUS=0 BENCH_SERVER_CPUS=1 target/release/examples/ack_bench "${1:-4000}" "${2:-4096}"
+fi

@@ -15,9 +15,10 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
-/// The nice value of background threads (follow-ups, SQLite connections): they
-/// yield the CPU to the HTTP runtime when both want it.
-pub const BACKGROUND_NICE: libc::c_int = 10;
+/// The nice value of the follow-up threads: they yield the CPU to the HTTP
+/// runtime when both want it.
+#[cfg(target_os = "linux")]
+const BACKGROUND_NICE: libc::c_int = 10;
 
 /// Lowers the calling thread (Linux applies a nice value to one thread only).
 fn lower_priority() {

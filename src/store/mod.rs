@@ -90,33 +90,6 @@ pub struct Subscription {
     pub created_at: DateTime<Utc>,
 }
 
-/// sqlx runs every SQLite connection on a thread of its own (named
-/// `sqlx-sqlite-worker-N`) and offers no hook to configure it. Those threads
-/// inherit the nice value of whichever thread opened the connection, often an
-/// HTTP one; but their work is the store's, for follow-ups, the audit writer and
-/// digests. So they get the follow-up threads' lower priority: on saturated
-/// cores, an ack does not wait for a core behind a SQLite statement
-/// (docs/benchmarks.md, "SQLite threads"). Called after each connect; renicing
-/// a thread twice is harmless.
-fn lower_sqlite_threads() {
-    #[cfg(target_os = "linux")]
-    {
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return;
-        };
-        for task in tasks.flatten() {
-            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            let tid = task.file_name().to_str().and_then(|t| t.parse::<libc::id_t>().ok());
-            if let (true, Some(tid)) = (name.starts_with("sqlx-sqlite-wor"), tid) {
-                // SAFETY: setpriority has no memory effects; it changes one thread's nice value.
-                unsafe {
-                    libc::setpriority(libc::PRIO_PROCESS, tid, crate::workers::BACKGROUND_NICE);
-                }
-            }
-        }
-    }
-}
-
 fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -147,17 +120,10 @@ impl Store {
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
-                .max_lifetime(None)
-                .after_connect(|_, _| {
-                    Box::pin(async move {
-                        lower_sqlite_threads();
-                        Ok(())
-                    })
-                });
+                .max_lifetime(None);
         } else if backend == Backend::Sqlite {
             options = options.max_connections(4).after_connect(|conn, _| {
                 Box::pin(async move {
-                    lower_sqlite_threads();
                     // WAL lets readers run while the one writer writes.
                     sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
                     // In WAL mode NORMAL syncs at checkpoints, not at every commit: a

@@ -98,28 +98,12 @@ impl AuditLog {
 async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>) {
     let mut rows: Vec<AuditRecord> = Vec::with_capacity(BATCH);
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        let mut lingered = false;
-        loop {
-            // Take what is already waiting, up to one batch.
-            while let Some(message) = next.take() {
-                match message {
-                    Message::Row(row) => rows.push(*row),
-                    Message::Flush(done) => flushes.push(done),
-                }
-                if rows.len() < BATCH {
-                    next = rx.try_recv().ok();
-                }
+    while let Some(batch) = crate::store::next_batch(&mut rx, BATCH, |m| matches!(m, Message::Row(_))).await {
+        for message in batch {
+            match message {
+                Message::Row(row) => rows.push(*row),
+                Message::Flush(done) => flushes.push(done),
             }
-            // Then, once, give a burst time to gather: rows come one per command,
-            // and a transaction each would cost more than the rows themselves.
-            if lingered || rows.len() >= BATCH || !flushes.is_empty() {
-                break;
-            }
-            lingered = true;
-            tokio::time::sleep(crate::store::LINGER).await;
-            next = rx.try_recv().ok();
         }
         if !rows.is_empty() {
             write(&store, &rows).await;

@@ -76,7 +76,7 @@ impl Workers {
     /// the user their command was cut short, and auditing it), so no accepted
     /// command ends in silence. A closure, not a future: a future not yet
     /// polled is already as large as its largest state, and this one is rarely
-    /// needed (docs/benchmarks.md, "Task size").
+    /// needed (docs/benchmarks.md, "Third pass").
     pub fn try_spawn_interruptible<F, I, IF>(&self, task: F, on_interrupt: I) -> bool
     where
         F: Future<Output = ()> + Send + 'static,

@@ -5,7 +5,7 @@
 //! use PostgreSQL), so the process decides in memory and the store only keeps
 //! finished results, written behind in batches, for repeats after a restart.
 //! That takes two statements (a write each, behind SQLite's one write lock) off
-//! every add; docs/benchmarks.md ("Idempotency keys on SQLite") measures it.
+//! every add; docs/benchmarks.md ("Third pass") measures it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -409,27 +409,12 @@ impl LocalKeys {
 async fn write_behind(pool: AnyPool, state: Arc<Mutex<LocalState>>, mut rx: mpsc::Receiver<Write>) {
     let mut rows = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        let mut lingered = false;
-        loop {
-            while let Some(write) = next.take() {
-                match write {
-                    Write::Row(row) => rows.push(row),
-                    Write::Flush(done) => flushes.push(done),
-                }
-                if rows.len() < BATCH {
-                    next = rx.try_recv().ok();
-                }
+    while let Some(batch) = super::next_batch(&mut rx, BATCH, |w| matches!(w, Write::Row(_))).await {
+        for write in batch {
+            match write {
+                Write::Row(row) => rows.push(row),
+                Write::Flush(done) => flushes.push(done),
             }
-            // As the audit writer does: results come one per add, so a burst
-            // gets `LINGER` to gather into one transaction.
-            if lingered || rows.len() >= BATCH || !flushes.is_empty() {
-                break;
-            }
-            lingered = true;
-            tokio::time::sleep(super::LINGER).await;
-            next = rx.try_recv().ok();
         }
         if !rows.is_empty() {
             let written = write_with_retries(&pool, &rows).await;

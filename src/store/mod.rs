@@ -15,8 +15,40 @@ pub use idempotency::KeyClaim;
 /// How long a batch writer (audit rows, add results) waits after the first
 /// row for more to join its transaction. Rows arrive one per command; under
 /// load this turns hundreds of one-row transactions a second into a few dozen
-/// (docs/benchmarks.md, "Batch writers"). The rows wait in memory meanwhile.
+/// (docs/benchmarks.md, "Third pass"). The rows wait in memory meanwhile.
 pub const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The next batch for a batch writer: what is waiting on `rx`, up to `max_rows`
+/// rows (`is_row`; other messages are flush requests), and once, what arrives
+/// within `LINGER` after that. A flush request ends the wait at once. `None`
+/// once the channel is closed and empty.
+pub(crate) async fn next_batch<T>(
+    rx: &mut tokio::sync::mpsc::Receiver<T>,
+    max_rows: usize,
+    is_row: impl Fn(&T) -> bool,
+) -> Option<Vec<T>> {
+    let mut next = Some(rx.recv().await?);
+    let (mut batch, mut rows, mut flush, mut lingered) = (Vec::new(), 0, false, false);
+    loop {
+        while let Some(message) = next.take() {
+            if is_row(&message) {
+                rows += 1;
+            } else {
+                flush = true;
+            }
+            batch.push(message);
+            if rows < max_rows {
+                next = rx.try_recv().ok();
+            }
+        }
+        if lingered || flush || rows >= max_rows {
+            return Some(batch);
+        }
+        lingered = true;
+        tokio::time::sleep(LINGER).await;
+        next = rx.try_recv().ok();
+    }
+}
 
 /// Which database is behind the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

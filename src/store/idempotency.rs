@@ -313,12 +313,14 @@ impl LocalKeys {
                 Known::InStore | Known::Maybe => {}
             }
         }
-        let row = sqlx::query("SELECT created_at, result FROM idempotency WHERE key = $1 AND expires_at > $2")
-            .bind(key)
-            .bind(millis(now))
-            .fetch_optional(pool)
-            .await
-            .context("cannot read the idempotency key")?;
+        let row = sqlx::query(
+            "SELECT created_at, result FROM idempotency WHERE key = $1 AND expires_at > $2 AND result IS NOT NULL",
+        )
+        .bind(key)
+        .bind(millis(now))
+        .fetch_optional(pool)
+        .await
+        .context("cannot read the idempotency key")?;
         if let Some(r) = row {
             return Ok(KeyClaim::Seen {
                 at: from_millis(r.try_get("created_at")?),

@@ -157,14 +157,9 @@ impl Server {
         if let Ok(cpus) = std::env::var("BENCH_SERVER_CPUS") {
             use std::os::unix::process::CommandExt;
             let set = cpu_set(&cpus)?;
-            // SAFETY: sched_setaffinity is async-signal-safe and touches only the child.
+            // SAFETY: the closure only calls `pin`, which is async-signal-safe.
             unsafe {
-                command.pre_exec(move || {
-                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
+                command.pre_exec(move || pin(&set));
             }
         }
         let started = Instant::now();
@@ -491,13 +486,25 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
 
 /// A CPU set from a list like `0` or `0,1`.
 fn cpu_set(list: &str) -> anyhow::Result<libc::cpu_set_t> {
-    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it.
+    // SAFETY: cpu_set_t is plain data; all zeroes is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for cpu in list.split(',') {
         let cpu: usize = cpu.trim().parse()?;
+        anyhow::ensure!(cpu < libc::CPU_SETSIZE as usize, "no CPU {cpu}");
+        // SAFETY: `cpu` is within the set, checked above.
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
     Ok(set)
+}
+
+/// Pins the calling thread (and the threads it starts later) to `set`.
+fn pin(set: &libc::cpu_set_t) -> std::io::Result<()> {
+    // SAFETY: sched_setaffinity reads `set` only; it is async-signal-safe, so
+    // `pre_exec` may call it between fork and exec.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -506,13 +513,8 @@ fn main() -> anyhow::Result<()> {
     // compete with the server it measures. Unset: everything shares every core.
     let floor_mode = std::env::args().nth(1).as_deref() == Some("floor");
     if let (Ok(cpus), false) = (std::env::var("BENCH_CLIENT_CPUS"), floor_mode) {
-        let set = cpu_set(&cpus)?;
-        // SAFETY: pins this (the only) thread before the runtime's threads exist; they inherit it.
-        anyhow::ensure!(
-            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } == 0,
-            "cannot pin the load client: {}",
-            std::io::Error::last_os_error()
-        );
+        // This is the only thread yet: the runtime's threads, started below, inherit it.
+        pin(&cpu_set(&cpus)?).map_err(|e| anyhow::anyhow!("cannot pin the load client: {e}"))?;
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
-use super::{from_millis, millis, Store};
+use super::{from_millis, millis, values_placeholders, Store};
 
 /// What a key's claim found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,20 +251,18 @@ impl LocalState {
         }
     }
 
-    /// Marks rows as written (unless the key was claimed again meanwhile).
-    fn written(&mut self, rows: &[Finished]) {
+    /// After a write of `rows` (unless a key was claimed again meanwhile):
+    /// written ones are read from the store from now on; ones that could not
+    /// be written are dropped, so repeats of them run again, as when the store
+    /// is down at claim time.
+    fn settle(&mut self, rows: &[Finished], written: bool) {
         for row in rows {
-            if let Some(e) = self.keys.get_mut(&row.key).filter(|e| e.at == row.at) {
+            let Some(e) = self.keys.get_mut(&row.key).filter(|e| e.at == row.at) else {
+                continue;
+            };
+            if written {
                 e.stage = Stage::Stored;
-            }
-        }
-    }
-
-    /// Rows that could not be written: repeats of them will run again, as when
-    /// the store is down at claim time.
-    fn lost(&mut self, rows: &[Finished]) {
-        for row in rows {
-            if self.keys.get(&row.key).is_some_and(|e| e.at == row.at) {
+            } else {
                 self.keys.remove(&row.key);
             }
         }
@@ -289,8 +287,7 @@ impl LocalKeys {
     }
 
     fn state(&self) -> MutexGuard<'_, LocalState> {
-        // A panic while holding the lock leaves plain data behind: keep using it.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     async fn claim(
@@ -364,11 +361,7 @@ impl LocalKeys {
         // The writer is behind: this command writes its own row, so the queue stays bounded.
         let rows = [row];
         let written = write_rows(pool, &rows).await;
-        let mut state = self.state();
-        match written {
-            Ok(()) => state.written(&rows),
-            Err(_) => state.lost(&rows),
-        }
+        self.state().settle(&rows, written.is_ok());
         written
     }
 
@@ -407,6 +400,11 @@ impl LocalKeys {
     }
 }
 
+fn lock(state: &Mutex<LocalState>) -> MutexGuard<'_, LocalState> {
+    // A panic while holding the lock leaves plain data behind: keep using it.
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Writes finished keys in batches, one transaction each, in the order given.
 async fn write_behind(pool: AnyPool, state: Arc<Mutex<LocalState>>, mut rx: mpsc::Receiver<Write>) {
     let mut rows = Vec::with_capacity(BATCH);
@@ -420,12 +418,7 @@ async fn write_behind(pool: AnyPool, state: Arc<Mutex<LocalState>>, mut rx: mpsc
         }
         if !rows.is_empty() {
             let written = write_with_retries(&pool, &rows).await;
-            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-            if written {
-                state.written(&rows);
-            } else {
-                state.lost(&rows);
-            }
+            lock(&state).settle(&rows, written);
             rows.clear();
         }
         for done in flushes.drain(..) {
@@ -463,15 +456,12 @@ const ROWS_PER_INSERT: usize = 16;
 async fn write_rows(pool: &AnyPool, rows: &[Finished]) -> anyhow::Result<()> {
     let mut tx = pool.begin().await.context("cannot keep the add results")?;
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
-            .collect();
         // Rows of one key in one statement apply in order: the later claim wins.
         let sql = format!(
             "INSERT INTO idempotency (key, created_at, expires_at, result) VALUES {} \
              ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at, \
              expires_at = excluded.expires_at, result = excluded.result",
-            values.join(", ")
+            values_placeholders(chunk.len(), 4)
         );
         let mut query = sqlx::query(&sql);
         for row in chunk {

@@ -462,15 +462,22 @@ const AUDIT_COLUMNS: usize = 13;
 /// `INSERT INTO audit … VALUES (…), (…)` for `rows` rows, numbered placeholders
 /// (the one syntax both SQLite and PostgreSQL read).
 fn insert_audits_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO audit (id, at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id) VALUES {}",
+        values_placeholders(rows, AUDIT_COLUMNS)
+    )
+}
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: the VALUES list of
+/// a multi-row INSERT.
+fn values_placeholders(rows: usize, columns: usize) -> String {
     use std::fmt::Write;
-    let mut sql = String::from(
-        "INSERT INTO audit (id, at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id) VALUES ",
-    );
+    let mut sql = String::new();
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..AUDIT_COLUMNS {
+        for column in 0..columns {
             let sep = if column == 0 { "" } else { ", " };
-            let _ = write!(sql, "{sep}${}", row * AUDIT_COLUMNS + column + 1);
+            let _ = write!(sql, "{sep}${}", row * columns + column + 1);
         }
         sql.push(')');
     }

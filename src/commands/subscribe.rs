@@ -7,7 +7,7 @@ use super::{Call, CommandError};
 use crate::core::messages;
 use crate::core::parser::{CommandSpec, OptionSpec, Parts, UsageError};
 use crate::core::reply::Reply;
-use crate::core::values::{format_duration, parse_duration, parse_tz, TimeOfDay};
+use crate::core::values::{format_duration, parse_duration, parse_tz, zone_name, TimeOfDay};
 use crate::core::CommandId;
 use crate::group_ref::GroupInfo;
 use crate::store::Subscription;
@@ -74,7 +74,7 @@ pub struct Args {
     /// Time-of-day alignment.
     pub at: Option<TimeOfDay>,
     /// Time zone.
-    pub tz: chrono_tz::Tz,
+    pub tz: jiff::tz::TimeZone,
 }
 
 /// `unsubscribe` arguments.
@@ -98,7 +98,7 @@ pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
     let target = target(parts)?;
     let every = parts.parsed("every", parse_duration)?.unwrap_or(DEFAULT_EVERY);
     let at = parts.parsed("at", |v| v.parse::<TimeOfDay>())?;
-    let tz = parts.parsed("tz", parse_tz)?.unwrap_or(chrono_tz::UTC);
+    let tz = parts.parsed("tz", parse_tz)?.unwrap_or(jiff::tz::TimeZone::UTC);
     if at.is_some() && every.as_secs() % 86_400 != 0 {
         return Err(parts.error(format!(
             "--at needs --every in whole days (1d, 7d, 2w); got {}",
@@ -139,7 +139,7 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: Option<GroupInfo>) -> R
         group_name,
         every_s: args.every.as_secs() as i64,
         at_time: args.at.map(|t| t.to_string()),
-        tz: args.tz.name().to_string(),
+        tz: zone_name(&args.tz).to_string(),
         created_by: call.inv.caller().to_string(),
         created_at: ctx.clock.now(),
     };
@@ -194,7 +194,7 @@ mod tests {
         let a = sub("subscribe * --every 1d --at 09:00 --tz Europe/Berlin").unwrap();
         assert_eq!(a.target, SubTarget::All);
         assert_eq!(a.at, Some(TimeOfDay { hour: 9, minute: 0 }));
-        assert_eq!(a.tz, chrono_tz::Europe::Berlin);
+        assert_eq!(zone_name(&a.tz), "Europe/Berlin");
         let a = sub("subscribe \"Sales Team\"").unwrap();
         assert_eq!(
             (a.target, a.every, a.at, a.tz),
@@ -202,7 +202,7 @@ mod tests {
                 SubTarget::Group("Sales Team".into()),
                 DEFAULT_EVERY,
                 None,
-                chrono_tz::UTC
+                jiff::tz::TimeZone::UTC
             )
         );
         assert_eq!(sub("subscribe \"*\"").unwrap().target, SubTarget::Group("*".into()));

@@ -541,7 +541,11 @@ pub fn digest(
     mask: bool,
 ) -> Reply {
     let tz = s.schedule().tz;
-    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    let local = |t| {
+        crate::core::values::wall_clock(&tz, t)
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string()
+    };
     let total: usize = groups.iter().map(|(_, e)| e.len()).sum();
     let mut reply = Reply::new(
         Status::Ok,
@@ -552,7 +556,7 @@ pub fn digest(
         "{} to {} {} · {}",
         local(window.0),
         local(window.1),
-        tz.name(),
+        crate::core::values::zone_name(&tz),
         count(total, "change")
     ));
     if total == 0 {

@@ -5,6 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use jiff::{civil, tz::TimeZone, Timestamp};
+
 /// Parses `30s`, `30m`, `6h`, `7d` or `2w`: a whole number and one unit.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -153,13 +156,38 @@ impl fmt::Display for TimeOfDay {
     }
 }
 
-/// Parses an IANA time zone such as `Europe/Berlin` or `UTC`.
-pub fn parse_tz(text: &str) -> Result<chrono_tz::Tz, String> {
-    text.trim().parse::<chrono_tz::Tz>().map_err(|_| {
-        format!(
-            "`{}` is not a time zone (expected an IANA name such as Europe/Berlin or UTC)",
-            text.trim()
-        )
+/// Parses an IANA time zone such as `Europe/Berlin` or `UTC`, in any case
+/// (`europe/berlin` is the same zone; [`zone_name`] gives its canonical name).
+/// `Etc/Unknown` is refused: it is a placeholder, not a place.
+pub fn parse_tz(text: &str) -> Result<TimeZone, String> {
+    let text = text.trim();
+    match TimeZone::get(text) {
+        Ok(tz) if tz.iana_name().is_some() => Ok(tz),
+        _ => Err(format!(
+            "`{text}` is not a time zone (expected an IANA name such as Europe/Berlin or UTC)"
+        )),
+    }
+}
+
+/// A zone's canonical IANA name, as stored and shown.
+pub fn zone_name(tz: &TimeZone) -> &str {
+    // Every zone `parse_tz` returns has one; only fixed offsets have none.
+    tz.iana_name().unwrap_or("UTC")
+}
+
+/// An instant as wall-clock time in `tz`.
+pub fn wall_clock(tz: &TimeZone, t: DateTime<Utc>) -> civil::DateTime {
+    tz.to_datetime(timestamp(t))
+}
+
+/// A chrono instant as a jiff one, clamped to jiff's range (years -9999 to 9999),
+/// which every instant this service handles is far inside.
+pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
+    let nanos = i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0);
+    Timestamp::new(t.timestamp(), nanos).unwrap_or(if t.timestamp() < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
     })
 }
 
@@ -237,8 +265,17 @@ mod tests {
 
     #[test]
     fn time_zones() {
-        assert_eq!(parse_tz("Europe/Berlin"), Ok(chrono_tz::Europe::Berlin));
-        assert_eq!(parse_tz("UTC"), Ok(chrono_tz::UTC));
-        assert!(parse_tz("Mars/Olympus").unwrap_err().contains("not a time zone"));
+        let berlin = parse_tz("Europe/Berlin").unwrap();
+        assert_eq!(zone_name(&berlin), "Europe/Berlin");
+        assert_eq!(zone_name(&parse_tz(" europe/BERLIN ").unwrap()), "Europe/Berlin");
+        assert_eq!(parse_tz("UTC"), Ok(TimeZone::UTC));
+        assert_eq!(zone_name(&parse_tz("utc").unwrap()), "UTC");
+        for bad in ["Mars/Olympus", "Etc/Unknown", "", "+01:00"] {
+            assert!(parse_tz(bad).unwrap_err().contains("not a time zone"), "{bad}");
+        }
+        // 12:00 UTC is 13:00 in Berlin in winter and 14:00 in summer.
+        let at = |s: &str| wall_clock(&berlin, s.parse().unwrap()).to_string();
+        assert_eq!(at("2026-11-24T12:00:00Z"), "2026-11-24T13:00:00");
+        assert_eq!(at("2026-07-01T12:00:00Z"), "2026-07-01T14:00:00");
     }
 }

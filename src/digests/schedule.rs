@@ -9,22 +9,22 @@
 //! - Anything else (`30m`, `6h`, `36h`): multiples of the period since the Unix
 //!   epoch in UTC, so they never drift and DST cannot make two windows overlap.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone as _, Timelike, Utc};
+use jiff::tz::{AmbiguousOffset, TimeZone};
 
-use crate::core::values::TimeOfDay;
+use crate::core::values::{parse_tz, wall_clock, TimeOfDay};
 
 const DAY: i64 = 86_400;
 
 /// A subscription's schedule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
     /// Period in seconds (at least 1).
     pub every_s: i64,
     /// Local time windows end at, for whole-day periods.
     pub at: Option<TimeOfDay>,
     /// The zone `at` and day boundaries are read in.
-    pub tz: Tz,
+    pub tz: TimeZone,
 }
 
 impl Schedule {
@@ -33,7 +33,7 @@ impl Schedule {
         Schedule {
             every_s: every_s.max(1),
             at: at.and_then(|a| a.parse().ok()),
-            tz: tz.parse().unwrap_or(chrono_tz::UTC),
+            tz: parse_tz(tz).unwrap_or(TimeZone::UTC),
         }
     }
 
@@ -49,8 +49,14 @@ impl Schedule {
         }
         let days = self.every_s / DAY;
         let at = self.at.unwrap_or(TimeOfDay { hour: 0, minute: 0 });
-        let local_date = t.with_timezone(&self.tz).date_naive();
+        let local = wall_clock(&self.tz, t);
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+        let local_date = NaiveDate::from_ymd_opt(
+            i32::from(local.year()),
+            local.month().unsigned_abs().into(),
+            local.day().unsigned_abs().into(),
+        )
+        .unwrap_or(epoch);
         // The boundary is on a day d with (d - epoch) % days == 0; start one
         // period back so a boundary later today (or just after a DST gap) is seen.
         let from = (local_date - epoch).num_days() - days - 1;
@@ -72,13 +78,36 @@ impl Schedule {
     fn local(&self, naive: NaiveDateTime) -> DateTime<Utc> {
         let mut probe = naive;
         for _ in 0..180 {
-            if let Some(t) = self.tz.from_local_datetime(&probe).earliest() {
-                return t.with_timezone(&Utc);
+            let Some(civil) = civil(probe) else { break };
+            let ambiguous = self.tz.to_ambiguous_timestamp(civil);
+            // In a fold (clocks set back) the earlier of the two instants; in a gap, none.
+            if !matches!(ambiguous.offset(), AmbiguousOffset::Gap { .. }) {
+                if let Some(t) = ambiguous
+                    .earlier()
+                    .ok()
+                    .and_then(|t| Utc.timestamp_opt(t.as_second(), 0).single())
+                {
+                    return t;
+                }
             }
             probe += Duration::minutes(1);
         }
         Utc.from_utc_datetime(&naive)
     }
+}
+
+/// A chrono wall-clock time as jiff's, to the second; `None` outside jiff's years.
+fn civil(naive: NaiveDateTime) -> Option<jiff::civil::DateTime> {
+    jiff::civil::DateTime::new(
+        i16::try_from(naive.year()).ok()?,
+        i8::try_from(naive.month()).ok()?,
+        i8::try_from(naive.day()).ok()?,
+        i8::try_from(naive.hour()).ok()?,
+        i8::try_from(naive.minute()).ok()?,
+        i8::try_from(naive.second()).ok()?,
+        0,
+    )
+    .ok()
 }
 
 #[cfg(test)]
@@ -127,6 +156,11 @@ mod tests {
         assert_eq!(before, t("2026-03-29T07:00:00Z"));
         // The window across the change is 23 hours long.
         assert_eq!(before - s.next_after(t("2026-03-27T12:00:00Z")), Duration::hours(23));
+        // New York falls back on 2026-11-01 at 02:00 → 01:00: 01:30 happens twice,
+        // and the window ends at the first (EDT, UTC-4).
+        let s = schedule(DAY, Some("01:30"), "America/New_York");
+        assert_eq!(s.next_after(t("2026-11-01T00:00:00Z")), t("2026-11-01T05:30:00Z"));
+        assert_eq!(s.next_after(t("2026-11-01T05:30:00Z")), t("2026-11-02T06:30:00Z"));
     }
 
     #[test]
@@ -137,7 +171,7 @@ mod tests {
         for _ in 0..60 {
             let next = s.next_after(at);
             assert!(next > last);
-            assert_eq!(next.with_timezone(&s.tz).format("%a %H:%M").to_string(), "Thu 09:00");
+            assert_eq!(wall_clock(&s.tz, next).strftime("%a %H:%M").to_string(), "Thu 09:00");
             last = next;
             at = next;
         }

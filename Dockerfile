@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # waops container: a release build in `build`, a small Debian runtime in `runtime`.
 
-FROM rust:1-bookworm AS build
+# The toolchain is pinned: link/order.txt names functions as this rustc mangles
+# them (build.rs); another version builds the same program without the layout.
+FROM rust:1.95-bookworm AS build
 WORKDIR /app
 # Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock build.rs ./

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Source this file: starts a throwaway PostgreSQL cluster on a free loopback
-# port and exports WAOPS_TEST_POSTGRES_URL. The cluster stops when the shell
+# port and exports WAOPS_TEST_POSTGRES_URL, and WAOPS_TEST_POSTGRES_CTL (a script
+# that stops or starts that cluster, for the restart test). The cluster stops when the shell
 # that sourced it exits (call waops_pg_stop to stop it earlier).
 # Installs PostgreSQL from Debian packages when initdb is missing.
 
@@ -41,6 +42,13 @@ waops_pg_start() {
     -o "-p $port -k $WAOPS_PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
     || { cat "$WAOPS_PG_DIR/server.log" >&2; return 1; }
   WAOPS_PG_CTL=("${as[@]}" "$bin/pg_ctl")
+  # `ctl stop` / `ctl start`: for the test that restarts the server mid-run.
+  local opts="-p $port -k $WAOPS_PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+  printf '#!/bin/sh\ncase "$1" in\n  stop) exec %s -D %s -w -t 60 -m fast stop ;;\n  start) exec %s -D %s -l %s -w -t 60 -o "%s" start ;;\n  *) echo "usage: ctl stop|start" >&2; exit 2 ;;\nesac\n' \
+    "${WAOPS_PG_CTL[*]}" "$WAOPS_PG_DIR/data" "${WAOPS_PG_CTL[*]}" "$WAOPS_PG_DIR/data" "$WAOPS_PG_DIR/server.log" "$opts" \
+    >"$WAOPS_PG_DIR/ctl"
+  chmod +x "$WAOPS_PG_DIR/ctl"
+  export WAOPS_TEST_POSTGRES_CTL="$WAOPS_PG_DIR/ctl"
   export WAOPS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   trap waops_pg_stop EXIT
   echo "postgres.sh: PostgreSQL $("$bin/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port" >&2

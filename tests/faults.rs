@@ -500,4 +500,68 @@ async fn postgres_restarting_mid_run_loses_no_audit_row() {
     }
     let ready = reqwest::get(format!("{}/readyz", chat.base)).await.unwrap();
     assert_eq!(ready.status(), 200);
+
+    // Then the server itself restarts: scripts/postgres.sh's cluster is stopped
+    // (closing every connection from its side) and started again. Only this test
+    // uses PostgreSQL in this binary, and test binaries run one at a time.
+    let Some(ctl) = std::env::var("WAOPS_TEST_POSTGRES_CTL").ok().filter(|c| !c.is_empty()) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but WAOPS_TEST_POSTGRES_CTL is not set"
+        );
+        return;
+    };
+    let server = Cluster::stop(ctl).await;
+    let mut during = Vec::new();
+    for _ in 0..3 {
+        let (_, id) = chat.slack("invite sales").await;
+        assert!(chat.next_post().await.contains("chat.whatsapp.com"), "commands go on");
+        during.push(id);
+    }
+    let ready = reqwest::get(format!("{}/readyz", chat.base)).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().starts_with("not ready: store"));
+    server.start().await;
+    for id in &during {
+        assert_eq!(chat.outcome(id).await, "ok", "written after the restart");
+    }
+    let ready = reqwest::get(format!("{}/readyz", chat.base)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+/// scripts/postgres.sh's cluster, stopped; started again when dropped, so a
+/// failed assertion does not leave the later test binaries without a server.
+struct Cluster {
+    ctl: Option<String>,
+}
+
+impl Cluster {
+    async fn stop(ctl: String) -> Cluster {
+        run_ctl(ctl.clone(), "stop").await;
+        Cluster { ctl: Some(ctl) }
+    }
+
+    async fn start(mut self) {
+        run_ctl(self.ctl.take().unwrap(), "start").await;
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(ctl) = self.ctl.take() {
+            let _ = std::process::Command::new(ctl).arg("start").status();
+        }
+    }
+}
+
+async fn run_ctl(ctl: String, op: &'static str) {
+    let status = tokio::task::spawn_blocking(move || std::process::Command::new(ctl).arg(op).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "ctl {op}: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
 }

@@ -483,23 +483,10 @@ async fn postgres_restarting_mid_run_loses_no_audit_row() {
 
     // The server goes away: connections drop, new ones are refused.
     proxy.set(false);
-    let mut during = Vec::new();
-    for _ in 0..3 {
-        let (_, id) = chat.slack("invite sales").await;
-        assert!(chat.next_post().await.contains("chat.whatsapp.com"), "commands go on");
-        during.push(id);
-    }
-    // The store reports it; /readyz says why.
-    let ready = reqwest::get(format!("{}/readyz", chat.base)).await.unwrap();
-    assert_eq!(ready.status(), 503);
-    assert!(ready.text().await.unwrap().starts_with("not ready: store"));
+    let during = commands_while_the_store_is_down(&mut chat).await;
     // It comes back within the audit writer's patience.
     proxy.set(true);
-    for id in &during {
-        assert_eq!(chat.outcome(id).await, "ok", "written after the restart");
-    }
-    let ready = reqwest::get(format!("{}/readyz", chat.base)).await.unwrap();
-    assert_eq!(ready.status(), 200);
+    all_written_after_it_is_back(&chat, &during).await;
 
     // Then the server itself restarts: scripts/postgres.sh's cluster is stopped
     // (closing every connection from its side) and started again. Only this test
@@ -512,6 +499,14 @@ async fn postgres_restarting_mid_run_loses_no_audit_row() {
         return;
     };
     let server = Cluster::stop(ctl).await;
+    let during = commands_while_the_store_is_down(&mut chat).await;
+    server.start().await;
+    all_written_after_it_is_back(&chat, &during).await;
+}
+
+/// Three commands answered while the store is away, and /readyz saying why;
+/// their request ids.
+async fn commands_while_the_store_is_down(chat: &mut Chat) -> Vec<String> {
     let mut during = Vec::new();
     for _ in 0..3 {
         let (_, id) = chat.slack("invite sales").await;
@@ -521,9 +516,13 @@ async fn postgres_restarting_mid_run_loses_no_audit_row() {
     let ready = reqwest::get(format!("{}/readyz", chat.base)).await.unwrap();
     assert_eq!(ready.status(), 503);
     assert!(ready.text().await.unwrap().starts_with("not ready: store"));
-    server.start().await;
-    for id in &during {
-        assert_eq!(chat.outcome(id).await, "ok", "written after the restart");
+    during
+}
+
+/// Each of those commands' audit rows written once the store is back, and /readyz ready.
+async fn all_written_after_it_is_back(chat: &Chat, during: &[String]) {
+    for id in during {
+        assert_eq!(chat.outcome(id).await, "ok", "written after the store came back");
     }
     let ready = reqwest::get(format!("{}/readyz", chat.base)).await.unwrap();
     assert_eq!(ready.status(), 200);

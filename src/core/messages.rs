@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::parser::{CommandSpec, UsageError};
 use super::permissions::Refusal;
 use super::reply::{Button, ButtonAction, Reply, Rich, Status, Table, Visibility};
-use super::values::format_duration;
+use super::values::{format_duration, wall_clock, zone_name};
 use super::CommandId;
 use crate::group_ref::GroupInfo;
 use crate::invite_link::InviteCode;
@@ -541,11 +541,7 @@ pub fn digest(
     mask: bool,
 ) -> Reply {
     let tz = s.schedule().tz;
-    let local = |t| {
-        crate::core::values::wall_clock(&tz, t)
-            .strftime("%Y-%m-%d %H:%M")
-            .to_string()
-    };
+    let local = |t| wall_clock(&tz, t).strftime("%Y-%m-%d %H:%M").to_string();
     let total: usize = groups.iter().map(|(_, e)| e.len()).sum();
     let mut reply = Reply::new(
         Status::Ok,
@@ -556,7 +552,7 @@ pub fn digest(
         "{} to {} {} · {}",
         local(window.0),
         local(window.1),
-        crate::core::values::zone_name(&tz),
+        zone_name(&tz),
         count(total, "change")
     ));
     if total == 0 {

@@ -12,7 +12,7 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone as _, Timelike, Utc};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 
-use crate::core::values::{parse_tz, wall_clock, TimeOfDay};
+use crate::core::values::{parse_tz, timestamp, TimeOfDay};
 
 const DAY: i64 = 86_400;
 
@@ -49,14 +49,9 @@ impl Schedule {
         }
         let days = self.every_s / DAY;
         let at = self.at.unwrap_or(TimeOfDay { hour: 0, minute: 0 });
-        let local = wall_clock(&self.tz, t);
+        let offset = self.tz.to_offset(timestamp(t)).seconds();
+        let local_date = (t.naive_utc() + Duration::seconds(offset.into())).date();
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-        let local_date = NaiveDate::from_ymd_opt(
-            i32::from(local.year()),
-            local.month().unsigned_abs().into(),
-            local.day().unsigned_abs().into(),
-        )
-        .unwrap_or(epoch);
         // The boundary is on a day d with (d - epoch) % days == 0; start one
         // period back so a boundary later today (or just after a DST gap) is seen.
         let from = (local_date - epoch).num_days() - days - 1;
@@ -171,7 +166,12 @@ mod tests {
         for _ in 0..60 {
             let next = s.next_after(at);
             assert!(next > last);
-            assert_eq!(wall_clock(&s.tz, next).strftime("%a %H:%M").to_string(), "Thu 09:00");
+            assert_eq!(
+                crate::core::values::wall_clock(&s.tz, next)
+                    .strftime("%a %H:%M")
+                    .to_string(),
+                "Thu 09:00"
+            );
             last = next;
             at = next;
         }

@@ -19,7 +19,7 @@ fn main() {
     // Release builds place the functions that start-up and an idle server run
     // next to each other, in the order they first run (link/order.txt, made by
     // scripts/code-order.sh). The kernel maps code 64 KiB at a time, so scattered
-    // start-up code kept 8 MB of the binary resident; packed, about 4 MB. Only
+    // start-up code kept 7-8 MB of the binary resident; packed, 3.5 MB. Only
     // LLD takes the flag: rustc links x86_64 Linux with its own LLD since 1.90
     // unless RUSTFLAGS choose a linker. A name the build no longer has is skipped.
     let order = Path::new(&var("CARGO_MANIFEST_DIR")).join("link/order.txt");

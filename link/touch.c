@@ -21,15 +21,21 @@
 #define MAX_PAGES (1 << 16)
 static uintptr_t base, lo, hi;
 static uintptr_t pages[MAX_PAGES];
+static unsigned char opened[MAX_PAGES / 8];  // one bit per code page made executable
 static volatile int count;
 static char out_path[4096], tmp_path[4100];
 
 static void on_segv(int sig, siginfo_t *info, void *ctx) {
     (void)ctx;
     uintptr_t a = (uintptr_t)info->si_addr;
-    if (a < lo || a >= hi) {
+    uintptr_t index = (a - lo) / 4096;
+    // Outside the code, or on a page already opened: a real fault, which the
+    // default action re-raises when the instruction runs again.
+    if (a < lo || a >= hi || index >= MAX_PAGES ||
+        __atomic_fetch_or(&opened[index / 8], (unsigned char)(1u << index % 8), __ATOMIC_RELAXED) &
+            (1u << index % 8)) {
         signal(sig, SIG_DFL);
-        return;  // a real fault: re-raised with the default action
+        return;
     }
     uintptr_t page = a & ~(uintptr_t)4095;
     mprotect((void *)page, 4096, PROT_READ | PROT_EXEC);

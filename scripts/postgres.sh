@@ -38,12 +38,12 @@ waops_pg_start() {
   fi
   "${as[@]}" "$bin/initdb" -D "$WAOPS_PG_DIR/data" -U postgres --auth=trust -E UTF8 >"$WAOPS_PG_DIR/initdb.log" 2>&1 \
     || { cat "$WAOPS_PG_DIR/initdb.log" >&2; return 1; }
+  local opts="-p $port -k $WAOPS_PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
   "${as[@]}" "$bin/pg_ctl" -D "$WAOPS_PG_DIR/data" -l "$WAOPS_PG_DIR/server.log" -w -t 60 \
-    -o "-p $port -k $WAOPS_PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
+    -o "$opts" start >/dev/null \
     || { cat "$WAOPS_PG_DIR/server.log" >&2; return 1; }
   WAOPS_PG_CTL=("${as[@]}" "$bin/pg_ctl")
   # `ctl stop` / `ctl start`: for the test that restarts the server mid-run.
-  local opts="-p $port -k $WAOPS_PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
   printf '#!/bin/sh\ncase "$1" in\n  stop) exec %s -D %s -w -t 60 -m fast stop ;;\n  start) exec %s -D %s -l %s -w -t 60 -o "%s" start ;;\n  *) echo "usage: ctl stop|start" >&2; exit 2 ;;\nesac\n' \
     "${WAOPS_PG_CTL[*]}" "$WAOPS_PG_DIR/data" "${WAOPS_PG_CTL[*]}" "$WAOPS_PG_DIR/data" "$WAOPS_PG_DIR/server.log" "$opts" \
     >"$WAOPS_PG_DIR/ctl"

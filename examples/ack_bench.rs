@@ -397,54 +397,65 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
     println!("|---|---|---|---|---|---|---|---|---|---|");
     // `BENCH_ONLY=slack:64` (say) runs one cell, e.g. to profile it.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default().to_lowercase();
-    for platform in [Platform::Slack, Platform::Discord] {
-        let name = if platform == Platform::Slack {
-            "Slack"
-        } else {
-            "Discord"
-        };
-        for concurrency in [64, 256] {
-            if !only.is_empty() && only != format!("{}:{concurrency}", name.to_lowercase()) {
-                continue;
-            }
-            let floor_cpu = floor.cpu();
-            let floor_run = load(&floor.base, &hooks, platform, next_id, requests, concurrency).await?;
-            let floor_cpu = floor.cpu() - floor_cpu;
-            next_id += requests;
-            let counter = if platform == Platform::Slack {
-                &counts.slack
+    // `BENCH_ROUNDS=3` runs every cell three times in the same processes. The
+    // first round also pays for waops' heap growing to hold the commands in
+    // flight; later rounds show the steady state.
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("| round {round} | | | | | | | | | |");
+        }
+        for platform in [Platform::Slack, Platform::Discord] {
+            let name = if platform == Platform::Slack {
+                "Slack"
             } else {
-                &counts.discord
+                "Discord"
             };
-            let before = counter.load(Ordering::Relaxed);
-            let waops_cpu = waops.cpu();
-            let run = load(&waops.base, &hooks, platform, next_id, requests, concurrency).await?;
-            next_id += requests;
-            let (arrived, took) = wait_for(counter, before + run.accepted, Duration::from_secs(120)).await;
-            // Counted to the last follow-up: the provider call and the post back are part of a command.
-            let waops_cpu = waops.cpu() - waops_cpu;
-            let per_request = |cpu: Duration| format!("{:.0} µs", cpu.as_secs_f64() * 1e6 / requests as f64);
-            let floor_rate = requests as f64 / floor_run.elapsed.as_secs_f64();
-            let rate = requests as f64 / run.elapsed.as_secs_f64();
-            for (label, r, rate, ratio, cpu, followups) in [
-                (
-                    "floor",
-                    &floor_run,
-                    floor_rate,
-                    String::from("1"),
-                    per_request(floor_cpu),
-                    String::from("–"),
-                ),
-                (
-                    "waops",
-                    &run,
-                    rate,
-                    format!("{:.2}", rate / floor_rate),
-                    per_request(waops_cpu),
-                    format!("{}/{} in {:.2} s", arrived - before, run.accepted, took.as_secs_f64()),
-                ),
-            ] {
-                println!(
+            for concurrency in [64, 256] {
+                if !only.is_empty() && only != format!("{}:{concurrency}", name.to_lowercase()) {
+                    continue;
+                }
+                let floor_cpu = floor.cpu();
+                let floor_run = load(&floor.base, &hooks, platform, next_id, requests, concurrency).await?;
+                let floor_cpu = floor.cpu() - floor_cpu;
+                next_id += requests;
+                let counter = if platform == Platform::Slack {
+                    &counts.slack
+                } else {
+                    &counts.discord
+                };
+                let before = counter.load(Ordering::Relaxed);
+                let waops_cpu = waops.cpu();
+                let run = load(&waops.base, &hooks, platform, next_id, requests, concurrency).await?;
+                next_id += requests;
+                let (arrived, took) = wait_for(counter, before + run.accepted, Duration::from_secs(120)).await;
+                // Counted to the last follow-up: the provider call and the post back are part of a command.
+                let waops_cpu = waops.cpu() - waops_cpu;
+                let per_request = |cpu: Duration| format!("{:.0} µs", cpu.as_secs_f64() * 1e6 / requests as f64);
+                let floor_rate = requests as f64 / floor_run.elapsed.as_secs_f64();
+                let rate = requests as f64 / run.elapsed.as_secs_f64();
+                for (label, r, rate, ratio, cpu, followups) in [
+                    (
+                        "floor",
+                        &floor_run,
+                        floor_rate,
+                        String::from("1"),
+                        per_request(floor_cpu),
+                        String::from("–"),
+                    ),
+                    (
+                        "waops",
+                        &run,
+                        rate,
+                        format!("{:.2}", rate / floor_rate),
+                        per_request(waops_cpu),
+                        format!("{}/{} in {:.2} s", arrived - before, run.accepted, took.as_secs_f64()),
+                    ),
+                ] {
+                    println!(
                     "| {name} | {concurrency} | {label} | {rate:.0} req/s | {ratio} | {:.2} / {:.2} ms | {:.3} / {:.3} ms | {cpu} | {} / {} | {followups} |",
                     ms(pct(&r.client, 0.5)),
                     ms(pct(&r.client, 0.99)),
@@ -453,6 +464,7 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
                     r.accepted,
                     r.busy,
                 );
+                }
             }
         }
     }

@@ -239,7 +239,7 @@ fn international(text: &str, _original: &str) -> Result<E164, String> {
 }
 
 fn valid(number: phonenumber::PhoneNumber, region: Option<country::Id>) -> Result<E164, String> {
-    if !phonenumber::is_valid(&number) {
+    if !validity::is_valid(&number) {
         // Prefer a length reason when the region's possible lengths tell one.
         let length = number.national().to_string().len() as u16;
         let lengths = number
@@ -265,7 +265,9 @@ fn valid(number: phonenumber::PhoneNumber, region: Option<country::Id>) -> Resul
         };
         return Err(reason);
     }
-    Ok(E164(number.format().mode(phonenumber::Mode::E164).to_string()))
+    // What `number.format().mode(Mode::E164)` writes, without its search of the
+    // country's format patterns, which E.164 never uses.
+    Ok(E164(format!("+{}{}", number.code().value(), number.national())))
 }
 
 fn parse_reason(error: phonenumber::ParseError) -> String {
@@ -276,6 +278,138 @@ fn parse_reason(error: phonenumber::ParseError) -> String {
         TooShortAfterIdd | TooShortNsn => "too short".into(),
         TooLong => "too long".into(),
         MalformedInteger(_) => "not a phone number".into(),
+    }
+}
+
+/// `phonenumber::is_valid`, with each country's patterns compiled once.
+///
+/// The crate keeps its patterns in one shared 100-entry LRU cache behind a
+/// mutex, keyed by pattern text: every test of a number locks it and hashes
+/// each pattern with SipHash, and a team adding numbers from many countries
+/// makes it recompile patterns it evicted. On the Slack ack path that was most
+/// of the time spent on a number. The rules here are the crate's own
+/// (`validator::is_valid_with`, `source_for`, `number_type`), applied to the
+/// same pattern texts; a test checks both agree on numbers of every country.
+mod validity {
+    use std::collections::HashMap;
+    use std::sync::{Arc, OnceLock, RwLock};
+
+    use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
+    use regex::{Regex, RegexBuilder};
+
+    /// The patterns of one region's metadata, compiled.
+    struct Compiled {
+        /// `leading_digits`: which region of a shared country code a number belongs to.
+        leading: Option<Regex>,
+        general: Pattern,
+        /// Fixed line, mobile, toll free, ...: a valid number matches one of them.
+        kinds: Vec<Pattern>,
+    }
+
+    /// `Descriptor::is_match`: a possible length, and the pattern matching from the first digit.
+    struct Pattern {
+        lengths: Vec<u16>,
+        re: Regex,
+    }
+
+    impl Pattern {
+        fn new(desc: &Descriptor) -> Pattern {
+            Pattern {
+                lengths: desc.possible_length().to_vec(),
+                re: anchored(desc.national_number().as_str()),
+            }
+        }
+
+        fn is_match(&self, national: &str) -> bool {
+            (self.lengths.is_empty() || self.lengths.contains(&(national.len() as u16))) && self.re.is_match(national)
+        }
+    }
+
+    /// The crate tests `find(..).start() == 0`: the leftmost match starts at the
+    /// first digit exactly when some match does, so an anchored search answers
+    /// the same without scanning the rest. The patterns are written for
+    /// whitespace-insensitive mode, as the crate compiles them; the newline
+    /// closes any comment before the group does.
+    fn anchored(source: &str) -> Regex {
+        RegexBuilder::new(&format!("^(?:{source}\n)"))
+            .ignore_whitespace(true)
+            .build()
+            .expect("libphonenumber's patterns compile, as they do in the crate")
+    }
+
+    impl Compiled {
+        fn new(meta: &Metadata) -> Compiled {
+            let d = meta.descriptors();
+            let kinds = [
+                d.premium_rate(),
+                d.toll_free(),
+                d.shared_cost(),
+                d.voip(),
+                d.personal_number(),
+                d.pager(),
+                d.uan(),
+                d.voicemail(),
+                d.fixed_line(),
+                d.mobile(),
+            ];
+            Compiled {
+                leading: meta.leading_digits().map(|l| anchored(l.as_str())),
+                general: Pattern::new(d.general()),
+                kinds: kinds.into_iter().flatten().map(Pattern::new).collect(),
+            }
+        }
+
+        /// `number_type(..) != Type::Unknown`.
+        fn known_type(&self, national: &str) -> bool {
+            self.general.is_match(national) && self.kinds.iter().any(|k| k.is_match(national))
+        }
+    }
+
+    /// Compiled on first use, per region: a server sees a few countries, not all 250.
+    fn compiled(meta: &'static Metadata) -> Arc<Compiled> {
+        type Cache = RwLock<HashMap<(u16, &'static str), Arc<Compiled>>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let cache = CACHE.get_or_init(Cache::default);
+        let key = (meta.country_code(), meta.id());
+        if let Some(found) = cache.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return found.clone();
+        }
+        let made = Arc::new(Compiled::new(meta));
+        cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert(made)
+            .clone()
+    }
+
+    /// `phonenumber::is_valid`.
+    pub(super) fn is_valid(number: &phonenumber::PhoneNumber) -> bool {
+        let code = number.code().value();
+        let national = number.national().to_string();
+        source(code, &national).is_some_and(|meta| compiled(meta).known_type(&national))
+    }
+
+    /// `validator::source_for`, then the metadata `is_valid_with` takes from it.
+    fn source(code: u16, national: &str) -> Option<&'static Metadata> {
+        let regions = DATABASE.region(&code)?;
+        if let [only] = regions[..] {
+            if only == "001" {
+                return DATABASE.by_code(&code)?.into_iter().next();
+            }
+            only.parse::<phonenumber::country::Id>().ok()?;
+            return DATABASE.by_id(only);
+        }
+        regions.into_iter().find_map(|region| {
+            let meta = DATABASE.by_id(region)?;
+            let compiled = compiled(meta);
+            let belongs = match &compiled.leading {
+                Some(leading) => leading.is_match(national),
+                None => compiled.known_type(national),
+            };
+            // The crate unwraps this parse; a region it cannot name is no source here.
+            (belongs && region.parse::<phonenumber::country::Id>().is_ok()).then_some(meta)
+        })
     }
 }
 
@@ -441,5 +575,80 @@ mod tests {
         assert!(region("de").is_some());
         assert!(region("XX").is_none());
         assert!(region("Germany").is_none());
+    }
+
+    /// `validity::is_valid` must say what `phonenumber::is_valid` says, and the
+    /// E.164 text must be the crate's. Inputs: every example number in the
+    /// metadata (every region, every number type), each also with a digit
+    /// changed, one dropped and one added, and pseudo-random digit strings after
+    /// every country code, so both valid and invalid numbers of every country,
+    /// shared country codes (+1, +7, +44, ...) included, are compared.
+    #[test]
+    fn validity_agrees_with_the_crate_on_every_country() {
+        use phonenumber::metadata::DATABASE;
+        let mut inputs = Vec::new();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for meta in DATABASE.iter() {
+            let code = meta.country_code();
+            let d = meta.descriptors();
+            let descs = [
+                Some(d.general()),
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
+                d.personal_number(),
+                d.voip(),
+                d.pager(),
+                d.uan(),
+                d.voicemail(),
+            ];
+            for example in descs.into_iter().flatten().filter_map(|d| d.example()) {
+                inputs.push(format!("+{code}{example}"));
+                let mut changed: Vec<u8> = example.bytes().collect();
+                let at = next() as usize % changed.len();
+                changed[at] = b'0' + ((changed[at] - b'0' + 1 + (next() % 9) as u8) % 10);
+                inputs.push(format!("+{code}{}", String::from_utf8(changed).unwrap()));
+                inputs.push(format!("+{code}{}", &example[..example.len() - 1]));
+                inputs.push(format!("+{code}{example}{}", next() % 10));
+            }
+            for _ in 0..20 {
+                let len = 4 + next() as usize % 10;
+                let digits: String = (0..len).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
+                inputs.push(format!("+{code}{digits}"));
+            }
+        }
+        let (mut valid, mut invalid) = (0, 0);
+        for input in &inputs {
+            let Ok(number) = phonenumber::parse(None, input) else {
+                continue;
+            };
+            let crate_says = phonenumber::is_valid(&number);
+            assert_eq!(validity::is_valid(&number), crate_says, "{input}");
+            if crate_says {
+                valid += 1;
+                let ours = valid_number(number.clone()).unwrap();
+                assert_eq!(
+                    ours.as_str(),
+                    number.format().mode(phonenumber::Mode::E164).to_string(),
+                    "{input}"
+                );
+            } else {
+                invalid += 1;
+            }
+        }
+        // Both sides of the comparison were exercised, in numbers.
+        assert!(valid > 1_000 && invalid > 1_000, "{valid} valid, {invalid} invalid");
+    }
+
+    fn valid_number(number: phonenumber::PhoneNumber) -> Result<E164, String> {
+        valid(number, None)
     }
 }

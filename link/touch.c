@@ -25,19 +25,36 @@ static unsigned char opened[MAX_PAGES / 8];  // one bit per code page made execu
 static volatile int count;
 static char out_path[4096], tmp_path[4100];
 
+// The last address this thread faulted at. Initial-exec, so the handler's
+// access allocates nothing.
+static __thread uintptr_t last_fault __attribute__((tls_model("initial-exec")));
+
 static void on_segv(int sig, siginfo_t *info, void *ctx) {
     (void)ctx;
     uintptr_t a = (uintptr_t)info->si_addr;
     uintptr_t index = (a - lo) / 4096;
-    // Outside the code, or on a page already opened: a real fault, which the
-    // default action re-raises when the instruction runs again.
-    if (a < lo || a >= hi || index >= MAX_PAGES ||
-        __atomic_fetch_or(&opened[index / 8], (unsigned char)(1u << index % 8), __ATOMIC_RELAXED) &
-            (1u << index % 8)) {
+    uintptr_t page = a & ~(uintptr_t)4095;
+    // Outside the code: a real fault, which the default action re-raises when
+    // the instruction runs again.
+    if (a < lo || a >= hi || index >= MAX_PAGES) {
         signal(sig, SIG_DFL);
         return;
     }
-    uintptr_t page = a & ~(uintptr_t)4095;
+    int seen = __atomic_fetch_or(&opened[index / 8], (unsigned char)(1u << index % 8), __ATOMIC_RELAXED) &
+               (1u << index % 8);
+    if (seen) {
+        // Another thread opened the page and may not have made it executable
+        // yet: make sure, and retry. The same thread failing at the same
+        // address again is a real fault (a write into code, say).
+        if (last_fault == a) {
+            signal(sig, SIG_DFL);
+            return;
+        }
+        last_fault = a;
+        mprotect((void *)page, 4096, PROT_READ | PROT_EXEC);
+        return;
+    }
+    last_fault = a;
     mprotect((void *)page, 4096, PROT_READ | PROT_EXEC);
     int i = __atomic_fetch_add(&count, 1, __ATOMIC_RELAXED);
     if (i < MAX_PAGES) pages[i] = page - base;

@@ -5,6 +5,8 @@
 # with two or more cores, "split" (load client and fakes on CPU 0, the server
 # under test on CPU 1), so the server-side figures are not the load client's.
 # Usage: bench/ack.sh [requests] [max_in_flight]   (defaults 4000 4096)
+# BENCH_ROUNDS=3 repeats every cell in the same processes and prints each cell's
+# median ratio and p99; BENCH_ONLY=slack:64 runs one cell.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Two invocations: built together, the binary would get the dev-dependencies'

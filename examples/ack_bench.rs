@@ -332,6 +332,17 @@ fn pct<T: Copy>(sorted: &[T], p: f64) -> T {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -404,6 +415,8 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(1);
+    // Per cell, each round's ratio and waops' server p99, for the summary.
+    let mut cells: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
     for round in 1..=rounds {
         if rounds > 1 {
             println!("| round {round} | | | | | | | | | |");
@@ -437,6 +450,13 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
                 let per_request = |cpu: Duration| format!("{:.0} µs", cpu.as_secs_f64() * 1e6 / requests as f64);
                 let floor_rate = requests as f64 / floor_run.elapsed.as_secs_f64();
                 let rate = requests as f64 / run.elapsed.as_secs_f64();
+                let cell = format!("{name} {concurrency}");
+                let at = cells.iter().position(|c| c.0 == cell).unwrap_or_else(|| {
+                    cells.push((cell, Vec::new(), Vec::new()));
+                    cells.len() - 1
+                });
+                cells[at].1.push(rate / floor_rate);
+                cells[at].2.push(pct(&run.server, 0.99));
                 for (label, r, rate, ratio, cpu, followups) in [
                     (
                         "floor",
@@ -466,6 +486,24 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
                 );
                 }
             }
+        }
+    }
+    if rounds > 1 {
+        // The floor's rate moves by up to 2x between runs on a shared machine, so
+        // one round's ratio is noisy; the median of the rounds is the figure to read.
+        println!();
+        println!("| cell | ratio per round | median ratio | waops server p99 per round (ms) | median p99 |");
+        println!("|---|---|---|---|---|");
+        for (cell, ratios, p99s) in &cells {
+            let list =
+                |v: &[f64], digits: usize| v.iter().map(|x| format!("{x:.digits$}")).collect::<Vec<_>>().join(", ");
+            println!(
+                "| {cell} | {} | {:.2} | {} | {:.3} |",
+                list(ratios, 2),
+                median(ratios),
+                list(p99s, 3),
+                median(p99s)
+            );
         }
     }
     let loaded_rss = waops.status("VmHWM:");

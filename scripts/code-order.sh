@@ -8,7 +8,7 @@
 #   scripts/code-order.sh         needs gcc, python3, curl; about 15 minutes
 set -euo pipefail
 root=$(git rev-parse --show-toplevel); cd "$root"
-work=$(mktemp -d); trap 'kill "${pid:-}" 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d); trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 gcc -O2 -Wall -shared -fPIC -o "$work/touch.so" link/touch.c
 
 # trace NAME [VAR=VALUE...]: start a traced server, let it idle, write $work/NAME.

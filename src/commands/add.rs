@@ -70,20 +70,26 @@ pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
     })
 }
 
-/// Whether running these arguments reaches the provider: not for a dry run, a
-/// preview waiting for confirmation, or numbers that fail validation.
-pub fn calls_provider(args: &Args, settings: &crate::settings::Settings) -> bool {
-    if args.dry_run {
-        return false;
-    }
-    let list = phone::parse_list(&args.numbers, settings.region());
-    list.invalid.is_empty() && (args.yes || list.valid.len() <= settings.limits.confirm_over)
+/// The numbers as read with the configured region.
+pub fn numbers(args: &Args, settings: &crate::settings::Settings) -> phone::NumberList {
+    phone::parse_list(&args.numbers, settings.region())
 }
 
-/// Validates, previews or adds.
-pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {
+/// Whether running these arguments reaches the provider: not for a dry run, a
+/// preview waiting for confirmation, or numbers that fail validation.
+pub fn calls_provider(args: &Args, list: &phone::NumberList, settings: &crate::settings::Settings) -> bool {
+    !args.dry_run && list.invalid.is_empty() && (args.yes || list.valid.len() <= settings.limits.confirm_over)
+}
+
+/// Validates, previews or adds. `numbers`: the list as read already, if it was.
+pub async fn run(
+    call: &mut Call<'_>,
+    args: Args,
+    group: GroupInfo,
+    numbers: Option<phone::NumberList>,
+) -> Result<Reply, CommandError> {
     let settings = &call.ctx.settings;
-    let list = phone::parse_list(&args.numbers, settings.region());
+    let list = numbers.unwrap_or_else(|| self::numbers(&args, settings));
     if !list.invalid.is_empty() {
         return Err(CommandError::User(messages::invalid_numbers(&list.invalid)));
     }

@@ -205,15 +205,23 @@ pub struct Ready {
     group: Option<GroupInfo>,
     grant: Grant,
     audit: AuditRecord,
+    /// An add's numbers, once `calls_provider` has read them: the follow-up
+    /// runs with them instead of parsing them again.
+    numbers: Option<crate::phone::NumberList>,
 }
 
 impl Ready {
     /// Whether running it calls the provider (so a chat frontend must answer
     /// "Working on it…" first and post the result later).
-    pub fn calls_provider(&self, ctx: &Context) -> bool {
+    pub fn calls_provider(&mut self, ctx: &Context) -> bool {
         match &self.command {
             Command::Join(_) | Command::Invite(_) | Command::History(_) | Command::Groups(_) => true,
-            Command::Add(a) => add::calls_provider(a, &ctx.settings),
+            Command::Add(a) => {
+                let list = add::numbers(a, &ctx.settings);
+                let calls = add::calls_provider(a, &list, &ctx.settings);
+                self.numbers = Some(list);
+                calls
+            }
             Command::Subscribe(_)
             | Command::Unsubscribe(_)
             | Command::Subscriptions
@@ -254,18 +262,59 @@ pub async fn dispatch_with_progress(ctx: &Context, inv: &Invocation, progress: O
     .await
 }
 
-/// Answers without calling the provider when that is possible: help, whoami,
-/// bad text, refusals, previews, store-only commands. `None` means the command
-/// needs the provider: run `dispatch` off the request path.
-pub async fn answer_without_provider(ctx: &Context, inv: &Invocation) -> Option<Reply> {
+/// What the ack path decided about a command.
+pub enum Ack {
+    /// Answered without the provider: help, whoami, bad text, refusals,
+    /// previews, store-only commands. Send it in the HTTP response.
+    Answered(Reply),
+    /// Needs the provider: run `run_later` off the request path.
+    Later(Later),
+}
+
+/// A command for the follow-up. When the ack path could decide it (the group
+/// was in the cache), it carries that decision, so the follow-up neither parses
+/// the text and numbers again nor checks the permissions again.
+#[derive(Default)]
+pub struct Later(Option<Box<Ready>>);
+
+impl Later {
+    /// True when the ack path parsed, resolved and allowed the command.
+    pub fn is_decided(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// Answers without calling the provider when that is possible; otherwise
+/// returns what the follow-up needs.
+pub async fn answer_without_provider(ctx: &Context, inv: &Invocation) -> Ack {
     let started = std::time::Instant::now();
     async {
         let (reply, audit) = match prepare(ctx, inv, Lookup::CacheOnly).await {
             Prepared::Answered(reply, audit) => (reply, audit),
-            Prepared::Ready(ready) if !ready.calls_provider(ctx) => execute(ctx, inv, ready, None).await,
-            Prepared::Ready(_) | Prepared::NeedsLookup => return None,
+            Prepared::Ready(mut ready) => {
+                if ready.calls_provider(ctx) {
+                    return Ack::Later(Later(Some(Box::new(ready))));
+                }
+                execute(ctx, inv, ready, None).await
+            }
+            Prepared::NeedsLookup => return Ack::Later(Later::default()),
         };
-        Some(finish(ctx, reply, audit, started, OnAckPath::Yes).await)
+        Ack::Answered(finish(ctx, reply, audit, started, OnAckPath::Yes).await)
+    }
+    .instrument(command_span(inv))
+    .await
+}
+
+/// Runs a command the ack path handed on: from its decision when it made one,
+/// else from the start (`dispatch`). Writes the audit row; never fails.
+pub async fn run_later(ctx: &Context, inv: &Invocation, later: Later, progress: Option<&dyn Progress>) -> Reply {
+    let Some(ready) = later.0 else {
+        return dispatch_with_progress(ctx, inv, progress).await;
+    };
+    let started = std::time::Instant::now();
+    async {
+        let (reply, audit) = execute(ctx, inv, *ready, progress).await;
+        finish(ctx, reply, audit, started, OnAckPath::No).await
     }
     .instrument(command_span(inv))
     .await
@@ -414,6 +463,7 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
         group,
         grant,
         audit,
+        numbers: None,
     })
 }
 
@@ -429,6 +479,7 @@ pub async fn execute(
         group,
         grant,
         mut audit,
+        numbers,
     } = ready;
     let mut call = Call {
         ctx,
@@ -445,7 +496,7 @@ pub async fn execute(
     // from 11,968 to 1,016 bytes (docs/benchmarks.md, "Third pass").
     let result = match command {
         Command::Join(a) => Box::pin(join::run(&mut call, a)).await,
-        Command::Add(a) => Box::pin(add::run(&mut call, a, group.expect("add has a group"))).await,
+        Command::Add(a) => Box::pin(add::run(&mut call, a, group.expect("add has a group"), numbers)).await,
         Command::Invite(a) => Box::pin(invite::run(&mut call, a, group.expect("invite has a group"))).await,
         Command::History(a) => Box::pin(history::run(&mut call, a, group.expect("history has a group"))).await,
         Command::Groups(a) => Box::pin(groups::run(&mut call, a)).await,

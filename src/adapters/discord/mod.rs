@@ -218,9 +218,10 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
         text: register::to_text(&sub.name, &values),
         request_id,
     };
-    if let Some(reply) = commands::answer_without_provider(&d.ctx, &inv).await {
-        return Ok(inline(&reply));
-    }
+    let later = match commands::answer_without_provider(&d.ctx, &inv).await {
+        commands::Ack::Answered(reply) => return Ok(inline(&reply)),
+        commands::Ack::Later(later) => later,
+    };
     // The deferred response fixes the visibility of the original message: join, add,
     // invite and history results follow `display.results`, everything else is for the
     // caller only; an error after a public deferral moves to an ephemeral follow-up.
@@ -243,7 +244,7 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
     let started = d.workers.try_spawn_interruptible(
         async move {
             // Each step boxed, so the task holds only the step running now.
-            let reply = Box::pin(commands::dispatch(&task.ctx, &task_inv)).await;
+            let reply = Box::pin(commands::run_later(&task.ctx, &task_inv, later, None)).await;
             Box::pin(deliver(&task.client, &token, reply, ephemeral)).await;
         },
         interrupted,

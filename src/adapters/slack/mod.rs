@@ -167,10 +167,12 @@ async fn slash_command(
         request_id: request_id(id),
     };
     // Inline only when the caller's user groups are known without a Slack call.
+    let mut later = commands::Later::default();
     if let Some(groups) = slack.usergroups.principals_of(&form.user_id) {
         inv.principals.extend(groups);
-        if let Some(reply) = commands::answer_without_provider(&slack.ctx, &inv).await {
-            return inline(&reply);
+        match commands::answer_without_provider(&slack.ctx, &inv).await {
+            commands::Ack::Answered(reply) => return inline(&reply),
+            commands::Ack::Later(decided) => later = decided,
         }
     }
     let response_url = form.response_url;
@@ -188,12 +190,16 @@ async fn slash_command(
         async move {
             let slack = task_slack;
             let mut inv = task_inv;
-            inv.principals.truncate(1);
-            // Each step boxed, so the task holds only the step running now.
-            let fresh = Box::pin(slack.usergroups.principals_fresh(&slack.client, &user_id)).await;
-            inv.principals.extend(fresh);
+            // Decided on the ack path with user groups that were fresh then;
+            // otherwise fetch them now, and decide here.
+            if !later.is_decided() {
+                inv.principals.truncate(1);
+                // Each step boxed, so the task holds only the step running now.
+                let fresh = Box::pin(slack.usergroups.principals_fresh(&slack.client, &user_id)).await;
+                inv.principals.extend(fresh);
+            }
             let poster = ResponsePoster::start(slack.client.clone(), response_url, inv.request_id.clone());
-            let reply = Box::pin(commands::dispatch_with_progress(&slack.ctx, &inv, Some(&poster))).await;
+            let reply = Box::pin(commands::run_later(&slack.ctx, &inv, later, Some(&poster))).await;
             Box::pin(poster.finish(reply)).await;
         },
         interrupted,

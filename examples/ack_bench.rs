@@ -408,9 +408,9 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
     println!("|---|---|---|---|---|---|---|---|---|---|");
     // `BENCH_ONLY=slack:64` (say) runs one cell, e.g. to profile it.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default().to_lowercase();
-    // `BENCH_ROUNDS=3` runs every cell three times in the same processes. The
-    // first round also pays for waops' heap growing to hold the commands in
-    // flight; later rounds show the steady state.
+    // `BENCH_ROUNDS=3` runs every cell three times in the same processes: one
+    // round's floor and waops runs last well under a second each, so their ratio
+    // is noisy, and the summary below gives each cell's median.
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())

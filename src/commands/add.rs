@@ -81,15 +81,14 @@ pub fn calls_provider(args: &Args, list: &phone::NumberList, settings: &crate::s
     !args.dry_run && list.invalid.is_empty() && (args.yes || list.valid.len() <= settings.limits.confirm_over)
 }
 
-/// Validates, previews or adds. `numbers`: the list as read already, if it was.
+/// Validates, previews or adds `list`, the numbers of `args` as `numbers` read them.
 pub async fn run(
     call: &mut Call<'_>,
     args: Args,
     group: GroupInfo,
-    numbers: Option<phone::NumberList>,
+    list: phone::NumberList,
 ) -> Result<Reply, CommandError> {
     let settings = &call.ctx.settings;
-    let list = numbers.unwrap_or_else(|| self::numbers(&args, settings));
     if !list.invalid.is_empty() {
         return Err(CommandError::User(messages::invalid_numbers(&list.invalid)));
     }

@@ -205,23 +205,22 @@ pub struct Ready {
     group: Option<GroupInfo>,
     grant: Grant,
     audit: AuditRecord,
-    /// An add's numbers, once `calls_provider` has read them: the follow-up
-    /// runs with them instead of parsing them again.
+    /// An add's numbers, read once in `prepare`: `calls_provider` and the
+    /// run (maybe in a follow-up) both use them.
     numbers: Option<crate::phone::NumberList>,
 }
 
 impl Ready {
+    fn add_numbers(&self) -> &crate::phone::NumberList {
+        self.numbers.as_ref().expect("prepare reads an add's numbers")
+    }
+
     /// Whether running it calls the provider (so a chat frontend must answer
     /// "Working on it…" first and post the result later).
-    pub fn calls_provider(&mut self, ctx: &Context) -> bool {
+    pub fn calls_provider(&self, ctx: &Context) -> bool {
         match &self.command {
             Command::Join(_) | Command::Invite(_) | Command::History(_) | Command::Groups(_) => true,
-            Command::Add(a) => {
-                let list = add::numbers(a, &ctx.settings);
-                let calls = add::calls_provider(a, &list, &ctx.settings);
-                self.numbers = Some(list);
-                calls
-            }
+            Command::Add(a) => add::calls_provider(a, self.add_numbers(), &ctx.settings),
             Command::Subscribe(_)
             | Command::Unsubscribe(_)
             | Command::Subscriptions
@@ -249,17 +248,7 @@ pub async fn dispatch(ctx: &Context, inv: &Invocation) -> Reply {
 
 /// `dispatch`, reporting progress of long commands to `progress`.
 pub async fn dispatch_with_progress(ctx: &Context, inv: &Invocation, progress: Option<&dyn Progress>) -> Reply {
-    let started = std::time::Instant::now();
-    async {
-        let (reply, audit) = match prepare(ctx, inv, Lookup::Provider).await {
-            Prepared::Answered(reply, audit) => (reply, audit),
-            Prepared::Ready(ready) => execute(ctx, inv, ready, progress).await,
-            Prepared::NeedsLookup => unreachable!("Lookup::Provider always decides"),
-        };
-        finish(ctx, reply, audit, started, OnAckPath::No).await
-    }
-    .instrument(command_span(inv))
-    .await
+    run_later(ctx, inv, Later::default(), progress).await
 }
 
 /// What the ack path decided about a command.
@@ -291,7 +280,7 @@ pub async fn answer_without_provider(ctx: &Context, inv: &Invocation) -> Ack {
     async {
         let (reply, audit) = match prepare(ctx, inv, Lookup::CacheOnly).await {
             Prepared::Answered(reply, audit) => (reply, audit),
-            Prepared::Ready(mut ready) => {
+            Prepared::Ready(ready) => {
                 if ready.calls_provider(ctx) {
                     return Ack::Later(Later(Some(Box::new(ready))));
                 }
@@ -306,14 +295,19 @@ pub async fn answer_without_provider(ctx: &Context, inv: &Invocation) -> Ack {
 }
 
 /// Runs a command the ack path handed on: from its decision when it made one,
-/// else from the start (`dispatch`). Writes the audit row; never fails.
+/// else from the start. Writes the audit row; never fails.
 pub async fn run_later(ctx: &Context, inv: &Invocation, later: Later, progress: Option<&dyn Progress>) -> Reply {
-    let Some(ready) = later.0 else {
-        return dispatch_with_progress(ctx, inv, progress).await;
-    };
     let started = std::time::Instant::now();
     async {
-        let (reply, audit) = execute(ctx, inv, *ready, progress).await;
+        let ready = match later.0 {
+            Some(ready) => *ready,
+            None => match prepare(ctx, inv, Lookup::Provider).await {
+                Prepared::Answered(reply, audit) => return finish(ctx, reply, audit, started, OnAckPath::No).await,
+                Prepared::Ready(ready) => ready,
+                Prepared::NeedsLookup => unreachable!("Lookup::Provider always decides"),
+            },
+        };
+        let (reply, audit) = execute(ctx, inv, ready, progress).await;
         finish(ctx, reply, audit, started, OnAckPath::No).await
     }
     .instrument(command_span(inv))
@@ -458,12 +452,17 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
         Resolved::Group(g) => Some(g),
         _ => None,
     };
+    // After the permission checks: a refused add's numbers are never read.
+    let numbers = match &command {
+        Command::Add(a) => Some(add::numbers(a, &ctx.settings)),
+        _ => None,
+    };
     Prepared::Ready(Ready {
         command,
         group,
         grant,
         audit,
-        numbers: None,
+        numbers,
     })
 }
 
@@ -496,7 +495,10 @@ pub async fn execute(
     // from 11,968 to 1,016 bytes (docs/benchmarks.md, "Third pass").
     let result = match command {
         Command::Join(a) => Box::pin(join::run(&mut call, a)).await,
-        Command::Add(a) => Box::pin(add::run(&mut call, a, group.expect("add has a group"), numbers)).await,
+        Command::Add(a) => {
+            let numbers = numbers.expect("prepare reads an add's numbers");
+            Box::pin(add::run(&mut call, a, group.expect("add has a group"), numbers)).await
+        }
         Command::Invite(a) => Box::pin(invite::run(&mut call, a, group.expect("invite has a group"))).await,
         Command::History(a) => Box::pin(history::run(&mut call, a, group.expect("history has a group"))).await,
         Command::Groups(a) => Box::pin(groups::run(&mut call, a)).await,

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::core::{Clock, Context};
+use crate::open_files;
 use crate::providers;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -20,16 +21,29 @@ pub async fn build_context(settings: Settings, clock: Clock) -> anyhow::Result<C
     Context::new(settings, provider, store, clock)
 }
 
+/// How the soft open-file limit is shared out for these settings
+/// (`open_files`): an error when it cannot hold `server.max_in_flight`.
+pub fn file_budget(settings: &Settings) -> Result<open_files::Budget, open_files::TooFew> {
+    open_files::Budget::new(
+        open_files::limit(),
+        settings.server.max_in_flight,
+        crate::store::files(settings.store.url.expose()),
+    )
+}
+
 /// Time for "interrupted" messages to go out after the grace period.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish for up
+/// Serves until `shutdown` resolves (refusing to start when the open-file
+/// limit cannot hold the follow-up pool), then lets in-flight requests finish for up
 /// to `server.shutdown_grace_s` before returning.
 pub async fn serve(
     ctx: Context,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let budget = file_budget(&ctx.settings)?;
+    let listener = open_files::Bounded::new(listener, budget.connections);
     let grace = Duration::from_secs(ctx.settings.server.shutdown_grace_s);
     let workers = Workers::new(ctx.settings.server.max_in_flight);
     let discord = crate::adapters::discord::Discord::new(ctx.clone(), workers.clone())?;
@@ -107,24 +121,34 @@ async fn purge_expired_keys(ctx: Context, mut stopping: tokio::sync::watch::Rece
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT. The handlers are installed at the call, not
+/// at the first poll: from then on neither signal ends the process abruptly.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        // A signal whose handler could not be installed keeps its default action.
+        let term = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            tokio::select! {
+                () = received(term) => {},
+                () = received(interrupt) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(unix)]
+async fn received(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
     }
 }

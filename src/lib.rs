@@ -10,6 +10,7 @@
 //! - [`digests`]: the scheduler that posts subscribed digests exactly once across replicas.
 //! - [`adapters`]: frontends: console, Slack, Discord, provider webhooks.
 //! - [`app`], [`http`], [`telemetry`]: wiring, the HTTP server, logs and metrics.
+//! - [`open_files`]: the open-file budget and the listener that keeps to it.
 
 pub mod adapters;
 pub mod app;
@@ -20,6 +21,7 @@ pub mod digests;
 pub mod group_ref;
 pub mod http;
 pub mod invite_link;
+pub mod open_files;
 pub mod phone;
 pub mod providers;
 pub mod settings;

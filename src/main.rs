@@ -163,6 +163,19 @@ fn report(result: anyhow::Result<()>) -> u8 {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let (before, after) = waops::open_files::raise_limit();
+    if after > before {
+        tracing::info!(from = before, to = after, "open-file limit raised to the hard limit");
+    }
+    // Before migrations and the listener: a limit that cannot hold the pool is a
+    // configuration error, not a server that fails under load.
+    let budget = waops::app::file_budget(&settings)?;
+    tracing::info!(
+        open_file_limit = budget.limit,
+        reserved = budget.reserved,
+        client_connections = budget.connections,
+        "open files shared out"
+    );
     let bind = settings.server.bind.clone();
     let warm = tokio::task::spawn_blocking(waops::phone::warm_up);
     let ctx = waops::app::build_context(settings, Clock::System).await?;
@@ -172,11 +185,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         let _ = warm.await;
         release_free_heap();
     });
-    let listener = tokio::net::TcpListener::bind(&bind)
+    let listener = waops::open_files::listen(&bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    // Handlers first: a SIGTERM right after "serving" must stop gracefully too.
+    let shutdown = waops::app::shutdown_signal();
     tracing::info!(address = %listener.local_addr()?, provider = ctx.provider.kind().as_str(), "waops serving");
-    waops::app::serve(ctx, listener, waops::app::shutdown_signal()).await
+    waops::app::serve(ctx, listener, shutdown).await
 }
 
 /// Returns free heap pages to the kernel (glibc keeps them otherwise).

@@ -171,12 +171,16 @@ type LogLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
 /// "serving" line (rather than sleeping); returns the lines logged so far
 /// (the last is that one) and the rest to come.
 fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, u16, LogLines, Vec<String>) {
+    serve_command(waops(dir), env)
+}
+
+/// `serve`, from a command already set up.
+fn serve_command(mut cmd: Command, env: &[(&str, &str)]) -> (std::process::Child, u16, LogLines, Vec<String>) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut cmd = waops(dir);
     cmd.args(["serve"])
         .env("WAOPS__SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("WAOPS__LOG__FORMAT", "json")
@@ -269,4 +273,164 @@ fn http_post(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> Str
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+/// Starts the child with this open-file limit (soft, hard).
+fn open_files(cmd: &mut Command, soft: u64, hard: u64) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: runs between fork and exec, and only calls setrlimit, which is
+    // async-signal-safe and touches no memory of the parent's.
+    unsafe {
+        cmd.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard));
+    }
+    cmd
+}
+
+/// The JSON log line whose message is `message`.
+fn logged(seen: &[String], message: &str) -> serde_json::Value {
+    seen.iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["message"] == message)
+        .unwrap_or_else(|| panic!("no '{message}' line: {seen:#?}"))
+}
+
+/// A server child that a failing test does not leave running (it would hold
+/// the test's output open, and the test run would never end).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SIGTERM, and a graceful exit.
+fn stop(running: Running) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut running = running;
+    assert_eq!(running.0.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn serve_refuses_a_pool_its_open_file_limit_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = waops(dir.path());
+    open_files(&mut cmd, 512, 512);
+    let out = cmd
+        .args(["serve"])
+        .env("WAOPS__SERVER__BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    // 64 for the process, 12 for SQLite, 4 x 256 for the default pool: 1,100 > 512.
+    // (512 - 64 - 12 - 64) / 4 = 93 would fit.
+    assert_eq!(
+        err.lines().last().unwrap(),
+        "waops: the open-file limit is 512, and server.max_in_flight = 256 with the store can hold 1100 of \
+         those, which leaves fewer than 64 for client connections; raise the limit (ulimit -n; docker run \
+         --ulimit nofile=N:N) or set server.max_in_flight to at most 93"
+    );
+    assert!(
+        !dir.path().join("cli.db").exists(),
+        "refused before the store was touched"
+    );
+
+    // The pool it suggests starts.
+    let mut cmd = waops(dir.path());
+    open_files(&mut cmd, 512, 512);
+    let (child, _, _, seen) = serve_command(cmd, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "93")]);
+    let child = Running(child);
+    assert_eq!(logged(&seen, "open files shared out")["client_connections"], 64);
+    stop(child);
+}
+
+#[test]
+fn serve_raises_its_soft_open_file_limit_to_the_hard_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = waops(dir.path());
+    open_files(&mut cmd, 300, 1024);
+    let (child, _, _, seen) = serve_command(cmd, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "16")]);
+    let child = Running(child);
+    let raised = logged(&seen, "open-file limit raised to the hard limit");
+    assert_eq!(
+        (raised["from"].as_u64(), raised["to"].as_u64()),
+        (Some(300), Some(1024))
+    );
+    let shared = logged(&seen, "open files shared out");
+    assert_eq!(shared["open_file_limit"], 1024);
+    assert_eq!(shared["client_connections"], 1024 - 64 - 12 - 4 * 16);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id())).unwrap();
+    let files = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    assert_eq!(
+        files.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["1024", "1024"],
+        "{files}"
+    );
+    stop(child);
+}
+
+/// More clients than the budget's connections at once: the extra ones wait in
+/// the backlog, and the store still gets the files it opens for them (without
+/// the bound, SQLite's new connections fail and /readyz answers 503).
+#[test]
+fn a_flood_of_connections_leaves_the_store_its_files() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = waops(dir.path());
+    // 64 + 12 + 4 x 16 reserved: 100 client connections.
+    open_files(&mut cmd, 240, 240);
+    let (child, port, _, seen) = serve_command(cmd, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "16")]);
+    let child = Running(child);
+    assert_eq!(logged(&seen, "open files shared out")["client_connections"], 100);
+    let mut clients: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    for client in &mut clients {
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            client,
+            "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+    }
+    // Read in order: each answered connection closes and lets a waiting one in.
+    let answers: Vec<String> = clients
+        .into_iter()
+        .map(|mut client| {
+            let mut out = String::new();
+            client.read_to_string(&mut out).unwrap();
+            out
+        })
+        .collect();
+    let not_ready: Vec<&String> = answers.iter().filter(|a| !a.ends_with("\r\n\r\nready\n")).collect();
+    assert!(
+        not_ready.is_empty(),
+        "{} of 300 not ready: {:?}",
+        not_ready.len(),
+        not_ready.first()
+    );
+    stop(child);
+}
+
+/// The log reader going away (stderr a closed pipe) costs the logs, not the
+/// service: requests are still answered and SIGTERM still stops it cleanly.
+#[test]
+fn serve_keeps_serving_when_its_log_pipe_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port, lines, _) = serve(dir.path(), &[]);
+    let child = Running(child);
+    drop(lines);
+    for _ in 0..3 {
+        let body = http_get(port, "/readyz");
+        assert!(body.starts_with("HTTP/1.1 200") && body.ends_with("ready\n"), "{body}");
+    }
+    stop(child);
 }

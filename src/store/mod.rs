@@ -130,6 +130,22 @@ fn from_millis(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
+/// Connections in a SQLite file store's pool.
+const SQLITE_CONNECTIONS: u32 = 4;
+/// Connections in a PostgreSQL store's pool.
+const POSTGRES_CONNECTIONS: u32 = 10;
+
+/// The most descriptors a store at `url` holds open: a PostgreSQL connection
+/// is one socket; a SQLite connection in WAL mode has the database, its `-wal`
+/// and its `-shm` file open.
+pub fn files(url: &str) -> u64 {
+    if url.starts_with("sqlite:") {
+        u64::from(SQLITE_CONNECTIONS) * 3
+    } else {
+        u64::from(POSTGRES_CONNECTIONS)
+    }
+}
+
 impl Store {
     /// Connects (creating a SQLite file if missing). Does not migrate.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
@@ -154,7 +170,7 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None);
         } else if backend == Backend::Sqlite {
-            options = options.max_connections(4).after_connect(|conn, _| {
+            options = options.max_connections(SQLITE_CONNECTIONS).after_connect(|conn, _| {
                 Box::pin(async move {
                     // WAL lets readers run while the one writer writes.
                     sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
@@ -167,7 +183,7 @@ impl Store {
                 })
             });
         } else {
-            options = options.max_connections(10);
+            options = options.max_connections(POSTGRES_CONNECTIONS);
         }
         let pool = options
             .acquire_timeout(std::time::Duration::from_secs(5))

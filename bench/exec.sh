@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproducible figures for the console and the idle server:
 #  - time of one `waops exec` against the sandbox (hyperfine, release build)
-#  - idle RSS of `waops serve`, and after 1,000 /healthz requests
+#  - idle RSS and open files of `waops serve`, and RSS after 1,000 /healthz requests
 #  - release binary size
 # Usage: bench/exec.sh   (installs hyperfine from Debian packages if missing)
 set -euo pipefail
@@ -29,6 +29,7 @@ until curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; do :; done
 echo "## serve: first /healthz answered $(( ($(date +%s%N) - start) / 1000000 )) ms after exec"
 sleep 2 # let start-up work (phone metadata warm-up) finish before reading idle memory
 echo "## serve idle RSS: $(awk '/VmRSS/{print $2" "$3}' /proc/$pid/status)"
+echo "## serve open files at idle: $(ls /proc/$pid/fd | wc -l) (limit $(awk '/Max open files/{print $4}' /proc/$pid/limits)); $(grep -o 'client_connections[^ ]*' "$work/serve.log" | tr -d '\033' | head -1)"
 for _ in $(seq 1000); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; done
 echo "## serve RSS after 1000 /healthz: $(awk '/VmRSS/{print $2" "$3}' /proc/$pid/status)"
 kill -TERM $pid; wait $pid; echo "## serve exit code after SIGTERM: $?"; pid=

@@ -25,11 +25,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// idle when this was written; the rest is headroom.
 pub const BASE_FILES: u64 = 64;
 
-/// Outbound connections one follow-up can leave open: the provider's, and one
-/// in each of Slack's two hosts and Discord's. Each client keeps idle as many
-/// connections as it once used at the same time, so after bursts on every
-/// platform all of them can be open together.
-pub const FILES_PER_COMMAND: u64 = 4;
+/// Outbound connections one follow-up holds at a time: the provider's and its
+/// chat platform's. Four would also count the idle connections the HTTP
+/// clients keep after bursts on several hosts (Slack's two, Discord's), but
+/// then the default pool of 256 could not start under a hard limit of 1,024,
+/// which container runtimes still set; idle connections above this come out of
+/// [`BASE_FILES`]' headroom.
+pub const FILES_PER_COMMAND: u64 = 2;
 
 /// Fewer client connections than this is not a server worth starting.
 pub const MIN_CONNECTIONS: u64 = 64;
@@ -243,10 +245,10 @@ mod tests {
     #[test]
     fn the_budget_reserves_follow_ups_and_the_store_and_gives_the_rest_to_clients() {
         let b = Budget::new(20_000, 256, 12).unwrap();
-        assert_eq!(b.reserved, 64 + 12 + 4 * 256);
+        assert_eq!(b.reserved, 64 + 12 + 2 * 256);
         assert_eq!(b.connections, 20_000 - b.reserved);
         // Exactly the minimum left is enough; one fewer is not.
-        let just = 64 + 12 + 4 * 256 + MIN_CONNECTIONS;
+        let just = 64 + 12 + 2 * 256 + MIN_CONNECTIONS;
         assert_eq!(Budget::new(just, 256, 12).unwrap().connections, MIN_CONNECTIONS);
         assert!(Budget::new(just - 1, 256, 12).is_err());
     }
@@ -257,10 +259,10 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("open-file limit is 20000"), "{text}");
         assert!(text.contains("server.max_in_flight = 32768"), "{text}");
-        // (20000 - 64 - 12 - 64) / 4, and that many fits exactly.
-        assert!(text.contains("at most 4965"), "{text}");
-        assert!(Budget::new(20_000, 4965, 12).is_ok());
-        assert!(Budget::new(20_000, 4966, 12).is_err());
+        // (20000 - 64 - 12 - 64) / 2, and that many fits exactly.
+        assert!(text.contains("at most 9930"), "{text}");
+        assert!(Budget::new(20_000, 9930, 12).is_ok());
+        assert!(Budget::new(20_000, 9931, 12).is_err());
         // A limit below the fixed part: nothing fits, and nothing underflows.
         assert!(Budget::new(10, 1, 12).unwrap_err().to_string().contains("at most 0"));
     }

@@ -328,13 +328,13 @@ fn serve_refuses_a_pool_its_open_file_limit_cannot_hold() {
         .unwrap();
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(2), "{err}");
-    // 64 for the process, 12 for SQLite, 4 x 256 for the default pool: 1,100 > 512.
-    // (512 - 64 - 12 - 64) / 4 = 93 would fit.
+    // 64 for the process, 12 for SQLite, 2 x 256 for the default pool: 588 > 512.
+    // (512 - 64 - 12 - 64) / 2 = 186 would fit.
     assert_eq!(
         err.lines().last().unwrap(),
-        "waops: the open-file limit is 512, and server.max_in_flight = 256 with the store can hold 1100 of \
+        "waops: the open-file limit is 512, and server.max_in_flight = 256 with the store can hold 588 of \
          those, which leaves fewer than 64 for client connections; raise the limit (ulimit -n; docker run \
-         --ulimit nofile=N:N) or set server.max_in_flight to at most 93"
+         --ulimit nofile=N:N) or set server.max_in_flight to at most 186"
     );
     assert!(
         !dir.path().join("cli.db").exists(),
@@ -344,7 +344,7 @@ fn serve_refuses_a_pool_its_open_file_limit_cannot_hold() {
     // The pool it suggests starts.
     let mut cmd = waops(dir.path());
     open_files(&mut cmd, 512, 512);
-    let (child, _, _, seen) = serve_command(cmd, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "93")]);
+    let (child, _, _, seen) = serve_command(cmd, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "186")]);
     let child = Running(child);
     assert_eq!(logged(&seen, "open files shared out")["client_connections"], 64);
     stop(child);
@@ -364,7 +364,7 @@ fn serve_raises_its_soft_open_file_limit_to_the_hard_one() {
     );
     let shared = logged(&seen, "open files shared out");
     assert_eq!(shared["open_file_limit"], 1024);
-    assert_eq!(shared["client_connections"], 1024 - 64 - 12 - 4 * 16);
+    assert_eq!(shared["client_connections"], 1024 - 64 - 12 - 2 * 16);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id())).unwrap();
     let files = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
     assert_eq!(
@@ -383,8 +383,8 @@ fn a_flood_of_connections_leaves_the_store_its_files() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = waops(dir.path());
-    // 64 + 12 + 4 x 16 reserved: 100 client connections.
-    open_files(&mut cmd, 240, 240);
+    // 64 + 12 + 2 x 16 reserved: 100 client connections.
+    open_files(&mut cmd, 208, 208);
     let (child, port, _, seen) = serve_command(cmd, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "16")]);
     let child = Running(child);
     assert_eq!(logged(&seen, "open files shared out")["client_connections"], 100);

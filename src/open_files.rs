@@ -21,8 +21,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Descriptors the process holds whatever the load: standard streams, the two
 /// runtimes' epoll and wake-up descriptors, the signal pipe, the listener, the
-/// Discord gateway, digest posts and readiness checks. About 30 were open at
-/// idle when this was written; the rest is headroom.
+/// Discord gateway, digest posts and readiness checks. 13 were open at idle
+/// (sandbox, SQLite) when this was written; the rest is headroom.
 pub const BASE_FILES: u64 = 64;
 
 /// Outbound connections one follow-up holds at a time: the provider's and its

@@ -130,7 +130,7 @@ fn migrate_creates_the_store() {
 #[test]
 fn serve_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, port, lines, seen) = serve(dir.path(), &[]);
+    let (child, port, lines, seen) = serve(dir.path(), &[]);
     let serving = seen.last().expect("serving line");
     let log: serde_json::Value = serde_json::from_str(serving).expect("JSON logs");
     assert_eq!(log["provider"], "sandbox");
@@ -146,13 +146,7 @@ fn serve_answers_and_stops_on_sigterm() {
     );
     assert_eq!(code, 0, "the container HEALTHCHECK command sees a healthy server");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "graceful exit on SIGTERM");
+    stop(child);
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 
@@ -170,12 +164,24 @@ type LogLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
 /// Starts `waops serve` on a free port with JSON logs and waits for its
 /// "serving" line (rather than sleeping); returns the lines logged so far
 /// (the last is that one) and the rest to come.
-fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, u16, LogLines, Vec<String>) {
+fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Running, u16, LogLines, Vec<String>) {
     serve_command(waops(dir), env)
 }
 
+/// `serve` under this open-file limit (soft, hard).
+fn serve_limited(
+    dir: &std::path::Path,
+    soft: u64,
+    hard: u64,
+    env: &[(&str, &str)],
+) -> (Running, u16, LogLines, Vec<String>) {
+    let mut cmd = waops(dir);
+    open_files(&mut cmd, soft, hard);
+    serve_command(cmd, env)
+}
+
 /// `serve`, from a command already set up.
-fn serve_command(mut cmd: Command, env: &[(&str, &str)]) -> (std::process::Child, u16, LogLines, Vec<String>) {
+fn serve_command(mut cmd: Command, env: &[(&str, &str)]) -> (Running, u16, LogLines, Vec<String>) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -188,8 +194,8 @@ fn serve_command(mut cmd: Command, env: &[(&str, &str)]) -> (std::process::Child
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut child = Running(cmd.spawn().unwrap());
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     for line in lines.by_ref().map_while(Result::ok) {
         let serving = line.contains("waops serving");
@@ -198,7 +204,7 @@ fn serve_command(mut cmd: Command, env: &[(&str, &str)]) -> (std::process::Child
             return (child, port, lines, seen);
         }
     }
-    let status = child.wait();
+    let status = child.0.wait();
     panic!("waops serve ended ({status:?}) before serving: {seen:#?}");
 }
 
@@ -218,7 +224,7 @@ fn http_get(port: u16, path: &str) -> String {
 fn json_logs_carry_the_request_id_and_no_secret() {
     const SECRET: &str = "log-test-signing-secret";
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, port, lines, mut seen) = serve(dir.path(), &[("WAOPS__SLACK__SIGNING_SECRET", SECRET)]);
+    let (child, port, lines, mut seen) = serve(dir.path(), &[("WAOPS__SLACK__SIGNING_SECRET", SECRET)]);
 
     let body = "team_id=T1&user_id=UNOBODY&channel_id=C1&command=%2Fwa&text=whoami&trigger_id=trig-log-1&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fr";
     let ts = std::time::SystemTime::now()
@@ -241,12 +247,7 @@ fn json_logs_carry_the_request_id_and_no_secret() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("UNOBODY"), "whoami answered: {response}");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    stop(child);
     seen.extend(lines.map_while(Result::ok));
 
     let logs: Vec<serde_json::Value> = seen
@@ -305,7 +306,7 @@ impl Drop for Running {
     }
 }
 
-/// SIGTERM, and a graceful exit.
+/// SIGTERM, and a graceful exit (code 0).
 fn stop(running: Running) {
     let killed = Command::new("kill")
         .args(["-TERM", &running.0.id().to_string()])
@@ -313,7 +314,7 @@ fn stop(running: Running) {
         .unwrap();
     assert!(killed.success());
     let mut running = running;
-    assert_eq!(running.0.wait().unwrap().code(), Some(0));
+    assert_eq!(running.0.wait().unwrap().code(), Some(0), "graceful exit on SIGTERM");
 }
 
 #[test]
@@ -342,10 +343,7 @@ fn serve_refuses_a_pool_its_open_file_limit_cannot_hold() {
     );
 
     // The pool it suggests starts.
-    let mut cmd = waops(dir.path());
-    open_files(&mut cmd, 512, 512);
-    let (child, _, _, seen) = serve_command(cmd, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "186")]);
-    let child = Running(child);
+    let (child, _, _, seen) = serve_limited(dir.path(), 512, 512, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "186")]);
     assert_eq!(logged(&seen, "open files shared out")["client_connections"], 64);
     stop(child);
 }
@@ -353,10 +351,7 @@ fn serve_refuses_a_pool_its_open_file_limit_cannot_hold() {
 #[test]
 fn serve_raises_its_soft_open_file_limit_to_the_hard_one() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = waops(dir.path());
-    open_files(&mut cmd, 300, 1024);
-    let (child, _, _, seen) = serve_command(cmd, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "16")]);
-    let child = Running(child);
+    let (child, _, _, seen) = serve_limited(dir.path(), 300, 1024, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "16")]);
     let raised = logged(&seen, "open-file limit raised to the hard limit");
     assert_eq!(
         (raised["from"].as_u64(), raised["to"].as_u64()),
@@ -382,11 +377,8 @@ fn serve_raises_its_soft_open_file_limit_to_the_hard_one() {
 fn a_flood_of_connections_leaves_the_store_its_files() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = waops(dir.path());
     // 64 + 12 + 2 x 16 reserved: 100 client connections.
-    open_files(&mut cmd, 208, 208);
-    let (child, port, _, seen) = serve_command(cmd, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "16")]);
-    let child = Running(child);
+    let (child, port, _, seen) = serve_limited(dir.path(), 208, 208, &[("WAOPS__SERVER__MAX_IN_FLIGHT", "16")]);
     assert_eq!(logged(&seen, "open files shared out")["client_connections"], 100);
     let mut clients: Vec<std::net::TcpStream> = (0..300)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
@@ -426,7 +418,6 @@ fn a_flood_of_connections_leaves_the_store_its_files() {
 fn serve_keeps_serving_when_its_log_pipe_closes() {
     let dir = tempfile::tempdir().unwrap();
     let (child, port, lines, _) = serve(dir.path(), &[]);
-    let child = Running(child);
     drop(lines);
     for _ in 0..3 {
         let body = http_get(port, "/readyz");

@@ -12,22 +12,23 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::store::{AuditRecord, Store};
+use crate::store::{AuditRecord, Batched, Retry, Store};
 
 /// Rows waiting at most; beyond it `record` waits.
 pub const CAPACITY: usize = 4096;
 /// Rows per transaction at most.
 const BATCH: usize = 256;
-/// Attempts per batch before its rows go to the log: with the backoff below,
-/// about 15 s, long enough for a PostgreSQL restart.
-const ATTEMPTS: u32 = 10;
+/// Retries of a batch before its rows go to the log: 10 attempts over about
+/// 15 s, long enough for a PostgreSQL restart.
+const RETRY: Retry = Retry {
+    attempts: 10,
+    first: Duration::from_millis(200),
+    max: Duration::from_secs(2),
+};
 
-enum Message {
-    Row(Box<AuditRecord>),
-    Flush(oneshot::Sender<()>),
-}
+type Message = Batched<Box<AuditRecord>>;
 
 /// A handle to the writer; cheap to clone.
 #[derive(Clone)]
@@ -44,10 +45,15 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Starts the writer task on the current runtime.
+    /// Starts the writer task on the background runtime (`workers::spawn_background`).
     pub fn start(store: Store) -> AuditLog {
         let (tx, rx) = mpsc::channel(CAPACITY);
-        tokio::spawn(write_loop(store, rx));
+        crate::workers::spawn_background(crate::store::write_batches(rx, BATCH, move |rows| {
+            let store = store.clone();
+            // Boxed in the channel to keep its slots small; unboxed for the INSERT.
+            let rows: Vec<AuditRecord> = rows.into_iter().map(|row: Box<AuditRecord>| *row).collect();
+            async move { write(&store, rows).await }
+        }));
         AuditLog { tx }
     }
 
@@ -88,58 +94,23 @@ impl AuditLog {
 
     /// Waits until every row recorded before this call is written (or logged).
     pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).await.is_ok() {
+        let (flush, wait) = Message::flush();
+        if self.tx.send(flush).await.is_ok() {
             let _ = wait.await;
         }
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>) {
-    let mut rows: Vec<AuditRecord> = Vec::with_capacity(BATCH);
-    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
-    while let Some(batch) = crate::store::next_batch(&mut rx, BATCH, |m| matches!(m, Message::Row(_))).await {
-        for message in batch {
-            match message {
-                Message::Row(row) => rows.push(*row),
-                Message::Flush(done) => flushes.push(done),
-            }
-        }
-        if !rows.is_empty() {
-            write(&store, &rows).await;
-            rows.clear();
-        }
-        for done in flushes.drain(..) {
-            let _ = done.send(());
-        }
-    }
-}
-
-async fn write(store: &Store, rows: &[AuditRecord]) {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match store.record_audits(rows).await {
-            Ok(()) => {
-                metrics::counter!("waops_audit_rows_total").increment(rows.len() as u64);
-                return;
-            }
-            Err(e) if attempt < ATTEMPTS => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    rows = rows.len(),
-                    attempt,
-                    "audit batch not written; retrying"
-                );
-                let backoff = Duration::from_millis(200 << (attempt - 1).min(4)).min(Duration::from_secs(2));
-                tokio::time::sleep(backoff).await;
-            }
-            Err(e) => {
-                metrics::counter!("waops_audit_rows_lost_total").increment(rows.len() as u64);
-                for row in rows {
-                    tracing::error!(error = format!("{e:#}"), row = ?row, "audit row not written; logged instead");
-                }
-                return;
+async fn write(store: &Store, rows: Vec<AuditRecord>) {
+    match RETRY
+        .run("audit batch", rows.len(), || store.record_audits(&rows))
+        .await
+    {
+        Ok(()) => metrics::counter!("waops_audit_rows_total").increment(rows.len() as u64),
+        Err(e) => {
+            metrics::counter!("waops_audit_rows_lost_total").increment(rows.len() as u64);
+            for row in &rows {
+                tracing::error!(error = format!("{e:#}"), row = ?row, "audit row not written; logged instead");
             }
         }
     }

@@ -53,6 +53,18 @@ fn background() -> &'static Handle {
     })
 }
 
+/// Starts `task` on the background runtime, outside the pool: for the store's
+/// batch writers (audit rows, add results). On the HTTP runtime they took a
+/// quarter of its thread in the bench's split layout (docs/benchmarks.md,
+/// "Seventh pass"), CPU the acks then waited for.
+pub fn spawn_background<F>(task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    background().spawn(task)
+}
+
 /// The pool.
 #[derive(Clone)]
 pub struct Workers {

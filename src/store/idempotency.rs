@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sqlx::{AnyPool, Row};
-use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::sync::{mpsc, OnceCell};
 
 use super::{from_millis, millis, values_placeholders, Store};
 
@@ -194,10 +194,7 @@ struct Finished {
     result: Arc<str>,
 }
 
-enum Write {
-    Row(Finished),
-    Flush(oneshot::Sender<()>),
-}
+type Write = super::Batched<Finished>;
 
 /// What memory knows of a key.
 enum Known {
@@ -270,7 +267,7 @@ impl LocalState {
 }
 
 impl LocalKeys {
-    /// Starts the writer on the current runtime.
+    /// Starts the writer on the background runtime (`workers::spawn_background`).
     pub(super) fn start(pool: AnyPool) -> LocalKeys {
         let (tx, rx) = mpsc::channel(QUEUE);
         let state = Arc::new(Mutex::new(LocalState {
@@ -278,7 +275,14 @@ impl LocalKeys {
             capacity: CAPACITY,
             spilled_until: None,
         }));
-        tokio::spawn(write_behind(pool, state.clone(), rx));
+        let written = state.clone();
+        crate::workers::spawn_background(super::write_batches(rx, BATCH, move |rows| {
+            let (pool, state) = (pool.clone(), written.clone());
+            async move {
+                let written = write_with_retries(&pool, &rows).await;
+                lock(&state).settle(&rows, written);
+            }
+        }));
         LocalKeys {
             state,
             tx,
@@ -367,9 +371,9 @@ impl LocalKeys {
 
     /// Waits until every result handed to the writer before now is written.
     pub(super) async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Write::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
+        let (flush, wait) = Write::flush();
+        if self.tx.send(flush).await.is_ok() {
+            let _ = wait.await;
         }
     }
 
@@ -406,47 +410,27 @@ fn lock(state: &Mutex<LocalState>) -> MutexGuard<'_, LocalState> {
 }
 
 /// Writes finished keys in batches, one transaction each, in the order given.
-async fn write_behind(pool: AnyPool, state: Arc<Mutex<LocalState>>, mut rx: mpsc::Receiver<Write>) {
-    let mut rows = Vec::with_capacity(BATCH);
-    let mut flushes = Vec::new();
-    while let Some(batch) = super::next_batch(&mut rx, BATCH, |w| matches!(w, Write::Row(_))).await {
-        for write in batch {
-            match write {
-                Write::Row(row) => rows.push(row),
-                Write::Flush(done) => flushes.push(done),
-            }
-        }
-        if !rows.is_empty() {
-            let written = write_with_retries(&pool, &rows).await;
-            lock(&state).settle(&rows, written);
-            rows.clear();
-        }
-        for done in flushes.drain(..) {
-            let _ = done.send(());
-        }
-    }
-}
+/// Retries of a batch of results before they are given up on (a repeat then
+/// runs again): 5 attempts over about 0.75 s.
+const RETRY: super::Retry = super::Retry {
+    attempts: 5,
+    first: Duration::from_millis(50),
+    max: Duration::from_millis(400),
+};
 
 async fn write_with_retries(pool: &AnyPool, rows: &[Finished]) -> bool {
-    let mut wait = Duration::from_millis(50);
-    for attempt in 1..=5 {
-        match write_rows(pool, rows).await {
-            Ok(()) => return true,
-            Err(e) if attempt == 5 => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    rows = rows.len(),
-                    "add results not kept for repeats"
-                );
-            }
-            Err(_) => {
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
+    match RETRY.run("add results", rows.len(), || write_rows(pool, rows)).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                rows = rows.len(),
+                "add results not kept for repeats"
+            );
+            metrics::counter!("waops_idempotency_rows_lost_total").increment(rows.len() as u64);
+            false
         }
     }
-    metrics::counter!("waops_idempotency_rows_lost_total").increment(rows.len() as u64);
-    false
 }
 
 /// Rows per INSERT (4 parameters each; see `Store::record_audits` for why SQLite

@@ -18,23 +18,62 @@ pub use idempotency::KeyClaim;
 /// (docs/benchmarks.md, "Third pass"). The rows wait in memory meanwhile.
 pub const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// The next batch for a batch writer: what is waiting on `rx`, up to `max_rows`
-/// rows (`is_row`; other messages are flush requests), and once, what arrives
-/// within `LINGER` after that. A flush request ends the wait at once. `None`
-/// once the channel is closed and empty.
-pub(crate) async fn next_batch<T>(
-    rx: &mut tokio::sync::mpsc::Receiver<T>,
+/// What a batch writer's channel carries: a row, or a request to be answered
+/// once every row sent before it is written (or given up on).
+pub(crate) enum Batched<T> {
+    Row(T),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+impl<T> Batched<T> {
+    /// A flush request, and the answer to wait for.
+    pub(crate) fn flush() -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        (Batched::Flush(done), wait)
+    }
+}
+
+/// A batch writer's loop (audit rows, add results): gathers batches of at most
+/// `max_rows` rows (`next_batch`), hands each one's rows to `write`, then
+/// answers the flush requests that came with them. Ends once the channel is
+/// closed and empty.
+pub(crate) async fn write_batches<T, W, F>(
+    mut rx: tokio::sync::mpsc::Receiver<Batched<T>>,
     max_rows: usize,
-    is_row: impl Fn(&T) -> bool,
-) -> Option<Vec<T>> {
+    mut write: W,
+) where
+    W: FnMut(Vec<T>) -> F,
+    F: std::future::Future<Output = ()>,
+{
+    while let Some(batch) = next_batch(&mut rx, max_rows).await {
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut flushes = Vec::new();
+        for message in batch {
+            match message {
+                Batched::Row(row) => rows.push(row),
+                Batched::Flush(done) => flushes.push(done),
+            }
+        }
+        if !rows.is_empty() {
+            write(rows).await;
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// The next batch: what is waiting on `rx`, up to `max_rows` rows, and once,
+/// what arrives within `LINGER` after that. A flush request ends the wait at
+/// once. `None` once the channel is closed and empty.
+async fn next_batch<T>(rx: &mut tokio::sync::mpsc::Receiver<Batched<T>>, max_rows: usize) -> Option<Vec<Batched<T>>> {
     let mut next = Some(rx.recv().await?);
     let (mut batch, mut rows, mut flush, mut lingered) = (Vec::new(), 0, false, false);
     loop {
         while let Some(message) = next.take() {
-            if is_row(&message) {
-                rows += 1;
-            } else {
-                flush = true;
+            match message {
+                Batched::Row(_) => rows += 1,
+                Batched::Flush(_) => flush = true,
             }
             batch.push(message);
             if rows < max_rows {
@@ -47,6 +86,41 @@ pub(crate) async fn next_batch<T>(
         lingered = true;
         tokio::time::sleep(LINGER).await;
         next = rx.try_recv().ok();
+    }
+}
+
+/// How a batch writer retries a batch the store refused: `attempts` in all,
+/// waiting `first` after the first failure and twice as long after each
+/// further one, `max` at most.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Retry {
+    pub attempts: u32,
+    pub first: std::time::Duration,
+    pub max: std::time::Duration,
+}
+
+impl Retry {
+    /// Runs `write` until it succeeds or the attempts are used up; the last
+    /// error then. Each failure before the last is logged with `what`.
+    pub(crate) async fn run<W, F>(self, what: &str, rows: usize, mut write: W) -> anyhow::Result<()>
+    where
+        W: FnMut() -> F,
+        F: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        let mut wait = self.first;
+        let mut attempt = 1;
+        loop {
+            match write().await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt >= self.attempts => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), rows, attempt, "{what} not written; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(self.max);
+                    attempt += 1;
+                }
+            }
+        }
     }
 }
 
@@ -606,5 +680,70 @@ impl Store {
             .await
             .context("cannot read the journal")?;
         Ok(row.try_get::<Option<i64>, _>("first")?.map(from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    const QUICK: Retry = Retry {
+        attempts: 4,
+        first: Duration::from_millis(2),
+        max: Duration::from_millis(5),
+    };
+
+    #[tokio::test]
+    async fn retry_stops_at_the_first_success() {
+        let calls = AtomicU32::new(0);
+        let result = QUICK
+            .run("rows", 1, || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => anyhow::bail!("store away"),
+                    _ => Ok(()),
+                }
+            })
+            .await;
+        assert!(result.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn retry_gives_the_last_error_after_every_attempt_with_capped_backoff() {
+        let calls = AtomicU32::new(0);
+        let started = Instant::now();
+        let result = QUICK
+            .run("rows", 1, || async {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                anyhow::bail!("failure {n}")
+            })
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert_eq!(result.unwrap_err().to_string(), "failure 3");
+        // Waits of 2, 4 and 5 ms (doubled, capped at 5): at least 11 ms in all.
+        assert!(started.elapsed() >= Duration::from_millis(11));
+    }
+
+    #[tokio::test]
+    async fn batches_are_written_in_order_and_flushes_answered_after_their_rows() {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = written.clone();
+        let writer = tokio::spawn(write_batches(rx, 2, move |rows: Vec<u32>| {
+            sink.lock().unwrap().push(rows);
+            async {}
+        }));
+        for row in 1..=3 {
+            tx.send(Batched::Row(row)).await.unwrap();
+        }
+        let (flush, wait) = Batched::flush();
+        tx.send(flush).await.unwrap();
+        wait.await.unwrap();
+        assert_eq!(*written.lock().unwrap(), vec![vec![1, 2], vec![3]], "at most 2 rows a batch");
+        drop(tx);
+        writer.await.unwrap();
     }
 }

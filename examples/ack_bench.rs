@@ -275,20 +275,25 @@ async fn load(
     concurrency: usize,
 ) -> anyhow::Result<Run> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
-    let next = Arc::new(AtomicUsize::new(0));
+    // Built and signed before the clock starts: signing (Ed25519 for Discord) is
+    // the load client's own CPU, and in the shared layout it would compete with
+    // the server under test for the same cores inside the measured window.
+    let prepared = (0..requests)
+        .map(|i| request(&http, base, hooks, platform, first + i).build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let queue = Arc::new(std::sync::Mutex::new(prepared.into_iter()));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (http, next, base, hooks) = (http.clone(), next.clone(), base.to_string(), hooks.to_string());
+        let (http, queue) = (http.clone(), queue.clone());
         tasks.spawn(async move {
             let mut out = (Vec::new(), Vec::new(), 0usize, 0usize);
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= requests {
+                let Some(prepared) = queue.lock().expect("queue").next() else {
                     return Ok::<_, anyhow::Error>(out);
-                }
+                };
                 let sent = Instant::now();
-                let response = request(&http, &base, &hooks, platform, first + i).send().await?;
+                let response = http.execute(prepared).await?;
                 let server = response
                     .headers()
                     .get("server-timing")

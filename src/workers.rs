@@ -29,40 +29,58 @@ fn lower_priority() {
     }
 }
 
-/// The background runtime, started on first use and kept for the process.
+/// The follow-ups' runtime, started on first use and kept for the process.
 fn background() -> &'static Handle {
     static HANDLE: OnceLock<Handle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("waops-work-main".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
-                    .thread_name("waops-work")
-                    .on_thread_start(lower_priority)
-                    .enable_all()
-                    .build()
-                    .expect("the background runtime starts");
-                let _ = tx.send(runtime.handle().clone());
-                // Park this thread for the process's life: the runtime lives as long.
-                runtime.block_on(std::future::pending::<()>());
-            })
-            .expect("the background thread starts");
-        rx.recv().expect("the background runtime reports its handle")
+        start_runtime(
+            "waops-work",
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )
     })
 }
 
-/// Starts `task` on the background runtime, outside the pool: for the store's
-/// batch writers (audit rows, add results). On the HTTP runtime they took a
-/// quarter of its thread in the bench's split layout (docs/benchmarks.md,
-/// "Seventh pass"), CPU the acks then waited for.
+/// The store writers' runtime: one thread, at the follow-ups' nice value.
+fn writers() -> &'static Handle {
+    static HANDLE: OnceLock<Handle> = OnceLock::new();
+    HANDLE.get_or_init(|| start_runtime("waops-store", 1))
+}
+
+/// A lower-priority runtime of `threads` threads named `name`, kept for the process.
+fn start_runtime(name: &'static str, threads: usize) -> Handle {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("{name}-main"))
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name(name)
+                .on_thread_start(lower_priority)
+                // No signal driver: the HTTP runtime handles signals, and each
+                // driver holds a descriptor of its own.
+                .enable_io()
+                .enable_time()
+                .build()
+                .expect("the background runtime starts");
+            let _ = tx.send(runtime.handle().clone());
+            // Park this thread for the process's life: the runtime lives as long.
+            runtime.block_on(std::future::pending::<()>());
+        })
+        .expect("the background thread starts");
+    rx.recv().expect("the background runtime reports its handle")
+}
+
+/// Starts `task` on the store writers' runtime: for the batch writers (audit
+/// rows, add results). On the HTTP runtime they took a quarter of its thread in
+/// the bench's split layout, CPU the acks then waited for; on the follow-ups'
+/// runtime each of their statements woke one of its parked threads, which cost
+/// more CPU per command than it saved (docs/benchmarks.md, "Seventh pass").
 pub fn spawn_background<F>(task: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    background().spawn(task)
+    writers().spawn(task)
 }
 
 /// The pool.

@@ -742,7 +742,11 @@ mod tests {
         let (flush, wait) = Batched::flush();
         tx.send(flush).await.unwrap();
         wait.await.unwrap();
-        assert_eq!(*written.lock().unwrap(), vec![vec![1, 2], vec![3]], "at most 2 rows a batch");
+        assert_eq!(
+            *written.lock().unwrap(),
+            vec![vec![1, 2], vec![3]],
+            "at most 2 rows a batch"
+        );
         drop(tx);
         writer.await.unwrap();
     }

@@ -208,6 +208,11 @@ impl Drop for ClaimedKey {
     fn drop(&mut self) {
         use tokio::runtime::{Handle, RuntimeFlavor};
         let Some(key) = self.key.take() else { return };
+        // SQLite's keys are in memory: given up here, whatever state the runtime
+        // is in (a runtime shutting down drops tasks it spawns, unrun).
+        if self.store.forget_key_in_memory(&key) {
+            return;
+        }
         let forget = forget_key(self.store.clone(), key);
         // Forgotten before the drop returns where the runtime allows it:
         // shutdown closes the store right after dropping interrupted tasks.
@@ -290,7 +295,60 @@ async fn add_paced(call: &mut Call<'_>, group: &GroupId, numbers: &[E164]) -> Re
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use crate::commands::Command;
+    use crate::store::{KeyClaim, Store};
+
+    /// A command's task dropped by its runtime's shutdown gives its claim up,
+    /// so the user's retry runs instead of waiting out the dedupe window. On
+    /// both runtime flavours: a current-thread runtime shutting down drops
+    /// what the guard's drop would spawn, unrun.
+    #[test]
+    fn a_claim_dropped_by_its_runtimes_shutdown_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+        let setup = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = setup.block_on(async {
+            let store = Store::connect(&url).await.unwrap();
+            store.migrate().await.unwrap();
+            store
+        });
+        let (now, ttl) = (chrono::Utc::now(), Duration::from_secs(120));
+        for multi_thread in [true, false] {
+            let key = format!("add-key-{multi_thread}");
+            let runtime = if multi_thread {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+            } else {
+                tokio::runtime::Builder::new_current_thread().enable_all().build()
+            }
+            .unwrap();
+            assert_eq!(
+                runtime.block_on(store.claim_key(&key, now, ttl)).unwrap(),
+                KeyClaim::New
+            );
+            let guard = super::ClaimedKey::new(store.clone(), key.clone());
+            let (running, started) = tokio::sync::oneshot::channel();
+            runtime.spawn(async move {
+                let _guard = guard;
+                let _ = running.send(());
+                std::future::pending::<()>().await
+            });
+            runtime.block_on(started).unwrap();
+            drop(runtime);
+            assert_eq!(
+                setup.block_on(store.claim_key(&key, now, ttl)).unwrap(),
+                KeyClaim::New,
+                "multi_thread = {multi_thread}: the claim was given up"
+            );
+        }
+    }
 
     fn args(text: &str) -> super::Args {
         match Command::parse(text).unwrap() {

@@ -58,9 +58,8 @@ impl Store {
 
     /// Gives a claimed key up (the command failed; a repeat should run again).
     pub async fn forget_key(&self, key: &str) -> anyhow::Result<()> {
-        if let Some(local) = &self.keys {
-            // Only finished keys reach the store, and a finished key is never given up.
-            local.state().keys.remove(key);
+        // Only finished keys reach SQLite's store, and a finished key is never given up.
+        if self.forget_key_in_memory(key) {
             return Ok(());
         }
         sqlx::query("DELETE FROM idempotency WHERE key = $1")
@@ -69,6 +68,18 @@ impl Store {
             .await
             .context("cannot drop the idempotency key")?;
         Ok(())
+    }
+
+    /// Gives a claimed key up at once, without a runtime, where the process
+    /// decides (SQLite); `false` where only the store can (PostgreSQL).
+    pub fn forget_key_in_memory(&self, key: &str) -> bool {
+        match &self.keys {
+            Some(local) => {
+                local.state().keys.remove(key);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Lowers how many keys SQLite's side holds in memory (tests of the spill

@@ -25,7 +25,7 @@ fn main() {
     let order = Path::new(&var("CARGO_MANIFEST_DIR")).join("link/order.txt");
     if var("PROFILE") == "release"
         && var("CARGO_CFG_TARGET_ARCH") == "x86_64"
-        && !var("CARGO_ENCODED_RUSTFLAGS").contains("link")
+        && !chooses_linker(&var("CARGO_ENCODED_RUSTFLAGS"))
         && rustc_minor() >= Some(90)
         && order.is_file()
     {
@@ -34,6 +34,17 @@ fn main() {
             order.display()
         );
     }
+}
+
+/// Whether RUSTFLAGS (cargo's encoding: flags joined by 0x1f) pick the linker
+/// or how it is called, so that it may not be rustc's LLD. Other flags that
+/// merely contain "link" (`-C link-dead-code`, `-C link-arg=...`) leave LLD.
+fn chooses_linker(encoded: &str) -> bool {
+    encoded.split('\x1f').any(|flag| {
+        ["linker=", "linker-flavor", "linker-features", "link-self-contained", "fuse-ld"]
+            .iter()
+            .any(|choice| flag.contains(choice))
+    })
 }
 
 /// The minor version of the rustc building this crate (`1.N.x`).

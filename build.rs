@@ -41,9 +41,15 @@ fn main() {
 /// merely contain "link" (`-C link-dead-code`, `-C link-arg=...`) leave LLD.
 fn chooses_linker(encoded: &str) -> bool {
     encoded.split('\x1f').any(|flag| {
-        ["linker=", "linker-flavor", "linker-features", "link-self-contained", "fuse-ld"]
-            .iter()
-            .any(|choice| flag.contains(choice))
+        [
+            "linker=",
+            "linker-flavor",
+            "linker-features",
+            "link-self-contained",
+            "fuse-ld",
+        ]
+        .iter()
+        .any(|choice| flag.contains(choice))
     })
 }
 

@@ -20,8 +20,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Descriptors the process holds whatever the load: standard streams, the
-/// runtimes' (HTTP, follow-ups, store writers) epoll and wake-up descriptors, the signal pipe, the listener, the
-/// Discord gateway, digest posts and readiness checks. 17 were open at idle
+/// runtimes' (HTTP, follow-ups, store writers) epoll and wake-up descriptors,
+/// the signal pipe, the listener, the Discord gateway, digest posts and
+/// readiness checks. 17 were open at idle
 /// (sandbox, SQLite) when this was written; the rest is headroom.
 pub const BASE_FILES: u64 = 64;
 

@@ -72,10 +72,11 @@ fn start_runtime(name: &'static str, threads: usize) -> Handle {
 
 /// Starts `task` on the store writers' runtime: for the batch writers (audit
 /// rows, add results). On the HTTP runtime they took a quarter of its thread in
-/// the bench's split layout, CPU the acks then waited for; on the follow-ups'
-/// runtime each of their statements woke one of its parked threads, which cost
-/// more CPU per command than it saved (docs/benchmarks.md, "Seventh pass").
-pub fn spawn_background<F>(task: F) -> tokio::task::JoinHandle<F::Output>
+/// the bench's split layout, CPU the acks then waited for. Not on the
+/// follow-ups' runtime: sqlx hands each SQLite result over a rendezvous
+/// channel, and there the SQLite threads waited for busy nice-10 threads to
+/// poll the writer (CPU per command +24%; docs/benchmarks.md, "Seventh pass").
+pub(crate) fn spawn_store_writer<F>(task: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,

@@ -72,7 +72,7 @@ impl Store {
 
     /// Gives a claimed key up at once, without a runtime, where the process
     /// decides (SQLite); `false` where only the store can (PostgreSQL).
-    pub fn forget_key_in_memory(&self, key: &str) -> bool {
+    pub(crate) fn forget_key_in_memory(&self, key: &str) -> bool {
         match &self.keys {
             Some(local) => {
                 local.state().keys.remove(key);
@@ -278,7 +278,9 @@ impl LocalState {
 }
 
 impl LocalKeys {
-    /// Starts the writer on the background runtime (`workers::spawn_background`).
+    /// Starts the writer, which keeps finished keys in the store in batches (one
+    /// transaction each, in the order given), on the store writers' runtime
+    /// (`workers::spawn_store_writer`).
     pub(super) fn start(pool: AnyPool) -> LocalKeys {
         let (tx, rx) = mpsc::channel(QUEUE);
         let state = Arc::new(Mutex::new(LocalState {
@@ -287,7 +289,7 @@ impl LocalKeys {
             spilled_until: None,
         }));
         let written = state.clone();
-        crate::workers::spawn_background(super::write_batches(rx, BATCH, move |rows| {
+        crate::workers::spawn_store_writer(super::write_batches(rx, BATCH, move |rows| {
             let (pool, state) = (pool.clone(), written.clone());
             async move {
                 let written = write_with_retries(&pool, &rows).await;
@@ -420,7 +422,6 @@ fn lock(state: &Mutex<LocalState>) -> MutexGuard<'_, LocalState> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Writes finished keys in batches, one transaction each, in the order given.
 /// Retries of a batch of results before they are given up on (a repeat then
 /// runs again): 5 attempts over about 0.75 s.
 const RETRY: super::Retry = super::Retry {

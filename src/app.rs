@@ -43,6 +43,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let budget = file_budget(&ctx.settings)?;
+    serve_within(ctx, listener, budget, shutdown).await
+}
+
+/// `serve` with the open-file budget already shared out: `waops serve` checks
+/// it before migrations, and hands that same budget on rather than computing it again.
+pub async fn serve_within(
+    ctx: Context,
+    listener: TcpListener,
+    budget: open_files::Budget,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listener = open_files::Bounded::new(listener, budget.connections);
     let grace = Duration::from_secs(ctx.settings.server.shutdown_grace_s);
     let workers = Workers::new(ctx.settings.server.max_in_flight);

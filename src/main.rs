@@ -191,7 +191,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM right after "serving" must stop gracefully too.
     let shutdown = waops::app::shutdown_signal();
     tracing::info!(address = %listener.local_addr()?, provider = ctx.provider.kind().as_str(), "waops serving");
-    waops::app::serve(ctx, listener, shutdown).await
+    waops::app::serve_within(ctx, listener, budget, shutdown).await
 }
 
 /// Returns free heap pages to the kernel (glibc keeps them otherwise).

@@ -27,12 +27,29 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const BASE_FILES: u64 = 64;
 
 /// Outbound connections one follow-up holds at a time: the provider's and its
-/// chat platform's. Four would also count the idle connections the HTTP
-/// clients keep after bursts on several hosts (Slack's two, Discord's), but
-/// then the default pool of 256 could not start under a hard limit of 1,024,
-/// which container runtimes still set; idle connections above this come out of
-/// [`BASE_FILES`]' headroom.
+/// chat platform's.
 pub const FILES_PER_COMMAND: u64 = 2;
+
+/// Idle connections each outbound HTTP client keeps per host between requests
+/// ([`http_client`]). Without a cap, every connection a burst opened would stay
+/// open for the pool's idle timeout, and a burst of `max_in_flight` follow-ups
+/// leaves that many on each host it touched: more than the budget counts.
+/// Beyond this many, a burst's connections are closed as they come back; the
+/// next burst opens them again (a TCP and TLS handshake each).
+pub const IDLE_PER_HOST: usize = 32;
+
+/// Hosts the outbound clients talk to: the provider, Slack's Web API, Slack's
+/// `response_url`s and Discord's API.
+pub const OUTBOUND_HOSTS: u64 = 4;
+
+/// Descriptors the outbound clients' idle connections can hold.
+pub const IDLE_FILES: u64 = IDLE_PER_HOST as u64 * OUTBOUND_HOSTS;
+
+/// The builder every outbound HTTP client starts from, so that its idle
+/// connections stay within [`IDLE_FILES`].
+pub fn http_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_max_idle_per_host(IDLE_PER_HOST)
+}
 
 /// Fewer client connections than this is not a server worth starting.
 pub const MIN_CONNECTIONS: u64 = 64;
@@ -42,7 +59,8 @@ pub const MIN_CONNECTIONS: u64 = 64;
 pub struct Budget {
     /// The soft limit on open files.
     pub limit: u64,
-    /// Descriptors kept for follow-ups, the store and the process itself.
+    /// Descriptors kept for follow-ups, idle outbound connections, the store and
+    /// the process itself.
     pub reserved: u64,
     /// Client connections accepted at once.
     pub connections: u64,
@@ -67,7 +85,7 @@ impl Budget {
     /// Shares `limit` out for a pool of `max_in_flight` follow-ups and a store
     /// holding up to `store_files` descriptors.
     pub fn new(limit: u64, max_in_flight: u32, store_files: u64) -> Result<Budget, TooFew> {
-        let fixed = BASE_FILES + store_files;
+        let fixed = BASE_FILES + IDLE_FILES + store_files;
         let reserved = fixed + FILES_PER_COMMAND * u64::from(max_in_flight);
         match limit.checked_sub(reserved) {
             Some(connections) if connections >= MIN_CONNECTIONS => Ok(Budget {
@@ -246,10 +264,10 @@ mod tests {
     #[test]
     fn the_budget_reserves_follow_ups_and_the_store_and_gives_the_rest_to_clients() {
         let b = Budget::new(20_000, 256, 12).unwrap();
-        assert_eq!(b.reserved, 64 + 12 + 2 * 256);
+        assert_eq!(b.reserved, 64 + 128 + 12 + 2 * 256);
         assert_eq!(b.connections, 20_000 - b.reserved);
         // Exactly the minimum left is enough; one fewer is not.
-        let just = 64 + 12 + 2 * 256 + MIN_CONNECTIONS;
+        let just = 64 + 128 + 12 + 2 * 256 + MIN_CONNECTIONS;
         assert_eq!(Budget::new(just, 256, 12).unwrap().connections, MIN_CONNECTIONS);
         assert!(Budget::new(just - 1, 256, 12).is_err());
     }
@@ -260,10 +278,10 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("open-file limit is 20000"), "{text}");
         assert!(text.contains("server.max_in_flight = 32768"), "{text}");
-        // (20000 - 64 - 12 - 64) / 2, and that many fits exactly.
-        assert!(text.contains("at most 9930"), "{text}");
-        assert!(Budget::new(20_000, 9930, 12).is_ok());
-        assert!(Budget::new(20_000, 9931, 12).is_err());
+        // (20000 - 64 - 128 - 12 - 64) / 2, and that many fits exactly.
+        assert!(text.contains("at most 9866"), "{text}");
+        assert!(Budget::new(20_000, 9866, 12).is_ok());
+        assert!(Budget::new(20_000, 9867, 12).is_err());
         // A limit below the fixed part: nothing fits, and nothing underflows.
         assert!(Budget::new(10, 1, 12).unwrap_err().to_string().contains("at most 0"));
     }
@@ -288,5 +306,61 @@ mod tests {
         let third = tokio::time::timeout(Duration::from_secs(10), bounded.accept()).await;
         assert!(third.is_ok(), "the freed slot let the waiting connection in");
         assert_eq!(bounded.free(), 0);
+    }
+
+    /// A burst leaves at most `IDLE_PER_HOST` connections open behind it: the
+    /// server holds every request until all are in, so the client must open one
+    /// connection per request, then counts what stays open once all are answered.
+    #[tokio::test]
+    async fn a_burst_leaves_at_most_the_idle_cap_open() {
+        const BURST: usize = IDLE_PER_HOST * 2 + 8;
+        const SLOTS: usize = 1_000;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let bounded = Bounded::new(listener, SLOTS as u64);
+        let slots = bounded.slots.clone();
+        // Less the slot the waiting accept holds (it takes one before each accept).
+        let open = move || SLOTS - slots.available_permits() - 1;
+        let all_in = Arc::new(tokio::sync::Barrier::new(BURST));
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || {
+                let all_in = all_in.clone();
+                async move {
+                    all_in.wait().await;
+                    "ok"
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(bounded, app).await });
+        let client = http_client().build().unwrap();
+        let url = format!("http://{address}/");
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..BURST {
+            burst.spawn(client.get(&url).send());
+        }
+        while let Some(answer) = burst.join_next().await {
+            assert!(answer.unwrap().unwrap().status().is_success());
+        }
+        assert!(
+            open() >= BURST,
+            "the burst held {} connections at once, not {BURST}",
+            open()
+        );
+        // The client closes the surplus as each answer comes back; the server
+        // sees the close when it next reads. Without the cap all stay open for
+        // the pool's idle timeout (90 s) and this waits out its 10 s.
+        let settled = tokio::time::timeout(Duration::from_secs(10), async {
+            while open() > IDLE_PER_HOST {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(
+            settled.is_ok(),
+            "{} connections still open, cap {IDLE_PER_HOST}",
+            open()
+        );
+        drop(client);
     }
 }

@@ -104,7 +104,7 @@ impl ApiClient {
             settings.base_url.trim()
         };
         let base = Url::parse(base)?;
-        let http = reqwest::Client::builder()
+        let http = crate::open_files::http_client()
             .timeout(Duration::from_millis(settings.timeout_ms))
             .connect_timeout(Duration::from_millis(settings.timeout_ms.min(5_000)))
             .user_agent(concat!("waops/", env!("CARGO_PKG_VERSION")))

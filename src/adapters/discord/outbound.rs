@@ -37,7 +37,9 @@ impl DiscordClient {
     /// Builds the client from settings.
     pub fn new(settings: &DiscordSettings) -> anyhow::Result<Self> {
         Ok(DiscordClient {
-            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?,
+            http: crate::open_files::http_client()
+                .timeout(Duration::from_secs(10))
+                .build()?,
             api_url: settings.api_url.trim_end_matches('/').to_string(),
             application_id: settings.application_id.clone(),
             bot_token: settings.bot_token.clone(),

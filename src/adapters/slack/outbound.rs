@@ -38,7 +38,9 @@ pub struct SlackClient {
 impl SlackClient {
     /// Builds the client from settings.
     pub fn new(settings: &SlackSettings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let http = crate::open_files::http_client()
+            .timeout(Duration::from_secs(10))
+            .build()?;
         Ok(SlackClient {
             http,
             api_url: settings.api_url.trim_end_matches('/').to_string(),

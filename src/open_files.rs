@@ -319,6 +319,7 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let bounded = Bounded::new(listener, SLOTS as u64);
         let slots = bounded.slots.clone();
+        let slots_at_end = bounded.slots.clone();
         // Less the slot the waiting accept holds (it takes one before each accept).
         let open = move || SLOTS - slots.available_permits() - 1;
         let all_in = Arc::new(tokio::sync::Barrier::new(BURST));
@@ -348,19 +349,21 @@ mod tests {
             open()
         );
         // The client closes the surplus as each answer comes back; the server
-        // sees the close when it next reads. Without the cap all stay open for
-        // the pool's idle timeout (90 s) and this waits out its 10 s.
-        let settled = tokio::time::timeout(Duration::from_secs(10), async {
-            while open() > IDLE_PER_HOST {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
+        // sees the close when it next reads. Taking every permit but the cap's
+        // (and the waiting accept's) completes once no more than the cap are
+        // open. Without the cap all stay open for the pool's idle timeout (90 s)
+        // and this waits out its 10 s.
+        let settled = tokio::time::timeout(
+            Duration::from_secs(10),
+            slots_at_end.acquire_many((SLOTS - 1 - IDLE_PER_HOST) as u32),
+        )
         .await;
         assert!(
             settled.is_ok(),
             "{} connections still open, cap {IDLE_PER_HOST}",
             open()
         );
+        // Held to here: its idle connections are what was counted.
         drop(client);
     }
 }

@@ -4,15 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::request_id::RequestId;
+use tracing::Instrument as _;
 
 use crate::core::Context;
 use crate::workers::Workers;
@@ -43,19 +43,7 @@ pub fn router(
     if let Some(discord) = crate::adapters::discord::router(discord) {
         router = router.merge(discord);
     }
-    Ok(router
-        .layer(middleware::from_fn(count_requests))
-        .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req
-                .extensions()
-                .get::<RequestId>()
-                .and_then(|id| id.header_value().to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid)))
+    Ok(router.layer(middleware::from_fn_with_state(max_body, every_request)))
 }
 
 async fn healthz() -> &'static str {
@@ -95,22 +83,79 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
-async fn count_requests(req: Request, next: Next) -> Response {
+/// Everything each request gets, in one middleware: its request id (the caller's
+/// `x-request-id`, else a new one; on the request, for handlers, and on the
+/// response), the `http` span its log lines carry, the body limit, the
+/// `Server-Timing` header and the request metrics.
+///
+/// tower-http's request-id, trace and body-limit layers did this as four
+/// layers, and every layer on a `Router` wraps each route in a boxed service of
+/// its own: a clone and a boxed future per layer per request. One layer costs
+/// that once; docs/benchmarks.md ("Eleventh pass") measures both.
+async fn every_request(State(max_body): State<usize>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = match req.headers().get(&REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            // Hyphenated, as tower-http's `MakeRequestUuid` made them before.
+            let id = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid header value");
+            req.headers_mut().insert(REQUEST_ID, id.clone());
+            id
+        }
+    };
+    req.extensions_mut().insert(RequestId::new(id.clone()));
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let started = Instant::now();
-    let mut response = next.run(req).await;
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
+    let span = tracing::info_span!(
+        "http",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = id.to_str().unwrap_or("-"),
+    );
+    let mut response = if declared_length(&req).is_some_and(|n| n > max_body) {
+        // Refused before a byte of the body is read.
+        body_too_large()
+    } else {
+        let req = req.map(|body| Body::new(http_body_util::Limited::new(body, max_body)));
+        next.run(req).instrument(span.clone()).await
+    };
     let elapsed = started.elapsed();
+    let status = response.status();
+    if status.is_server_error() {
+        span.in_scope(|| {
+            tracing::error!(
+                status = status.as_u16(),
+                latency_ms = elapsed.as_millis() as u64,
+                "response failed"
+            )
+        });
+    }
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID, id);
     // Server-side time of this request (the standard Server-Timing header), so
     // load tests can tell the server's share from the client's and network's.
-    if let Ok(value) = axum::http::HeaderValue::from_str(&format!("app;dur={:.3}", elapsed.as_secs_f64() * 1000.0)) {
-        response.headers_mut().insert("server-timing", value);
+    if let Ok(value) = HeaderValue::from_str(&format!("app;dur={:.3}", elapsed.as_secs_f64() * 1000.0)) {
+        headers.insert("server-timing", value);
     }
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("waops_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
+    metrics::counter!("waops_http_requests_total", "route" => route.clone(), "status" => status.as_u16().to_string())
+        .increment(1);
     metrics::histogram!("waops_http_request_duration_seconds", "route" => route).record(elapsed.as_secs_f64());
     response
+}
+
+/// The length a request declares, when it declares one.
+fn declared_length(req: &Request) -> Option<usize> {
+    req.headers()
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn body_too_large() -> Response {
+    (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response()
 }

@@ -214,8 +214,20 @@ async fn malformed_and_oversized_bodies() {
     let r = h.signed("/slack/commands", "text=help".into(), h.now()).await;
     assert_eq!(r.status(), 400, "missing user_id and channel_id");
     let big = format!("text={}", "x".repeat(70_000));
-    let r = h.signed("/slack/commands", big, h.now()).await;
+    let r = h.signed("/slack/commands", big.clone(), h.now()).await;
     assert_eq!(r.status(), 413);
+    // Without a declared length (chunked), the limit applies as the body is read.
+    assert!(
+        chunked_post(&h.base, "/slack/commands", &big)
+            .await
+            .starts_with("HTTP/1.1 413"),
+        "a streamed oversized body is refused"
+    );
+    let small = chunked_post(&h.base, "/slack/commands", "text=help").await;
+    assert!(
+        small.starts_with("HTTP/1.1 401"),
+        "a small streamed body reaches the signature check: {small}"
+    );
     let r = h
         .signed("/slack/interactions", "payload=%7Bnot-json".into(), h.now())
         .await;
@@ -577,4 +589,29 @@ async fn a_repeated_delivery_is_answered_once() {
     assert!(text_of(&h.next_post().await).contains("chat.whatsapp.com"));
     assert_eq!(h.app.audited("invite").await, 1, "the command ran once");
     assert!(h.posts.try_recv().is_err(), "one follow-up");
+}
+
+/// POSTs `body` in 1,000-byte chunks with no Content-Length; returns the raw response.
+async fn chunked_post(base: &str, path: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    for chunk in body.as_bytes().chunks(1000) {
+        request.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            chunk.len(),
+            std::str::from_utf8(chunk).unwrap()
+        ));
+    }
+    request.push_str("0\r\n\r\n");
+    // The server may answer and close before the whole body is written.
+    let _ = s.write_all(request.as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
 }

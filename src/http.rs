@@ -11,7 +11,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tower_http::request_id::RequestId;
 use tracing::Instrument as _;
 
 use crate::core::Context;
@@ -84,12 +83,12 @@ async fn metrics() -> impl IntoResponse {
 }
 
 /// Everything each request gets, in one middleware: its request id (the caller's
-/// `x-request-id`, else a new one; on the request, for handlers, and on the
-/// response), the `http` span its log lines carry, the body limit, the
+/// `x-request-id`, else a new one; on the request, where handlers read it with
+/// [`request_id`], and on the response), the `http` span its log lines carry, the body limit, the
 /// `Server-Timing` header and the request metrics.
 ///
-/// tower-http's request-id, trace and body-limit layers did this as four
-/// layers, and every layer on a `Router` wraps each route in a boxed service of
+/// tower-http's request-id, trace and body-limit layers and a metrics
+/// middleware did this as five layers, and every layer on a `Router` wraps each route in a boxed service of
 /// its own: a clone and a boxed future per layer per request. One layer costs
 /// that once; docs/benchmarks.md ("Eleventh pass") measures both.
 async fn every_request(State(max_body): State<usize>, mut req: Request, next: Next) -> Response {
@@ -103,7 +102,6 @@ async fn every_request(State(max_body): State<usize>, mut req: Request, next: Ne
             id
         }
     };
-    req.extensions_mut().insert(RequestId::new(id.clone()));
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -144,6 +142,15 @@ async fn every_request(State(max_body): State<usize>, mut req: Request, next: Ne
         .increment(1);
     metrics::histogram!("waops_http_request_duration_seconds", "route" => route).record(elapsed.as_secs_f64());
     response
+}
+
+/// The request id `every_request` put on the request; a fresh one where
+/// there is none (a handler called without the middleware).
+pub fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+        .map_or_else(crate::core::new_request_id, str::to_string)
 }
 
 /// The length a request declares, when it declares one.

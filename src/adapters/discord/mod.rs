@@ -15,15 +15,14 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{routing, Extension, Json, Router};
+use axum::{routing, Json, Router};
 use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tower_http::request_id::RequestId;
 
 use crate::commands;
 use crate::core::reply::Visibility;
-use crate::core::{messages, new_request_id, ChannelRef, CommandId, Context, Invocation, Platform, Principal, Reply};
+use crate::core::{messages, ChannelRef, CommandId, Context, Invocation, Platform, Principal, Reply};
 use crate::workers::Workers;
 use outbound::DiscordClient;
 
@@ -124,12 +123,7 @@ fn inline(reply: &Reply) -> Value {
     respond(4, Some(render::message(reply)))
 }
 
-async fn interaction(
-    State(d): State<Arc<Discord>>,
-    id: Option<Extension<RequestId>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn interaction(State(d): State<Arc<Discord>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(key) = &d.key else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
@@ -141,9 +135,7 @@ async fn interaction(
         Ok(i) => i,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed interaction: {e}\n")).into_response(),
     };
-    let request_id = id
-        .and_then(|Extension(id)| id.header_value().to_str().ok().map(str::to_string))
-        .unwrap_or_else(new_request_id);
+    let request_id = crate::http::request_id(&headers);
     match handle(d, interaction, request_id).await {
         Ok(body) => Json(body).into_response(),
         Err((status, text)) => (status, text).into_response(),

@@ -19,14 +19,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
-use tower_http::request_id::RequestId;
 
 use crate::commands;
 use crate::core::reply::Visibility;
-use crate::core::{messages, new_request_id, ChannelRef, Context, Invocation, Platform, Principal, Progress, Reply};
+use crate::core::{messages, ChannelRef, Context, Invocation, Platform, Principal, Progress, Reply};
 use crate::settings::Secret;
 use crate::workers::Workers;
 use outbound::SlackClient;
@@ -128,21 +127,11 @@ fn unauthorized() -> Response {
     (StatusCode::UNAUTHORIZED, "invalid request signature\n").into_response()
 }
 
-fn request_id(id: Option<Extension<RequestId>>) -> String {
-    id.and_then(|Extension(id)| id.header_value().to_str().ok().map(str::to_string))
-        .unwrap_or_else(new_request_id)
-}
-
 fn inline(reply: &Reply) -> Response {
     Json(render::message(reply)).into_response()
 }
 
-async fn slash_command(
-    State(slack): State<Arc<Slack>>,
-    id: Option<Extension<RequestId>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn slash_command(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
     if !verified(&slack, &headers, &body) {
         return unauthorized();
     }
@@ -164,7 +153,7 @@ async fn slash_command(
         principals: vec![caller],
         channel: ChannelRef::new(Platform::Slack, &form.channel_id),
         text: form.text,
-        request_id: request_id(id),
+        request_id: crate::http::request_id(&headers),
     };
     // Inline only when the caller's user groups are known without a Slack call.
     let mut later = commands::Later::default();
@@ -211,12 +200,7 @@ async fn slash_command(
     inline(&messages::working())
 }
 
-async fn interaction(
-    State(slack): State<Arc<Slack>>,
-    id: Option<Extension<RequestId>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn interaction(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
     if !verified(&slack, &headers, &body) {
         return unauthorized();
     }
@@ -237,7 +221,7 @@ async fn interaction(
     let apply = action.action_id == "apply";
     let confirmation = action.value.clone().unwrap_or_default();
     let user_id = payload.user.id.clone();
-    let request_id = request_id(id);
+    let request_id = crate::http::request_id(&headers);
     let task_slack = slack.clone();
     let task_url = response_url.clone();
     // The confirmation is consumed inside the task, so a full pool never eats an Apply.

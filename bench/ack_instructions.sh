@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Instructions per Discord ack on the HTTP threads, waops against the floor,
+# counted by callgrind (valgrind): the same figure on every rerun of the same
+# build, whatever else the machine is doing, unlike the timed ratios of
+# bench/ack.sh. Each server runs under callgrind in the "waops" slot of
+# ack_bench (one round of N acks at 64 concurrent), one thread per profile.
+#   bash bench/ack_instructions.sh [acks]     (default 2000; about 4 minutes,
+#   most of it ack_bench waiting 120 s for the floor's follow-ups, which never come)
+# Needs valgrind, and release builds of the binary and the bench, built apart
+# (building them in one command unifies features and renames functions):
+#   cargo build --release --bin waops && cargo build --release --example ack_bench
+set -euo pipefail
+root=$(git rev-parse --show-toplevel); cd "$root"
+acks=${1:-2000}
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+bench=target/release/examples/ack_bench
+
+# profile NAME COMMAND...: run COMMAND under callgrind as the bench's server.
+profile() {
+  local name=$1; shift
+  mkdir "$work/$name"
+  # Not exec: the bench SIGKILLs its server; callgrind, in its own session,
+  # lives on until the SIGTERM below and then writes its profiles.
+  printf '#!/bin/bash\nsetsid valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=%s/cg.%%p %s "$@" &\nwait\n' \
+    "$work/$name" "$*" > "$work/$name.sh"
+  chmod +x "$work/$name.sh"
+  BENCH_ONLY=discord:64 BENCH_ROUNDS=1 WAOPS_BIN="$work/$name.sh" "$bench" "$acks" 8192 >/dev/null 2>&1 || true
+  pkill -TERM -f "callgrind-out-file=$work/$name/" || true
+  while pgrep -f "callgrind-out-file=$work/$name/" >/dev/null; do sleep 1; done
+  # The HTTP threads are the ones that verified signatures.
+  local total=0 files=()
+  for f in "$work/$name"/cg.*-*; do
+    if grep -q vartime_double_base "$f"; then
+      files+=("$f")
+      total=$(( total + $(awk '/^summary:/ {print $2}' "$f") ))
+    fi
+  done
+  # Warm-up requests (two) are counted with the round.
+  echo "$name: $(( total / (acks + 2) )) instructions per ack on ${#files[@]} HTTP thread(s)"
+  callgrind_annotate --inclusive=yes "${files[0]}" 2>/dev/null |
+    grep -E '^ *[0-9,]+ \(' |
+    grep -E 'vartime_double_base|discord::handle|answer_without_provider|phone::parse_list|serde_json|every_request|:malloc|:free' |
+    head -12 | sed 's/\[[^]]*\]$//' | cut -c1-150
+}
+
+# The floor serves where waops would: the bench starts it with `serve` and the bind in the environment.
+profile floor "$root/$bench floor \$WAOPS__SERVER__BIND"
+profile waops "$root/target/release/waops"

@@ -82,15 +82,16 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
-/// Everything each request gets, in one middleware: its request id (the caller's
-/// `x-request-id`, else a new one; on the request, where handlers read it with
-/// [`request_id`], and on the response), the `http` span its log lines carry, the body limit, the
-/// `Server-Timing` header and the request metrics.
+/// Everything each request gets, in one middleware: its request id (the
+/// caller's `x-request-id`, else a new one; on the request, where handlers read
+/// it with [`request_id`], and on the response), the `http` span its log lines
+/// carry, the body limit, the `Server-Timing` header and the request metrics.
 ///
 /// tower-http's request-id, trace and body-limit layers and a metrics
-/// middleware did this as five layers, and every layer on a `Router` wraps each route in a boxed service of
-/// its own: a clone and a boxed future per layer per request. One layer costs
-/// that once; docs/benchmarks.md ("Eleventh pass") measures both.
+/// middleware did this as five layers, and every layer on a `Router` wraps each
+/// route in a boxed service of its own: a clone and a boxed future per layer
+/// per request. One layer costs that once; docs/benchmarks.md ("Eleventh pass")
+/// measures both.
 async fn every_request(State(max_body): State<usize>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = match req.headers().get(&REQUEST_ID) {

@@ -145,8 +145,8 @@ async fn every_request(State(max_body): State<usize>, mut req: Request, next: Ne
     response
 }
 
-/// The request id `every_request` put on the request; a fresh one where
-/// there is none (a handler called without the middleware).
+/// The request id `every_request` put on the request; a fresh one where the
+/// caller's is not text (header values may hold other bytes).
 pub fn request_id(headers: &axum::http::HeaderMap) -> String {
     headers
         .get(&REQUEST_ID)

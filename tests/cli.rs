@@ -263,6 +263,38 @@ fn json_logs_carry_the_request_id_and_no_secret() {
     assert!(seen.iter().all(|l| !l.contains(SECRET)), "{seen:#?}");
 }
 
+/// A 5xx answer is logged at error, inside the request's span (its id is the
+/// one the response carries).
+#[test]
+fn a_server_error_is_logged_with_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    // A provider nobody listens for: /readyz answers 503.
+    let (child, port, lines, mut seen) = serve(
+        dir.path(),
+        &[
+            ("WAOPS__PROVIDER__KIND", "periskope"),
+            ("WAOPS__PROVIDER__BASE_URL", "http://127.0.0.1:9"),
+            ("WAOPS__PROVIDER__TOKEN", "t"),
+            ("WAOPS__PROVIDER__PHONE", "1"),
+        ],
+    );
+    let response = http_get(port, "/readyz");
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    let id = response
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("no request id: {response}"))
+        .trim()
+        .to_string();
+    stop(child);
+    seen.extend(lines.map_while(Result::ok));
+    let failed = logged(&seen, "response failed");
+    assert_eq!(failed["level"], "ERROR", "{failed}");
+    assert_eq!(failed["status"], 503, "{failed}");
+    assert_eq!(failed["span"]["request_id"], id, "{failed}");
+    assert_eq!(failed["span"]["path"], "/readyz", "{failed}");
+}
+
 fn http_post(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

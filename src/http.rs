@@ -108,10 +108,11 @@ async fn every_request(State(max_body): State<usize>, mut req: Request, next: Ne
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_string();
+    // The route's pattern, not the path: a webhook's path holds its secret.
     let span = tracing::info_span!(
         "http",
         method = %req.method(),
-        path = %req.uri().path(),
+        route = %route,
         request_id = id.to_str().unwrap_or("-"),
     );
     let mut response = if declared_length(&req).is_some_and(|n| n > max_body) {

@@ -292,7 +292,37 @@ fn a_server_error_is_logged_with_its_request_id() {
     assert_eq!(failed["level"], "ERROR", "{failed}");
     assert_eq!(failed["status"], 503, "{failed}");
     assert_eq!(failed["span"]["request_id"], id, "{failed}");
-    assert_eq!(failed["span"]["path"], "/readyz", "{failed}");
+    assert_eq!(failed["span"]["route"], "/readyz", "{failed}");
+}
+
+/// Log lines name a request's route, not its path: a webhook's path holds
+/// its secret, and a refused one is logged.
+#[test]
+fn a_webhook_path_secret_is_not_logged() {
+    const PATH_SECRET: &str = "whsec-near-miss-4711";
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port, lines, mut seen) = serve(
+        dir.path(),
+        &[
+            ("WAOPS__PROVIDER__KIND", "periskope"),
+            ("WAOPS__PROVIDER__BASE_URL", "http://127.0.0.1:9"),
+            ("WAOPS__PROVIDER__TOKEN", "t"),
+            ("WAOPS__PROVIDER__PHONE", "1"),
+            ("WAOPS__PROVIDER__WEBHOOK_SECRET", "whsec-configured"),
+        ],
+    );
+    let response = http_post(
+        port,
+        &format!("/webhooks/periskope/{PATH_SECRET}"),
+        &[("content-type", "application/json")],
+        "{}",
+    );
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    stop(child);
+    seen.extend(lines.map_while(Result::ok));
+    let refused = logged(&seen, "webhook refused: bad signature or secret");
+    assert_eq!(refused["span"]["route"], "/webhooks/{provider}/{secret}", "{refused}");
+    assert!(seen.iter().all(|l| !l.contains(PATH_SECRET)), "{seen:#?}");
 }
 
 fn http_post(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> String {

@@ -15,10 +15,14 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
-/// The nice value of the follow-up threads: they yield the CPU to the HTTP
-/// runtime when both want it.
+/// The nice value of the follow-up and store-writer threads: the lowest, so
+/// they yield the CPU to the HTTP runtime whenever both want it. An ack has 3
+/// seconds before Slack or Discord give up on it; a follow-up has 15 (Discord)
+/// to 30 (Slack) minutes, and the bounded pool answers "busy" before follow-ups
+/// can pile up. At nice 10 they still took about a tenth of the core during a
+/// burst of acks; 19 gives them a seventieth (docs/benchmarks.md, "Twelfth pass").
 #[cfg(target_os = "linux")]
-const BACKGROUND_NICE: libc::c_int = 10;
+const BACKGROUND_NICE: libc::c_int = 19;
 
 /// Lowers the calling thread (Linux applies a nice value to one thread only).
 fn lower_priority() {
@@ -169,6 +173,26 @@ impl Workers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn tasks_run_at_the_background_priority() {
+        // SAFETY: getpriority reads this thread's nice value; no memory effects.
+        let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let workers = Workers::new(1);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        assert!(workers.try_spawn(async move {
+            let _ = tx.send(nice());
+        }));
+        assert_eq!(
+            rx.await.unwrap(),
+            BACKGROUND_NICE,
+            "follow-ups run at the lowest priority"
+        );
+        let writer = spawn_store_writer(async move { nice() }).await.unwrap();
+        assert_eq!(writer, BACKGROUND_NICE, "store writers too");
+        assert_ne!(nice(), BACKGROUND_NICE, "the caller's thread is left as it was");
+    }
 
     #[tokio::test]
     async fn full_pool_refuses_and_drain_waits() {

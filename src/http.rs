@@ -98,16 +98,16 @@ async fn every_request(State(max_body): State<usize>, mut req: Request, next: Ne
         Some(id) => id.clone(),
         None => {
             // Hyphenated, as tower-http's `MakeRequestUuid` made them before.
-            let id = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid header value");
+            let mut text = uuid::Uuid::encode_buffer();
+            let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+            let id = HeaderValue::from_str(text).expect("a UUID is a valid header value");
             req.headers_mut().insert(REQUEST_ID, id.clone());
             id
         }
     };
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_string();
+    // A clone of the matched route is a shared string's, not a copy.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     // The route's pattern, not the path: a webhook's path holds its secret.
     let span = tracing::info_span!(
         "http",
@@ -140,10 +140,41 @@ async fn every_request(State(max_body): State<usize>, mut req: Request, next: Ne
     if let Ok(value) = HeaderValue::from_str(&format!("app;dur={:.3}", elapsed.as_secs_f64() * 1000.0)) {
         headers.insert("server-timing", value);
     }
-    metrics::counter!("waops_http_requests_total", "route" => route.clone(), "status" => status.as_u16().to_string())
-        .increment(1);
-    metrics::histogram!("waops_http_request_duration_seconds", "route" => route).record(elapsed.as_secs_f64());
+    record(route, status, elapsed);
     response
+}
+
+/// Counts a request and records its duration, by route and status.
+///
+/// The handles are kept per thread: looking a labelled metric up in the
+/// recorder builds its key, allocates its labels and hashes them on every
+/// request. Routes are patterns, so the list stays short (routes × statuses).
+fn record(route: &str, status: StatusCode, elapsed: Duration) {
+    type Handles = Vec<(String, StatusCode, metrics::Counter, metrics::Histogram)>;
+    thread_local! {
+        static HANDLES: std::cell::RefCell<Handles> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    HANDLES.with_borrow_mut(|handles| {
+        let at = match handles.iter().position(|(r, s, ..)| *s == status && r == route) {
+            Some(at) => at,
+            None => {
+                handles.push((
+                    route.to_string(),
+                    status,
+                    metrics::counter!(
+                        "waops_http_requests_total",
+                        "route" => route.to_string(),
+                        "status" => status.as_u16().to_string()
+                    ),
+                    metrics::histogram!("waops_http_request_duration_seconds", "route" => route.to_string()),
+                ));
+                handles.len() - 1
+            }
+        };
+        let (_, _, requests, duration) = &handles[at];
+        requests.increment(1);
+        duration.record(elapsed.as_secs_f64());
+    });
 }
 
 /// The request id `every_request` put on the request; a fresh one where the

@@ -203,13 +203,15 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
         })));
     };
     let values: Vec<(String, Value)> = sub.options.iter().map(|o| (o.name.clone(), o.value.clone())).collect();
-    let inv = Invocation {
+    // Shared with the task and its interruption: one allocation where two
+    // clones made ten, each freed on another thread.
+    let inv = Arc::new(Invocation {
         platform: Platform::Discord,
         principals,
         channel: ChannelRef::new(Platform::Discord, interaction.channel_id.as_deref().unwrap_or("dm")),
         text: register::to_text(&sub.name, &values),
         request_id,
-    };
+    });
     let later = match commands::answer_without_provider(&d.ctx, &inv).await {
         commands::Ack::Answered(reply) => return Ok(inline(&reply)),
         commands::Ack::Later(later) => later,

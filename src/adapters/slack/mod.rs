@@ -167,6 +167,9 @@ async fn slash_command(State(slack): State<Arc<Slack>>, headers: HeaderMap, body
     let response_url = form.response_url;
     let user_id = form.user_id;
     let task_slack = slack.clone();
+    // Shared with the task and its interruption: one allocation where two
+    // clones made ten, each freed on another thread.
+    let inv = Arc::new(inv);
     let task_inv = inv.clone();
     let interrupted = {
         let (slack, inv, url) = (slack.clone(), inv.clone(), response_url.clone());
@@ -182,10 +185,11 @@ async fn slash_command(State(slack): State<Arc<Slack>>, headers: HeaderMap, body
             // Decided on the ack path with user groups that were fresh then;
             // otherwise fetch them now, and decide here.
             if !later.is_decided() {
-                inv.principals.truncate(1);
+                let own = Arc::make_mut(&mut inv);
+                own.principals.truncate(1);
                 // Each step boxed, so the task holds only the step running now.
                 let fresh = Box::pin(slack.usergroups.principals_fresh(&slack.client, &user_id)).await;
-                inv.principals.extend(fresh);
+                own.principals.extend(fresh);
             }
             let poster = ResponsePoster::start(slack.client.clone(), response_url, inv.request_id.clone());
             let reply = Box::pin(commands::run_later(&slack.ctx, &inv, later, Some(&poster))).await;

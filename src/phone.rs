@@ -234,8 +234,39 @@ fn jid_user(text: &str) -> Option<Result<&str, String>> {
 }
 
 fn international(text: &str, _original: &str) -> Result<E164, String> {
+    if let Some(number) = plain_international(text) {
+        return Ok(number);
+    }
     let parsed = phonenumber::parse(None, text).map_err(parse_reason)?;
     valid(parsed, None)
+}
+
+/// A valid number written as `+` and digits only (the form lists and APIs
+/// mostly use), read without the crate's parser: on the ack path the parser
+/// was half of a number's cost, most of it in its shared pattern cache. Only
+/// where nothing the parser does could change the digits: the country code is
+/// the shortest known prefix, as the parser takes it, and no national prefix
+/// (trunk 0, carrier code) of any region of that code starts the rest, which
+/// the parser would strip. Anything else, and every invalid number, takes the
+/// parser's path, so refusals keep its reasons. A test compares both on every
+/// country's numbers.
+fn plain_international(text: &str) -> Option<E164> {
+    let digits = text.strip_prefix('+')?;
+    if digits.len() <= 2 || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (code, national) = (1..=3).find_map(|len| {
+        let code: u16 = digits[..len].parse().ok()?;
+        validity::has_code(code).then(|| (code, &digits[len..]))
+    })?;
+    // The parser's bounds on a national number; a leading 0 is kept apart in its form.
+    if !(2..=17).contains(&national.len()) || national.starts_with('0') {
+        return None;
+    }
+    if validity::may_strip_prefix(code, national) {
+        return None;
+    }
+    validity::is_valid_national(code, national).then(|| E164(format!("+{digits}")))
 }
 
 fn valid(number: phonenumber::PhoneNumber, region: Option<country::Id>) -> Result<E164, String> {
@@ -301,6 +332,8 @@ mod validity {
     struct Compiled {
         /// `leading_digits`: which region of a shared country code a number belongs to.
         leading: Option<Regex>,
+        /// `national_prefix_for_parsing`: what the parser strips from a national number.
+        prefix_for_parsing: Option<Regex>,
         general: Pattern,
         /// Fixed line, mobile, toll free, ...: a valid number matches one of them.
         kinds: Vec<Pattern>,
@@ -354,6 +387,7 @@ mod validity {
             ];
             Compiled {
                 leading: meta.leading_digits().map(|l| anchored(l.as_str())),
+                prefix_for_parsing: meta.national_prefix_for_parsing().map(|p| anchored(p.as_str())),
                 general: Pattern::new(d.general()),
                 kinds: kinds.into_iter().flatten().map(Pattern::new).collect(),
             }
@@ -385,9 +419,41 @@ mod validity {
 
     /// `phonenumber::is_valid`.
     pub(super) fn is_valid(number: &phonenumber::PhoneNumber) -> bool {
-        let code = number.code().value();
-        let national = number.national().to_string();
-        source(code, &national).is_some_and(|meta| compiled(meta).known_type(&national))
+        is_valid_national(number.code().value(), &number.national().to_string())
+    }
+
+    /// `phonenumber::is_valid` of the number with this country code and national number.
+    pub(super) fn is_valid_national(code: u16, national: &str) -> bool {
+        source(code, national).is_some_and(|meta| compiled(meta).known_type(national))
+    }
+
+    /// The regions of each country code (`Database::by_code`, which builds a
+    /// vector on every call), read once.
+    fn regions_of(code: u16) -> &'static [&'static Metadata] {
+        static BY_CODE: OnceLock<Vec<Vec<&'static Metadata>>> = OnceLock::new();
+        let table = BY_CODE.get_or_init(|| (0..1000u16).map(|c| DATABASE.by_code(&c).unwrap_or_default()).collect());
+        table.get(usize::from(code)).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `code` is a country code the parser knows.
+    pub(super) fn has_code(code: u16) -> bool {
+        !regions_of(code).is_empty()
+    }
+
+    /// Whether the parser could strip a national prefix from `national`: it
+    /// starts with the national prefix, or the prefix-for-parsing pattern
+    /// matches at its first digit, in some region of `code`.
+    pub(super) fn may_strip_prefix(code: u16, national: &str) -> bool {
+        regions_of(code).iter().any(|meta| {
+            // An empty match strips nothing; a transform rule may still rewrite.
+            let rewrites = |m: regex::Match| m.end() > 0 || meta.national_prefix_transform_rule().is_some();
+            meta.national_prefix().is_some_and(|p| national.starts_with(p))
+                || compiled(meta)
+                    .prefix_for_parsing
+                    .as_ref()
+                    .and_then(|re| re.find(national))
+                    .is_some_and(rewrites)
+        })
     }
 
     /// `validator::source_for`, then the metadata `is_valid_with` takes from it.
@@ -648,6 +714,74 @@ mod tests {
         assert!(
             valid_count > 1_000 && invalid_count > 1_000,
             "{valid_count} valid, {invalid_count} invalid"
+        );
+    }
+
+    /// `plain_international` must give what the parser's path gives wherever it
+    /// answers, and answer for most valid numbers. Inputs as above (every
+    /// country's example numbers, changed, shortened, lengthened, and random
+    /// digits after every country code), plus national prefixes written after
+    /// the country code (`+44 0...`), which the parser strips.
+    #[test]
+    fn plain_international_numbers_read_as_the_parser_reads_them() {
+        use phonenumber::metadata::DATABASE;
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // (input, whether it is an example number as written in E.164)
+        let mut inputs: Vec<(String, bool)> = Vec::new();
+        for meta in DATABASE.iter() {
+            let code = meta.country_code();
+            let d = meta.descriptors();
+            let descs = [Some(d.general()), d.fixed_line(), d.mobile(), d.toll_free(), d.voip()];
+            for example in descs.into_iter().flatten().filter_map(|d| d.example()) {
+                inputs.push((format!("+{code}{example}"), true));
+                inputs.push((format!("+{code}{}", &example[..example.len() - 1]), false));
+                inputs.push((format!("+{code}{example}{}", next() % 10), false));
+                if let Some(prefix) = meta.national_prefix() {
+                    inputs.push((format!("+{code}{prefix}{example}"), false));
+                }
+            }
+            for _ in 0..30 {
+                let len = 2 + next() as usize % 16;
+                let digits: String = (0..len).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
+                inputs.push((format!("+{code}{digits}"), false));
+            }
+        }
+        for _ in 0..2_000 {
+            let len = 1 + next() as usize % 19;
+            let digits: String = (0..len).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
+            inputs.push((format!("+{digits}"), false));
+        }
+        let (mut answered, mut examples, mut examples_answered) = (0, 0, 0);
+        for (input, example) in &inputs {
+            let parser = phonenumber::parse(None, input)
+                .map_err(parse_reason)
+                .and_then(|n| valid(n, None));
+            let plain = plain_international(input);
+            if let Some(number) = &plain {
+                answered += 1;
+                assert_eq!(Ok(number), parser.as_ref(), "{input}");
+            }
+            assert_eq!(international(input, input), parser, "{input}");
+            if *example && parser.is_ok() {
+                examples += 1;
+                examples_answered += usize::from(plain.is_some());
+            }
+        }
+        eprintln!(
+            "{examples_answered} of {examples} valid examples answered, {answered} of {} inputs",
+            inputs.len()
+        );
+        // Most valid numbers written in E.164 are read without the parser.
+        assert!(
+            answered > 1_000 && examples_answered * 10 > examples * 9,
+            "{examples_answered} of {examples} valid examples answered, {answered} of {} inputs",
+            inputs.len()
         );
     }
 }

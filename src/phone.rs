@@ -373,17 +373,19 @@ mod validity {
     impl Compiled {
         fn new(meta: &Metadata) -> Compiled {
             let d = meta.descriptors();
+            // Any one matching makes a number valid, so the order is free: the
+            // kinds people add to groups first.
             let kinds = [
-                d.premium_rate(),
-                d.toll_free(),
-                d.shared_cost(),
+                d.mobile(),
+                d.fixed_line(),
                 d.voip(),
                 d.personal_number(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
                 d.pager(),
                 d.uan(),
                 d.voicemail(),
-                d.fixed_line(),
-                d.mobile(),
             ];
             Compiled {
                 leading: meta.leading_digits().map(|l| anchored(l.as_str())),

@@ -645,6 +645,16 @@ mod tests {
         assert!(region("Germany").is_none());
     }
 
+    /// Pseudo-random numbers that repeat from run to run (xorshift64).
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     /// `validity::is_valid` must say what `phonenumber::is_valid` says, and the
     /// E.164 text must be the crate's. Inputs: every example number in the
     /// metadata (every region, every number type), each also with a digit
@@ -655,13 +665,7 @@ mod tests {
     fn validity_agrees_with_the_crate_on_every_country() {
         use phonenumber::metadata::DATABASE;
         let mut inputs = Vec::new();
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for meta in DATABASE.iter() {
             let code = meta.country_code();
             let d = meta.descriptors();
@@ -727,13 +731,7 @@ mod tests {
     #[test]
     fn plain_international_numbers_read_as_the_parser_reads_them() {
         use phonenumber::metadata::DATABASE;
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         // (input, whether it is an example number as written in E.164)
         let mut inputs: Vec<(String, bool)> = Vec::new();
         for meta in DATABASE.iter() {

@@ -53,16 +53,18 @@ impl fmt::Display for E164 {
     }
 }
 
+/// The ITU country code at the start of `digits` and its length (1 to 3
+/// digits): the shortest known prefix, as the crate's parser takes it.
+fn country_code(digits: &str) -> Option<(u16, usize)> {
+    (1..=3).find_map(|len| {
+        let code: u16 = digits.get(..len)?.parse().ok()?;
+        validity::has_code(code).then_some((code, len))
+    })
+}
+
 /// Length of the ITU country code at the start of `digits` (1 to 3 digits).
 fn country_code_len(digits: &str) -> usize {
-    for len in 1..=3 {
-        if let Some(code) = digits.get(..len).and_then(|c| c.parse::<u16>().ok()) {
-            if phonenumber::metadata::DATABASE.by_code(&code).is_some() {
-                return len;
-            }
-        }
-    }
-    1.min(digits.len())
+    country_code(digits).map_or(1.min(digits.len()), |(_, len)| len)
 }
 
 /// Why one typed number was refused.
@@ -255,10 +257,8 @@ fn plain_international(text: &str) -> Option<E164> {
     if digits.len() <= 2 || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (code, national) = (1..=3).find_map(|len| {
-        let code: u16 = digits[..len].parse().ok()?;
-        validity::has_code(code).then(|| (code, &digits[len..]))
-    })?;
+    let (code, len) = country_code(digits)?;
+    let national = &digits[len..];
     // The parser's bounds on a national number; a leading 0 is kept apart in its form.
     if !(2..=17).contains(&national.len()) || national.starts_with('0') {
         return None;
@@ -773,10 +773,6 @@ mod tests {
                 examples_answered += usize::from(plain.is_some());
             }
         }
-        eprintln!(
-            "{examples_answered} of {examples} valid examples answered, {answered} of {} inputs",
-            inputs.len()
-        );
         // Most valid numbers written in E.164 are read without the parser.
         assert!(
             answered > 1_000 && examples_answered * 10 > examples * 9,

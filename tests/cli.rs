@@ -263,21 +263,20 @@ fn json_logs_carry_the_request_id_and_no_secret() {
     assert!(seen.iter().all(|l| !l.contains(SECRET)), "{seen:#?}");
 }
 
+/// A Periskope account at an address nobody listens on: /readyz answers 503.
+const UNREACHABLE_PROVIDER: [(&str, &str); 4] = [
+    ("WAOPS__PROVIDER__KIND", "periskope"),
+    ("WAOPS__PROVIDER__BASE_URL", "http://127.0.0.1:9"),
+    ("WAOPS__PROVIDER__TOKEN", "t"),
+    ("WAOPS__PROVIDER__PHONE", "1"),
+];
+
 /// A 5xx answer is logged at error, inside the request's span (its id is the
 /// one the response carries).
 #[test]
 fn a_server_error_is_logged_with_its_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    // A provider nobody listens for: /readyz answers 503.
-    let (child, port, lines, mut seen) = serve(
-        dir.path(),
-        &[
-            ("WAOPS__PROVIDER__KIND", "periskope"),
-            ("WAOPS__PROVIDER__BASE_URL", "http://127.0.0.1:9"),
-            ("WAOPS__PROVIDER__TOKEN", "t"),
-            ("WAOPS__PROVIDER__PHONE", "1"),
-        ],
-    );
+    let (child, port, lines, mut seen) = serve(dir.path(), &UNREACHABLE_PROVIDER);
     let response = http_get(port, "/readyz");
     assert!(response.starts_with("HTTP/1.1 503"), "{response}");
     let id = response
@@ -301,16 +300,12 @@ fn a_server_error_is_logged_with_its_request_id() {
 fn a_webhook_path_secret_is_not_logged() {
     const PATH_SECRET: &str = "whsec-near-miss-4711";
     let dir = tempfile::tempdir().unwrap();
-    let (child, port, lines, mut seen) = serve(
-        dir.path(),
-        &[
-            ("WAOPS__PROVIDER__KIND", "periskope"),
-            ("WAOPS__PROVIDER__BASE_URL", "http://127.0.0.1:9"),
-            ("WAOPS__PROVIDER__TOKEN", "t"),
-            ("WAOPS__PROVIDER__PHONE", "1"),
-            ("WAOPS__PROVIDER__WEBHOOK_SECRET", "whsec-configured"),
-        ],
-    );
+    let env = [
+        &UNREACHABLE_PROVIDER[..],
+        &[("WAOPS__PROVIDER__WEBHOOK_SECRET", "whsec-configured")],
+    ]
+    .concat();
+    let (child, port, lines, mut seen) = serve(dir.path(), &env);
     let response = http_post(
         port,
         &format!("/webhooks/periskope/{PATH_SECRET}"),

@@ -50,23 +50,35 @@ impl Principal {
 
     /// Parses and checks a principal.
     pub fn parse(text: &str) -> Result<Principal, String> {
+        Self::check(text)?;
+        Ok(Principal(text.into()))
+    }
+
+    /// As [`Principal::parse`], keeping the string it is given: the adapters
+    /// build `platform:kind:id` and would otherwise copy it once more per request.
+    pub fn from_string(text: String) -> Result<Principal, String> {
+        Self::check(&text)?;
+        Ok(Principal(text))
+    }
+
+    fn check(text: &str) -> Result<(), String> {
         let malformed = || {
             format!(
                 "malformed principal `{text}` (expected console, *, slack:user:<id>, slack:usergroup:<id>, discord:user:<id> or discord:role:<id>)"
             )
         };
         if text == "console" || text == "*" {
-            return Ok(Principal(text.into()));
+            return Ok(());
         }
         let mut parts = text.splitn(3, ':');
         let (platform, kind, id) = (parts.next(), parts.next(), parts.next());
         let id_ok = |id: &str| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         match (platform, kind, id) {
-            (Some("slack"), Some("user" | "usergroup"), Some(id)) if id_ok(id) => Ok(Principal(text.into())),
+            (Some("slack"), Some("user" | "usergroup"), Some(id)) if id_ok(id) => Ok(()),
             (Some("discord"), Some("user" | "role"), Some(id))
                 if id_ok(id) && id.bytes().all(|b| b.is_ascii_digit()) =>
             {
-                Ok(Principal(text.into()))
+                Ok(())
             }
             _ => Err(malformed()),
         }
@@ -244,6 +256,7 @@ mod tests {
             "discord:role:998877665544",
         ] {
             assert_eq!(Principal::parse(ok).unwrap().as_str(), ok);
+            assert_eq!(Principal::from_string(ok.to_string()).unwrap().as_str(), ok);
         }
         for bad in [
             "",
@@ -261,6 +274,7 @@ mod tests {
                 Principal::parse(bad).unwrap_err().starts_with("malformed principal"),
                 "{bad}"
             );
+            assert_eq!(Principal::from_string(bad.to_string()), Principal::parse(bad), "{bad}");
         }
         let star = Principal::parse("*").unwrap();
         assert!(star.covers(&Principal::console()));

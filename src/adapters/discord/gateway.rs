@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::Value;
 use serenity::all::{
     Client, Context as SerenityContext, EventHandler, GatewayIntents, Interaction as SerenityInteraction, Ready,
@@ -50,11 +51,15 @@ pub async fn answer_model(discord: Arc<Discord>, interaction: &SerenityInteracti
 
 /// Answers one interaction (Discord's JSON) received over the gateway.
 pub async fn answer(discord: Arc<Discord>, raw: Value) {
-    let interaction: Interaction = match serde_json::from_value(raw) {
+    // Read in place: the interaction borrows its strings from `raw`.
+    let interaction = match Interaction::deserialize(&raw) {
         Ok(i) => i,
         Err(e) => return tracing::error!(error = %e, "gateway interaction has an unexpected shape"),
     };
-    let (Some(id), Some(token)) = (interaction.id.clone(), interaction.token.clone()) else {
+    let (Some(id), Some(token)) = (
+        interaction.id.as_deref().map(str::to_owned),
+        interaction.token.as_deref().map(str::to_owned),
+    ) else {
         return tracing::warn!("gateway interaction without id or token");
     };
     match handle(discord.clone(), interaction, new_request_id()).await {

@@ -8,6 +8,7 @@ pub mod outbound;
 pub mod register;
 pub mod render;
 pub mod verify;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -17,7 +18,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{routing, Json, Router};
 use ed25519_dalek::VerifyingKey;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::commands;
@@ -25,6 +25,7 @@ use crate::core::reply::Visibility;
 use crate::core::{messages, ChannelRef, CommandId, Context, Invocation, Platform, Principal, Reply};
 use crate::workers::Workers;
 use outbound::DiscordClient;
+pub(crate) use wire::Interaction;
 
 /// Shared state of the Discord route.
 pub struct Discord {
@@ -32,46 +33,6 @@ pub struct Discord {
     key: Option<VerifyingKey>,
     client: Arc<DiscordClient>,
     workers: Workers,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Interaction {
-    #[serde(rename = "type")]
-    kind: u8,
-    id: Option<String>,
-    token: Option<String>,
-    channel_id: Option<String>,
-    member: Option<Member>,
-    user: Option<User>,
-    data: Option<Data>,
-}
-
-#[derive(Deserialize)]
-struct Member {
-    user: User,
-    #[serde(default)]
-    roles: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct User {
-    id: String,
-}
-
-#[derive(Deserialize)]
-struct Data {
-    #[serde(default)]
-    options: Vec<CommandOption>,
-    custom_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct CommandOption {
-    name: String,
-    #[serde(default)]
-    value: Value,
-    #[serde(default)]
-    options: Vec<CommandOption>,
 }
 
 impl Discord {
@@ -143,10 +104,10 @@ async fn interaction(State(d): State<Arc<Discord>>, headers: HeaderMap, body: By
 }
 
 /// Answers one verified interaction; the HTTP route and the gateway share it.
-pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Answer {
+pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction<'_>, request_id: String) -> Answer {
     if matches!(interaction.kind, 2 | 3) {
-        if let Some(id) = interaction.id.as_deref() {
-            if !super::first_delivery(&d.ctx, &format!("discord:interaction:{id}")).await {
+        if let Some(id) = &interaction.id {
+            if !super::first_delivery(&d.ctx, &format!("discord:interaction:{}", &**id)).await {
                 // Already being answered: acknowledge without a second run.
                 return Ok(match interaction.kind {
                     2 => respond(5, Some(json!({"flags": render::EPHEMERAL}))),
@@ -164,25 +125,22 @@ pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction, request_id
 }
 
 /// The caller's principals: user id and, in a guild, its roles.
-fn principals(interaction: &Interaction) -> Option<(Vec<Principal>, bool)> {
+fn principals(interaction: &Interaction<'_>) -> Option<(Vec<Principal>, bool)> {
+    let principal = |kind: &str, id: &str| Principal::from_string(format!("discord:{kind}:{id}")).ok();
     if let Some(member) = &interaction.member {
-        let mut list = vec![Principal::parse(&format!("discord:user:{}", member.user.id)).ok()?];
-        list.extend(
-            member
-                .roles
-                .iter()
-                .filter_map(|r| Principal::parse(&format!("discord:role:{r}")).ok()),
-        );
+        let mut list = Vec::with_capacity(1 + member.roles.len());
+        list.push(principal("user", &member.user.id)?);
+        list.extend(member.roles.iter().filter_map(|r| principal("role", r)));
         return Some((list, false));
     }
     let user = interaction.user.as_ref()?;
-    Some((vec![Principal::parse(&format!("discord:user:{}", user.id)).ok()?], true))
+    Some((vec![principal("user", &user.id)?], true))
 }
 
-async fn application_command(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Answer {
+async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, request_id: String) -> Answer {
     let (Some((principals, dm)), Some(token), Some(data)) = (
         principals(&interaction),
-        interaction.token.clone(),
+        interaction.token.as_ref().map(|t| t.to_string()),
         interaction.data.as_ref(),
     ) else {
         return Err((
@@ -202,14 +160,15 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction, request_
             command: None,
         })));
     };
-    let values: Vec<(String, Value)> = sub.options.iter().map(|o| (o.name.clone(), o.value.clone())).collect();
     // Shared with the task and its interruption: one allocation where two
     // clones made ten, each freed on another thread.
     let inv = Arc::new(Invocation {
         platform: Platform::Discord,
         principals,
         channel: ChannelRef::new(Platform::Discord, interaction.channel_id.as_deref().unwrap_or("dm")),
-        text: register::to_text(&sub.name, &values),
+        text: register::to_text(&sub.name, |name| {
+            sub.options.iter().find(|o| *o.name == *name).map(|o| &o.value)
+        }),
         request_id,
     });
     let later = match commands::answer_without_provider(&d.ctx, &inv).await {
@@ -280,14 +239,17 @@ async fn follow_up(client: &DiscordClient, token: &str, reply: &Reply) {
     }
 }
 
-async fn component(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Answer {
-    let (Some((principals, _)), Some(token)) = (principals(&interaction), interaction.token.clone()) else {
+async fn component(d: Arc<Discord>, interaction: Interaction<'_>, request_id: String) -> Answer {
+    let (Some((principals, _)), Some(token)) = (
+        principals(&interaction),
+        interaction.token.as_ref().map(|t| t.to_string()),
+    ) else {
         return Err((StatusCode::BAD_REQUEST, "interaction without user or token\n".into()));
     };
     let custom_id = interaction
         .data
         .as_ref()
-        .and_then(|d| d.custom_id.clone())
+        .and_then(|d| d.custom_id.as_deref())
         .unwrap_or_default();
     let Some((action, confirmation)) = custom_id.split_once(':') else {
         return Ok(respond(6, None));

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use super::wire::OptionValue;
 use crate::commands::spec;
 use crate::core::CommandId;
 
@@ -81,58 +82,80 @@ pub fn commands() -> Value {
     json!([{ "name": "wa", "type": 1, "description": "WhatsApp groups from Discord", "options": subcommands }])
 }
 
-/// A value as one token: quoted (so it is never read as an option), quotes removed.
-fn quoted(value: &str) -> String {
-    format!("\"{}\"", value.replace(['"', '“', '”'], ""))
+/// Appends a value as one token: quoted (so it is never read as an option),
+/// quotes removed.
+fn push_quoted(text: &mut String, value: &str) {
+    text.push('"');
+    text.extend(value.chars().filter(|c| !matches!(c, '"' | '“' | '”')));
+    text.push('"');
 }
 
-/// Turns a subcommand and its typed options into command text for the one parser.
-pub fn to_text(subcommand: &str, values: &[(String, Value)]) -> String {
-    let get = |name: &str| values.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-    let mut parts = vec![subcommand.to_string()];
+/// Turns a subcommand and its typed options (`get` finds one by name) into
+/// command text for the one parser, written into one string.
+pub fn to_text<'v>(subcommand: &str, get: impl Fn(&str) -> Option<&'v OptionValue<'v>>) -> String {
+    let mut text = String::with_capacity(64);
+    text.push_str(subcommand);
     for positional in ["invite", "group", "filter", "command"] {
-        if let Some(v) = get(positional).and_then(Value::as_str) {
+        if let Some(v) = get(positional).and_then(OptionValue::as_str) {
+            text.push(' ');
             // `*` stays bare: it means "all groups" only unquoted.
-            parts.push(if v.trim() == "*" { "*".into() } else { quoted(v) });
+            if v.trim() == "*" {
+                text.push('*');
+            } else {
+                push_quoted(&mut text, v);
+            }
         }
     }
-    if let Some(v) = get("numbers").and_then(Value::as_str) {
-        parts.push(v.to_string());
+    if let Some(v) = get("numbers").and_then(OptionValue::as_str) {
+        text.push(' ');
+        text.push_str(v);
     }
-    for (flag, option) in [("dry_run", "--dry-run"), ("reset", "--reset")] {
-        if get(flag).and_then(Value::as_bool) == Some(true) {
-            parts.push(option.into());
+    for (flag, option) in [("dry_run", " --dry-run"), ("reset", " --reset")] {
+        if get(flag).and_then(OptionValue::as_bool) == Some(true) {
+            text.push_str(option);
         }
     }
-    if let Some(n) = get("limit").and_then(Value::as_i64) {
-        parts.push(format!("--limit {n}"));
+    if let Some(n) = get("limit").and_then(OptionValue::as_i64) {
+        text.push_str(" --limit ");
+        text.push_str(&n.to_string());
     }
     for name in ["since", "type", "every", "at", "tz"] {
-        if let Some(v) = get(name).and_then(Value::as_str) {
-            parts.push(format!("--{name} {}", quoted(v)));
+        if let Some(v) = get(name).and_then(OptionValue::as_str) {
+            text.push_str(" --");
+            text.push_str(name);
+            text.push(' ');
+            push_quoted(&mut text, v);
         }
     }
-    parts.join(" ")
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::commands::Command;
+    use serde::Deserialize;
 
-    fn v(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    /// The command text of typed options given as JSON values, read as Discord's are.
+    fn to_text(subcommand: &str, pairs: &[(&str, Value)]) -> String {
+        let values: Vec<(&str, OptionValue)> = pairs
+            .iter()
+            .map(|(k, v)| (*k, OptionValue::deserialize(v).unwrap()))
+            .collect();
+        super::to_text(subcommand, |name| {
+            values.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        })
     }
 
     #[test]
     fn typed_options_parse_like_text() {
         let text = to_text(
             "add",
-            &v(&[
+            &[
                 ("group", json!("Sales Team")),
                 ("numbers", json!("+49 151 1234 5678, 0151-1234-5679")),
                 ("dry_run", json!(true)),
-            ]),
+            ],
         );
         assert_eq!(text, "add \"Sales Team\" +49 151 1234 5678, 0151-1234-5679 --dry-run");
         assert_eq!(
@@ -141,20 +164,32 @@ mod tests {
         );
         let text = to_text(
             "history",
-            &v(&[
+            &[
                 ("group", json!("sales")),
                 ("limit", json!(5)),
                 ("since", json!("7d")),
                 ("type", json!("joined,left")),
-            ]),
+            ],
+        );
+        assert_eq!(
+            text,
+            "history \"sales\" --limit 5 --since \"7d\" --type \"joined,left\""
         );
         assert!(Command::parse(&text).is_ok(), "{text}");
+        // Quotes inside a value are dropped, straight or curly, so it stays one token.
         assert_eq!(
-            to_text("subscribe", &v(&[("group", json!("*")), ("every", json!("1d"))])),
+            to_text(
+                "invite",
+                &[("group", json!("Sales \"EU\" “north”")), ("reset", json!(true))]
+            ),
+            "invite \"Sales EU north\" --reset"
+        );
+        assert_eq!(
+            to_text("subscribe", &[("group", json!("*")), ("every", json!("1d"))]),
             "subscribe * --every \"1d\""
         );
         // A group option cannot smuggle in a flag.
-        let text = to_text("invite", &v(&[("group", json!("sales --reset"))]));
+        let text = to_text("invite", &[("group", json!("sales --reset"))]);
         assert_eq!(text, "invite \"sales --reset\"");
     }
 

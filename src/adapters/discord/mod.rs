@@ -140,7 +140,7 @@ fn principals(interaction: &Interaction<'_>) -> Option<(Vec<Principal>, bool)> {
 async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, request_id: String) -> Answer {
     let (Some((principals, dm)), Some(token), Some(data)) = (
         principals(&interaction),
-        interaction.token.as_ref().map(|t| t.to_string()),
+        interaction.token.as_deref().map(str::to_owned),
         interaction.data.as_ref(),
     ) else {
         return Err((
@@ -242,7 +242,7 @@ async fn follow_up(client: &DiscordClient, token: &str, reply: &Reply) {
 async fn component(d: Arc<Discord>, interaction: Interaction<'_>, request_id: String) -> Answer {
     let (Some((principals, _)), Some(token)) = (
         principals(&interaction),
-        interaction.token.as_ref().map(|t| t.to_string()),
+        interaction.token.as_deref().map(str::to_owned),
     ) else {
         return Err((StatusCode::BAD_REQUEST, "interaction without user or token\n".into()));
     };

@@ -125,12 +125,15 @@ impl NumberToken {
 /// when its digits together form a valid number, else token by token.
 pub fn parse_list(tokens: &[NumberToken], region: country::Id) -> NumberList {
     let mut list = NumberList::default();
+    // Keyed by the digits read as one integer (a country code and at most 17
+    // national digits, no leading zero), so noting a number copies nothing.
     let mut seen = HashSet::new();
     for input in split_inputs(tokens, region) {
         match parse_one(&input, region) {
             Ok(number) => {
+                let key = number.digits().parse::<u128>().expect("at most 20 digits");
                 let accepted = Accepted { input, number };
-                if seen.insert(accepted.number.clone()) {
+                if seen.insert(key) {
                     list.valid.push(accepted);
                 } else {
                     list.duplicates.push(accepted);
@@ -143,43 +146,49 @@ pub fn parse_list(tokens: &[NumberToken], region: country::Id) -> NumberList {
 }
 
 fn split_inputs(tokens: &[NumberToken], region: country::Id) -> Vec<String> {
-    let mut segments: Vec<Vec<String>> = vec![Vec::new()];
+    let mut inputs = Vec::new();
+    // The words of the current run: borrowed, so a number typed as one word
+    // costs one copy, into its input.
+    let mut run: Vec<&str> = Vec::new();
     for token in tokens {
         if token.quoted {
-            segments.push(vec![token.text.trim().to_string()]);
-            segments.push(Vec::new());
+            end_run(&mut run, &mut inputs, region);
+            inputs.push(token.text.trim().to_string());
             continue;
         }
         let mut pieces = token.text.split([',', ';', '\n', '\r']).peekable();
         while let Some(piece) = pieces.next() {
             for word in piece.split_whitespace() {
-                segments.last_mut().expect("never empty").push(word.to_string());
+                if word.starts_with('+') || word.starts_with("00") {
+                    end_run(&mut run, &mut inputs, region);
+                }
+                run.push(word);
             }
             if pieces.peek().is_some() {
-                segments.push(Vec::new());
+                end_run(&mut run, &mut inputs, region);
             }
         }
     }
-    let mut inputs = Vec::new();
-    for segment in segments.into_iter().filter(|s| !s.is_empty()) {
-        let mut runs: Vec<Vec<String>> = Vec::new();
-        for word in segment {
-            let starts_number = word.starts_with('+') || word.starts_with("00");
-            match runs.last_mut() {
-                Some(run) if !starts_number => run.push(word),
-                _ => runs.push(vec![word]),
-            }
-        }
-        for run in runs {
-            let joined = run.join(" ");
-            if run.len() == 1 || parse_one(&joined, region).is_ok() {
+    end_run(&mut run, &mut inputs, region);
+    inputs
+}
+
+/// Ends a run of words: one input when the words together are a valid
+/// number (or there is only one), else one input per word.
+fn end_run(run: &mut Vec<&str>, inputs: &mut Vec<String>, region: country::Id) {
+    match run.as_slice() {
+        [] => {}
+        [word] => inputs.push(word.to_string()),
+        words => {
+            let joined = words.join(" ");
+            if parse_one(&joined, region).is_ok() {
                 inputs.push(joined);
             } else {
-                inputs.extend(run);
+                inputs.extend(words.iter().map(|w| w.to_string()));
             }
         }
     }
-    inputs
+    run.clear();
 }
 
 /// Validates one typed number and returns its E.164 form or a reason.

@@ -108,15 +108,13 @@ impl Role {
             .as_ref()
             .is_none_or(|c| c.iter().any(|x| x == channel.as_str()))
     }
-    fn covers(&self, target: &Target<'_>) -> Option<String> {
+    /// `None` when the role does not cover the target; else the scope that
+    /// covers it, `None` inside for targets without a group part.
+    fn covers(&self, target: &Target<'_>) -> Option<Option<&GroupScope>> {
         match target {
-            Target::None => Some(String::new()),
-            Target::AllGroups => self
-                .groups
-                .iter()
-                .any(|g| matches!(g, GroupScope::Any))
-                .then(|| "*".to_string()),
-            Target::Group(group) => self.groups.iter().find(|s| s.matches(group)).map(GroupScope::describe),
+            Target::None => Some(None),
+            Target::AllGroups => self.groups.iter().find(|g| matches!(g, GroupScope::Any)).map(Some),
+            Target::Group(group) => self.groups.iter().find(|s| s.matches(group)).map(Some),
         }
     }
 }
@@ -225,15 +223,16 @@ impl Permissions {
     }
 
     /// The roles bound to any of the caller's principals.
-    pub fn roles_of(&self, principals: &[Principal]) -> Vec<&Role> {
-        self.roles
-            .iter()
-            .filter(|role| {
-                self.bindings
-                    .iter()
-                    .any(|(bound, name)| name == &role.name && principals.iter().any(|p| bound.covers(p)))
-            })
-            .collect()
+    pub fn roles_of<'a>(&'a self, principals: &'a [Principal]) -> Vec<&'a Role> {
+        self.bound_roles(principals).collect()
+    }
+
+    fn bound_roles<'a>(&'a self, principals: &'a [Principal]) -> impl Iterator<Item = &'a Role> + Clone + 'a {
+        self.roles.iter().filter(move |role| {
+            self.bindings
+                .iter()
+                .any(|(bound, name)| name == &role.name && principals.iter().any(|p| bound.covers(p)))
+        })
     }
 
     /// Decides whether the caller may run `command` on `target` in `channel`.
@@ -250,34 +249,30 @@ impl Permissions {
                 max_numbers: None,
             });
         }
-        let roles = self.roles_of(principals);
-        if roles.is_empty() {
-            return Decision::Refused(Refusal::NoRole);
-        }
-        let granting: Vec<&&Role> = roles.iter().filter(|r| r.grants_command(command)).collect();
-        if granting.is_empty() {
-            return Decision::Refused(Refusal::Command);
-        }
-        let here: Vec<&&&Role> = granting.iter().filter(|r| r.allows_channel(channel)).collect();
-        if here.is_empty() {
-            return Decision::Refused(Refusal::Channel);
-        }
-        let matching: Vec<(&Role, String)> = here
-            .iter()
-            .filter_map(|r| r.covers(&target).map(|scope| (***r, scope)))
-            .collect();
-        let Some((first, scope)) = matching.first() else {
-            return Decision::Refused(Refusal::Group);
+        // Iterators over the bound roles, not vectors per step: this runs on
+        // every ack, and the refusal names the first step no role passes.
+        let roles = self.bound_roles(principals);
+        let granting = || roles.clone().filter(|r| r.grants_command(command));
+        let here = || granting().filter(|r| r.allows_channel(channel));
+        let mut matching = here().filter_map(|r| r.covers(&target).map(|scope| (r, scope)));
+        let Some((first, scope)) = matching.next() else {
+            return Decision::Refused(if roles.clone().next().is_none() {
+                Refusal::NoRole
+            } else if granting().next().is_none() {
+                Refusal::Command
+            } else if here().next().is_none() {
+                Refusal::Channel
+            } else {
+                Refusal::Group
+            });
         };
-        let max_numbers = if matching.iter().any(|(r, _)| r.max_numbers.is_none()) {
-            None
-        } else {
-            matching.iter().filter_map(|(r, _)| r.max_numbers).max()
-        };
-        let rule = if scope.is_empty() {
-            format!("role {}", first.name)
-        } else {
-            format!("role {}, group {scope}", first.name)
+        // The most permissive limit of all matching roles; any role without one lifts it.
+        let max_numbers = first
+            .max_numbers
+            .and_then(|limit| matching.try_fold(limit, |max, (r, _)| Some(max.max(r.max_numbers?))));
+        let rule = match scope {
+            None => format!("role {}", first.name),
+            Some(scope) => format!("role {}, group {}", first.name, scope.describe()),
         };
         Decision::Allowed(Grant { rule, max_numbers })
     }
@@ -287,15 +282,16 @@ impl Permissions {
         if command.always_allowed() {
             return Ok(());
         }
-        let roles = self.roles_of(principals);
-        if roles.is_empty() {
-            return Err(Refusal::NoRole);
+        let roles = self.bound_roles(principals);
+        let mut granting = roles.clone().filter(|r| r.grants_command(command)).peekable();
+        if granting.peek().is_none() {
+            return Err(if roles.clone().next().is_none() {
+                Refusal::NoRole
+            } else {
+                Refusal::Command
+            });
         }
-        let granting: Vec<_> = roles.iter().filter(|r| r.grants_command(command)).collect();
-        if granting.is_empty() {
-            return Err(Refusal::Command);
-        }
-        if !granting.iter().any(|r| r.allows_channel(channel)) {
+        if !granting.any(|r| r.allows_channel(channel)) {
             return Err(Refusal::Channel);
         }
         Ok(())
@@ -335,6 +331,8 @@ mod tests {
                 ),
                 ("bulk".to_string(), role(&["add"], &["name:Sales *"], None, Some(200))),
                 ("viewer".to_string(), role(&["history"], &["*"], None, None)),
+                // Sorts after `sales`: a role without a limit that comes later still lifts it.
+                ("wholesale".to_string(), role(&["add"], &["name:Sales *"], None, None)),
             ]),
             bindings: BTreeMap::from([
                 (
@@ -347,6 +345,7 @@ mod tests {
                 ),
                 ("bulk".to_string(), vec!["slack:user:UBULK".to_string()]),
                 ("viewer".to_string(), vec!["*".to_string()]),
+                ("wholesale".to_string(), vec!["slack:user:UWHOLESALE".to_string()]),
             ]),
         };
         let aliases = BTreeMap::from([("sales".to_string(), GroupId::parse("120363041234567890@g.us").unwrap())]);
@@ -475,6 +474,8 @@ mod tests {
         assert_eq!(limit(&["slack:usergroup:S0SALES"]), Some(50));
         assert_eq!(limit(&["slack:usergroup:S0SALES", "slack:user:UBULK"]), Some(200));
         assert_eq!(limit(&["slack:usergroup:S0SALES", "slack:user:UADMIN"]), None);
+        assert_eq!(limit(&["slack:usergroup:S0SALES", "slack:user:UWHOLESALE"]), None);
+        assert_eq!(limit(&["slack:user:UBULK", "slack:user:UWHOLESALE"]), None);
     }
 
     #[test]

@@ -223,7 +223,17 @@ fn flush(tokens: &mut Vec<Token>, current: &mut String, in_word: &mut bool) {
 pub fn command_id(text: &str) -> Option<CommandId> {
     match text.split_whitespace().next() {
         None => Some(CommandId::Help),
-        Some(first) => first.to_lowercase().parse().ok(),
+        Some(first) => lowercase(first).parse().ok(),
+    }
+}
+
+/// `text.to_lowercase()`, borrowed when that would change nothing (commands are
+/// mostly typed in lower case, and this runs on every ack).
+fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        text.into()
+    } else {
+        text.to_lowercase().into()
     }
 }
 
@@ -238,7 +248,7 @@ pub fn split(text: &str) -> Result<Parts, UsageError> {
             options: Vec::new(),
         });
     };
-    let name = first.text.to_lowercase();
+    let name = lowercase(&first.text);
     let spec = match name.parse::<CommandId>() {
         Ok(id) => commands::spec(id),
         Err(()) => {

@@ -11,12 +11,12 @@ pub mod verify;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::{Json, Router};
@@ -131,6 +131,19 @@ fn inline(reply: &Reply) -> Response {
     Json(render::message(reply)).into_response()
 }
 
+/// The "working on it" ack of every command answered later. It never changes,
+/// so it is rendered once: building and serializing its Block Kit tree was a
+/// fifth of a Slack ack's instructions (docs/benchmarks.md, "Fourteenth pass").
+fn working() -> Response {
+    static BODY: OnceLock<&'static [u8]> = OnceLock::new();
+    let body = BODY.get_or_init(|| {
+        let json = serde_json::to_vec(&render::message(&messages::working())).expect("a JSON value serializes");
+        // Once per process, kept for its life.
+        Box::leak(json.into_boxed_slice())
+    });
+    ([(header::CONTENT_TYPE, "application/json")], Bytes::from_static(body)).into_response()
+}
+
 async fn slash_command(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
     if !verified(&slack, &headers, &body) {
         return unauthorized();
@@ -144,8 +157,7 @@ async fn slash_command(State(slack): State<Arc<Slack>>, headers: HeaderMap, body
             return inline(&messages::already_received());
         }
     }
-    let user = format!("slack:user:{}", form.user_id);
-    let Ok(caller) = Principal::parse(&user) else {
+    let Ok(caller) = Principal::from_string(format!("slack:user:{}", form.user_id)) else {
         return (StatusCode::BAD_REQUEST, "malformed user id\n").into_response();
     };
     let mut inv = Invocation {
@@ -201,7 +213,7 @@ async fn slash_command(State(slack): State<Arc<Slack>>, headers: HeaderMap, body
         commands::record_not_run(&slack.ctx, &inv, "busy");
         return inline(&messages::busy());
     }
-    inline(&messages::working())
+    working()
 }
 
 async fn interaction(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -411,5 +423,29 @@ impl UsergroupCache {
             .filter(|id| members.get(*id).is_some_and(|(_, users)| users.contains(user)))
             .filter_map(|id| Principal::parse(&format!("slack:usergroup:{id}")).ok())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ack rendered once is the one `inline` renders, every time.
+    #[tokio::test]
+    async fn working_ack_is_the_rendered_reply() {
+        for _ in 0..2 {
+            let expected = inline(&messages::working());
+            let cached = working();
+            assert_eq!(cached.status(), expected.status());
+            assert_eq!(
+                cached.headers().get(header::CONTENT_TYPE),
+                expected.headers().get(header::CONTENT_TYPE)
+            );
+            let body = |r: Response| axum::body::to_bytes(r.into_body(), usize::MAX);
+            let (cached, expected) = (body(cached).await.unwrap(), body(expected).await.unwrap());
+            assert_eq!(cached, expected);
+            let value: Value = serde_json::from_slice(&cached).unwrap();
+            assert!(value["text"].as_str().unwrap().starts_with("Working on it"), "{value}");
+        }
     }
 }

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Instructions per Discord ack on the HTTP threads, waops against the floor,
+# Instructions per Discord (or Slack) ack on the HTTP threads, waops against the floor,
 # counted by callgrind (valgrind): the same figure on every rerun of the same
 # build, whatever else the machine is doing, unlike the timed ratios of
 # bench/ack.sh. Each server runs under callgrind in the "waops" slot of
 # ack_bench (one round of N acks at 64 concurrent), one thread per profile.
-#   bash bench/ack_instructions.sh [acks]     (default 2000; about 4 minutes,
-#   most of it ack_bench waiting 120 s for the floor's follow-ups, which never come)
+#   bash bench/ack_instructions.sh [acks] [discord|slack]   (default 2000 discord;
+#   about 4 minutes, most of it ack_bench waiting 120 s for the floor's
+#   follow-ups, which never come)
 # Needs valgrind, and release builds of the binary and the bench, built apart
 # (building them in one command unifies features and renames functions):
 #   cargo build --release --bin waops && cargo build --release --example ack_bench
 set -euo pipefail
 root=$(git rev-parse --show-toplevel); cd "$root"
 acks=${1:-2000}
+platform=${2:-discord}
+# The HTTP threads are the ones that verified signatures: ed25519 for Discord,
+# the HMAC of the Slack verifier (which the floor shares) for Slack.
+case $platform in
+  discord) verifier=vartime_double_base ;;
+  slack) verifier=slack::verify ;;
+  *) echo "platform: discord or slack" >&2; exit 2 ;;
+esac
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 bench=target/release/examples/ack_bench
 
@@ -19,18 +28,20 @@ bench=target/release/examples/ack_bench
 profile() {
   local name=$1; shift
   mkdir "$work/$name"
+  # --fair-sched: valgrind runs one thread at a time, and without a fair lock the
+  # start-up's phone-metadata warm-up kept it long enough for the store's 5 s
+  # connection timeout to expire (most starts on 2026-12-03).
   # Not exec: the bench SIGKILLs its server; callgrind, in its own session,
   # lives on until the SIGTERM below and then writes its profiles.
-  printf '#!/bin/bash\nsetsid valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=%s/cg.%%p %s "$@" &\nwait\n' \
+  printf '#!/bin/bash\nsetsid valgrind --tool=callgrind --fair-sched=yes --separate-threads=yes --callgrind-out-file=%s/cg.%%p %s "$@" &\nwait\n' \
     "$work/$name" "$*" > "$work/$name.sh"
   chmod +x "$work/$name.sh"
-  BENCH_ONLY=discord:64 BENCH_ROUNDS=1 WAOPS_BIN="$work/$name.sh" "$bench" "$acks" 8192 >/dev/null 2>&1 || true
+  BENCH_ONLY=$platform:64 BENCH_ROUNDS=1 WAOPS_BIN="$work/$name.sh" "$bench" "$acks" 8192 >/dev/null 2>&1 || true
   pkill -TERM -f "callgrind-out-file=$work/$name/" || true
   while pgrep -f "callgrind-out-file=$work/$name/" >/dev/null; do sleep 1; done
-  # The HTTP threads are the ones that verified signatures.
   local total=0 files=()
   for f in "$work/$name"/cg.*-*; do
-    if grep -q vartime_double_base "$f"; then
+    if grep -q "$verifier" "$f"; then
       files+=("$f")
       total=$(( total + $(awk '/^summary:/ {print $2}' "$f") ))
     fi
@@ -39,7 +50,7 @@ profile() {
   echo "$name: $(( total / (acks + 2) )) instructions per ack on ${#files[@]} HTTP thread(s)"
   callgrind_annotate --inclusive=yes "${files[0]}" 2>/dev/null |
     grep -E '^ *[0-9,]+ \(' |
-    grep -E 'vartime_double_base|discord::handle|answer_without_provider|phone::parse_list|serde_json|every_request|:malloc|:free' |
+    grep -E "$verifier"'|discord::handle|slack::slash_command|slack::verify|answer_without_provider|phone::parse_list|serde_json|every_request|:malloc|:free' |
     head -12 | sed 's/\[[^]]*\]$//' | cut -c1-150
 }
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Pools the rounds of several ack_bench runs, cell by cell.
+
+One round's ratio moves by up to 2x on this machine (the floor's rate alone
+swings that much between rounds), and even a run's median of 5 rounds moves
+by +-0.05, so a target read off one run is read off noise. This reads the
+per-round rows of every log given and prints, per cell, the number of rounds,
+their median ratio, the share of rounds at or above the target, the ratio of
+the median throughputs, and the median of waops' server p99.
+
+    python3 bench/pool.py [--target 0.7] LOG [LOG ...]
+"""
+import argparse
+import re
+import statistics
+from collections import defaultdict
+
+ROW = re.compile(
+    r"^\| (?P<platform>Slack|Discord) \| (?P<conc>\d+) \| (?P<server>floor|waops) \| "
+    r"(?P<rate>\d+) req/s \| (?P<ratio>[\d.]+) \| [^|]+\| [\d.]+ / (?P<p99>[\d.]+) ms \|"
+)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", type=float, default=0.7)
+    parser.add_argument("logs", nargs="+")
+    args = parser.parse_args()
+    ratios = defaultdict(list)
+    rates = defaultdict(lambda: {"floor": [], "waops": []})
+    p99s = defaultdict(list)
+    for path in args.logs:
+        with open(path, encoding="utf-8") as log:
+            for line in log:
+                m = ROW.match(line)
+                if not m:
+                    continue
+                cell = f"{m['platform']} {m['conc']}"
+                rates[cell][m["server"]].append(int(m["rate"]))
+                if m["server"] == "waops":
+                    ratios[cell].append(float(m["ratio"]))
+                    p99s[cell].append(float(m["p99"]))
+    if not ratios:
+        raise SystemExit("no ack_bench rows in the logs given")
+    print(f"| cell | rounds | median ratio | rounds >= {args.target} | median waops / median floor | median server p99 (ms) |")
+    print("|---|---|---|---|---|---|")
+    for cell, values in ratios.items():
+        met = sum(v >= args.target for v in values)
+        floor, waops = (statistics.median(rates[cell][s]) for s in ("floor", "waops"))
+        print(
+            f"| {cell} | {len(values)} | {statistics.median(values):.2f} | {met} of {len(values)} "
+            f"| {waops / floor:.2f} | {statistics.median(p99s[cell]):.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Pools the rounds of several ack_bench runs, cell by cell.
 
-One round's ratio moves by up to 2x on this machine (the floor's rate alone
-swings that much between rounds), and even a run's median of 5 rounds moves
-by +-0.05, so a target read off one run is read off noise. This reads the
+One round's ratio ran from 0.48 to 1.68 for one build on this machine (the
+floor's own rate moves by up to 1.5x between rounds), and a run's median of 5
+rounds by about +-0.05, so a target read off one run is read off noise. This reads the
 per-round rows of every log given and prints, per cell, the number of rounds,
 their median ratio, the share of rounds at or above the target, the ratio of
 the median throughputs, and the median of waops' server p99.

@@ -199,6 +199,23 @@ impl Server {
         Duration::from_micros(ticks * 1_000_000 / per_second)
     }
 
+    /// Time on CPU of the process's HTTP runtime threads (Tokio's default
+    /// name; waops' follow-up and store threads have names of their own), from
+    /// each thread's /proc schedstat, in nanoseconds: clock ticks (10 ms) are
+    /// too coarse for a burst of half a second.
+    fn http_cpu(&self) -> Duration {
+        let dir = format!("/proc/{}/task", self.child.id());
+        let nanos: u64 = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.starts_with("tokio-r")))
+            .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+            .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        Duration::from_nanos(nanos)
+    }
+
     fn status(&self, field: &str) -> u64 {
         let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         text.lines()
@@ -334,6 +351,19 @@ async fn load(
     Ok(run)
 }
 
+/// One cell's rounds, for the summary.
+#[derive(Default)]
+struct Cell {
+    /// "Discord 64", say.
+    name: String,
+    /// Each round's throughput ratio, waops over the floor.
+    ratios: Vec<f64>,
+    /// Each round's waops server p99, in ms.
+    p99s: Vec<f64>,
+    /// Each round's HTTP-thread CPU per ack, the floor's over waops'.
+    cpu_ratios: Vec<f64>,
+}
+
 fn pct<T: Copy>(sorted: &[T], p: f64) -> T {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
@@ -410,8 +440,8 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
     wait_for(&counts.slack, 1, Duration::from_secs(10)).await;
     wait_for(&counts.discord, 1, Duration::from_secs(10)).await;
 
-    println!("| platform | concurrency | server | throughput | ratio to floor | client p50 / p99 | server p50 / p99 | server CPU per request | accepted / busy | follow-ups |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| platform | concurrency | server | throughput | ratio to floor | client p50 / p99 | server p50 / p99 | server CPU per request | accepted / busy | follow-ups | HTTP threads' CPU per ack |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     // `BENCH_ONLY=slack:64` (say) runs one cell, e.g. to profile it.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default().to_lowercase();
     // `BENCH_ROUNDS=3` runs every cell three times in the same processes: one
@@ -421,11 +451,10 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(1);
-    // Per cell, each round's ratio and waops' server p99, for the summary.
-    let mut cells: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut cells: Vec<Cell> = Vec::new();
     for round in 1..=rounds {
         if rounds > 1 {
-            println!("| round {round} | | | | | | | | | |");
+            println!("| round {round} | | | | | | | | | | |");
         }
         for platform in [Platform::Slack, Platform::Discord] {
             let name = if platform == Platform::Slack {
@@ -437,9 +466,9 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
                 if !only.is_empty() && only != format!("{}:{concurrency}", name.to_lowercase()) {
                     continue;
                 }
-                let floor_cpu = floor.cpu();
+                let (floor_cpu, floor_http) = (floor.cpu(), floor.http_cpu());
                 let floor_run = load(&floor.base, &hooks, platform, next_id, requests, concurrency).await?;
-                let floor_cpu = floor.cpu() - floor_cpu;
+                let (floor_cpu, floor_http) = (floor.cpu() - floor_cpu, floor.http_cpu() - floor_http);
                 next_id += requests;
                 let counter = if platform == Platform::Slack {
                     &counts.slack
@@ -447,23 +476,32 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
                     &counts.discord
                 };
                 let before = counter.load(Ordering::Relaxed);
-                let waops_cpu = waops.cpu();
+                let (waops_cpu, waops_http) = (waops.cpu(), waops.http_cpu());
                 let run = load(&waops.base, &hooks, platform, next_id, requests, concurrency).await?;
+                // The burst only: what the acks cost, without the follow-ups after it.
+                let waops_http = waops.http_cpu() - waops_http;
                 next_id += requests;
                 let (arrived, took) = wait_for(counter, before + run.accepted, Duration::from_secs(120)).await;
                 // Counted to the last follow-up: the provider call and the post back are part of a command.
                 let waops_cpu = waops.cpu() - waops_cpu;
                 let per_request = |cpu: Duration| format!("{:.0} µs", cpu.as_secs_f64() * 1e6 / requests as f64);
+                let per_ack = |cpu: Duration| format!("{:.1} µs", cpu.as_secs_f64() * 1e6 / requests as f64);
                 let floor_rate = requests as f64 / floor_run.elapsed.as_secs_f64();
                 let rate = requests as f64 / run.elapsed.as_secs_f64();
                 let cell = format!("{name} {concurrency}");
-                let at = cells.iter().position(|c| c.0 == cell).unwrap_or_else(|| {
-                    cells.push((cell, Vec::new(), Vec::new()));
+                let at = cells.iter().position(|c| c.name == cell).unwrap_or_else(|| {
+                    cells.push(Cell {
+                        name: cell,
+                        ..Cell::default()
+                    });
                     cells.len() - 1
                 });
-                cells[at].1.push(rate / floor_rate);
-                cells[at].2.push(pct(&run.server, 0.99));
-                for (label, r, rate, ratio, cpu, followups) in [
+                cells[at].ratios.push(rate / floor_rate);
+                cells[at].p99s.push(pct(&run.server, 0.99));
+                cells[at]
+                    .cpu_ratios
+                    .push(floor_http.as_secs_f64() / waops_http.as_secs_f64().max(1e-9));
+                for (label, r, rate, ratio, cpu, followups, http) in [
                     (
                         "floor",
                         &floor_run,
@@ -471,6 +509,7 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
                         String::from("1"),
                         per_request(floor_cpu),
                         String::from("–"),
+                        per_ack(floor_http),
                     ),
                     (
                         "waops",
@@ -479,10 +518,11 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
                         format!("{:.2}", rate / floor_rate),
                         per_request(waops_cpu),
                         format!("{}/{} in {:.2} s", arrived - before, run.accepted, took.as_secs_f64()),
+                        per_ack(waops_http),
                     ),
                 ] {
                     println!(
-                    "| {name} | {concurrency} | {label} | {rate:.0} req/s | {ratio} | {:.2} / {:.2} ms | {:.3} / {:.3} ms | {cpu} | {} / {} | {followups} |",
+                    "| {name} | {concurrency} | {label} | {rate:.0} req/s | {ratio} | {:.2} / {:.2} ms | {:.3} / {:.3} ms | {cpu} | {} / {} | {followups} | {http} |",
                     ms(pct(&r.client, 0.5)),
                     ms(pct(&r.client, 0.99)),
                     pct(&r.server, 0.5),
@@ -495,20 +535,26 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
         }
     }
     if rounds > 1 {
-        // The floor's rate moves by up to 2x between runs on a shared machine, so
-        // one round's ratio is noisy; the median of the rounds is the figure to read.
+        // The floor's rate moves by up to 1.5x between rounds on this shared
+        // machine, so one round's ratio is noisy; the median of the rounds is the
+        // figure to read. The CPU ratio (the floor's HTTP-thread CPU per ack over
+        // waops') says how much of a throughput ratio is waops' own cost per ack,
+        // and how much is the machine: it does not count time spent waiting.
         println!();
-        println!("| cell | ratio per round | median ratio | waops server p99 per round (ms) | median p99 |");
-        println!("|---|---|---|---|---|");
-        for (cell, ratios, p99s) in &cells {
+        println!("| cell | ratio per round | median ratio | HTTP CPU ratio per round | median CPU ratio | waops server p99 per round (ms) | median p99 |");
+        println!("|---|---|---|---|---|---|---|");
+        for cell in &cells {
             let list =
                 |v: &[f64], digits: usize| v.iter().map(|x| format!("{x:.digits$}")).collect::<Vec<_>>().join(", ");
             println!(
-                "| {cell} | {} | {:.2} | {} | {:.3} |",
-                list(ratios, 2),
-                median(ratios),
-                list(p99s, 3),
-                median(p99s)
+                "| {} | {} | {:.2} | {} | {:.2} | {} | {:.3} |",
+                cell.name,
+                list(&cell.ratios, 2),
+                median(&cell.ratios),
+                list(&cell.cpu_ratios, 2),
+                median(&cell.cpu_ratios),
+                list(&cell.p99s, 3),
+                median(&cell.p99s)
             );
         }
     }

@@ -7,8 +7,8 @@
 //!
 //! Reported per platform and concurrency: throughput, client-side and
 //! server-side (the `Server-Timing` header) p50/p99, "busy" answers, follow-ups
-//! delivered; and for waops: start-up to the first `/healthz`, idle and loaded
-//! RSS, binary size.
+//! delivered, each server's HTTP-thread CPU per ack; and for waops: start-up to
+//! the first `/healthz`, idle and loaded RSS, binary size.
 //!
 //! Run: `bash bench/ack.sh` (builds the release binaries, then runs
 //! `target/release/examples/ack_bench [requests] [max_in_flight]`, defaults 4000

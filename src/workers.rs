@@ -7,6 +7,13 @@
 //! cannot sit in front of an ack in the HTTP runtime's run queues, so the ack
 //! path's latency does not depend on how much background work is going on
 //! (docs/benchmarks.md measures both ways).
+//!
+//! A command's task is also made there: the caller hands over a closure, and
+//! a dispatcher on the background runtime calls it and spawns the future. A
+//! task's state (about a kilobyte) is then allocated by the threads that free
+//! it, not by the HTTP thread, whose allocator otherwise took glibc's slow
+//! path for it on every ack and grew into fresh pages every burst
+//! (docs/benchmarks.md, "Fifteenth pass").
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -94,41 +101,64 @@ pub struct Workers {
     slots: Arc<Semaphore>,
     capacity: u32,
     interrupt: Arc<tokio::sync::watch::Sender<bool>>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
 }
+
+/// Makes and starts a task, called on a background thread (the module's doc says why).
+type Job = Box<dyn FnOnce() + Send>;
 
 impl Workers {
     /// A pool of `capacity` concurrent tasks.
     pub fn new(capacity: u32) -> Self {
+        // Never full: each job holds one of the `capacity` slots.
+        let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(capacity.max(1) as usize);
+        background().spawn(async move {
+            while let Some(job) = queue.recv().await {
+                job();
+            }
+        });
         Workers {
             slots: Arc::new(Semaphore::new(capacity as usize)),
             capacity,
             interrupt: Arc::new(tokio::sync::watch::channel(false).0),
+            jobs,
         }
     }
 
-    /// Like `try_spawn`, but if `interrupt` is called before `task` ends, the
-    /// task is dropped and the future `on_interrupt` makes runs instead (telling
-    /// the user their command was cut short, and auditing it), so no accepted
-    /// command ends in silence. A closure, not a future: a future not yet
-    /// polled is already as large as its largest state, and this one is rarely
-    /// needed (docs/benchmarks.md, "Third pass").
-    pub fn try_spawn_interruptible<F, I, IF>(&self, task: F, on_interrupt: I) -> bool
+    /// Like `try_spawn`, but the task is the future `make` returns, made on a
+    /// background thread; and if `interrupt` is called before it ends, it is
+    /// dropped and the future `on_interrupt` makes runs instead (telling the
+    /// user their command was cut short, and auditing it), so no accepted
+    /// command ends in silence. Closures, not futures: a future not yet polled
+    /// is already as large as its largest state (docs/benchmarks.md, "Third
+    /// pass"), and where it is made is where its memory comes from.
+    pub fn try_spawn_interruptible<M, F, I, IF>(&self, make: M, on_interrupt: I) -> bool
     where
+        M: FnOnce() -> F + Send + 'static,
         F: Future<Output = ()> + Send + 'static,
         I: FnOnce() -> IF + Send + 'static,
         IF: Future<Output = ()> + Send,
     {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            return false;
+        };
         let mut stop = self.interrupt.subscribe();
-        self.try_spawn(async move {
-            let stopped = async move {
-                // The guard wait_for returns is not Send: drop it before awaiting more.
-                let _ = stop.wait_for(|s| *s).await.map(|_| ());
-            };
-            tokio::select! {
-                () = task => {}
-                () = stopped => Box::pin(on_interrupt()).await,
-            }
-        })
+        let job: Job = Box::new(move || {
+            tokio::spawn(async move {
+                let stopped = async move {
+                    // The guard wait_for returns is not Send: drop it before awaiting more.
+                    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+                };
+                tokio::select! {
+                    () = make() => {}
+                    () = stopped => Box::pin(on_interrupt()).await,
+                }
+                drop(permit);
+            });
+        });
+        // Not full (see `new`); closed only if the background runtime is gone,
+        // and then the job's slot is given back and the caller answers "busy".
+        self.jobs.try_send(job).is_ok()
     }
 
     /// Cuts short every interruptible task still running (shutdown after the grace period).
@@ -193,6 +223,51 @@ mod tests {
         let writer = spawn_store_writer(async move { nice() }).await.unwrap();
         assert_eq!(writer, BACKGROUND_NICE, "store writers too");
         assert_eq!(nice(), caller, "the caller's thread is left as it was");
+    }
+
+    #[tokio::test]
+    async fn interruptible_tasks_are_made_on_the_background_threads() {
+        let workers = Workers::new(1);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (hold, held) = tokio::sync::oneshot::channel::<()>();
+        assert!(workers.try_spawn_interruptible(
+            move || {
+                let made_on = std::thread::current().name().map(str::to_owned);
+                async move {
+                    let _ = tx.send(made_on);
+                    let _ = held.await;
+                }
+            },
+            || async {}
+        ));
+        assert_eq!(rx.await.unwrap().as_deref(), Some("waops-work"));
+        assert!(
+            !workers.try_spawn_interruptible(|| async {}, || async {}),
+            "one slot, taken"
+        );
+        hold.send(()).unwrap();
+        assert!(workers.drain(Duration::from_secs(5)).await, "the slot comes back");
+    }
+
+    #[tokio::test]
+    async fn interrupt_runs_the_fallback_and_frees_the_slot() {
+        let workers = Workers::new(2);
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let (told_tx, told) = tokio::sync::oneshot::channel();
+        assert!(workers.try_spawn_interruptible(
+            move || async move {
+                let _ = started_tx.send(());
+                std::future::pending::<()>().await;
+            },
+            move || async move {
+                let _ = told_tx.send("interrupted");
+            }
+        ));
+        started.await.unwrap();
+        assert_eq!(workers.busy(), 1);
+        workers.interrupt();
+        assert_eq!(told.await.unwrap(), "interrupted");
+        assert!(workers.drain(Duration::from_secs(5)).await);
     }
 
     #[tokio::test]

@@ -195,7 +195,7 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, requ
         }
     };
     let started = d.workers.try_spawn_interruptible(
-        async move {
+        move || async move {
             // Each step boxed, so the task holds only the step running now.
             let reply = Box::pin(commands::run_later(&task.ctx, &task_inv, later, None)).await;
             Box::pin(deliver(&task.client, &token, reply, ephemeral)).await;

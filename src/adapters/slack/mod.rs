@@ -191,7 +191,7 @@ async fn slash_command(State(slack): State<Arc<Slack>>, headers: HeaderMap, body
         }
     };
     let started = slack.workers.try_spawn_interruptible(
-        async move {
+        move || async move {
             let slack = task_slack;
             let mut inv = task_inv;
             // Decided on the ack path with user groups that were fresh then;

@@ -101,7 +101,9 @@ pub struct Workers {
     slots: Arc<Semaphore>,
     capacity: u32,
     interrupt: Arc<tokio::sync::watch::Sender<bool>>,
-    jobs: tokio::sync::mpsc::Sender<Job>,
+    /// Started with the first task, as the background runtime is: an idle
+    /// server has neither (idle RSS).
+    jobs: Arc<OnceLock<tokio::sync::mpsc::Sender<Job>>>,
 }
 
 /// Makes and starts a task, called on a background thread (the module's doc says why).
@@ -110,18 +112,11 @@ type Job = Box<dyn FnOnce() + Send>;
 impl Workers {
     /// A pool of `capacity` concurrent tasks.
     pub fn new(capacity: u32) -> Self {
-        // Never full: each job holds one of the `capacity` slots.
-        let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(capacity.max(1) as usize);
-        background().spawn(async move {
-            while let Some(job) = queue.recv().await {
-                job();
-            }
-        });
         Workers {
             slots: Arc::new(Semaphore::new(capacity as usize)),
             capacity,
             interrupt: Arc::new(tokio::sync::watch::channel(false).0),
-            jobs,
+            jobs: Arc::new(OnceLock::new()),
         }
     }
 
@@ -139,26 +134,17 @@ impl Workers {
         I: FnOnce() -> IF + Send + 'static,
         IF: Future<Output = ()> + Send,
     {
-        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-            return false;
-        };
         let mut stop = self.interrupt.subscribe();
-        let job: Job = Box::new(move || {
-            tokio::spawn(async move {
-                let stopped = async move {
-                    // The guard wait_for returns is not Send: drop it before awaiting more.
-                    let _ = stop.wait_for(|s| *s).await.map(|_| ());
-                };
-                tokio::select! {
-                    () = make() => {}
-                    () = stopped => Box::pin(on_interrupt()).await,
-                }
-                drop(permit);
-            });
-        });
-        // Not full (see `new`); closed only if the background runtime is gone,
-        // and then the job's slot is given back and the caller answers "busy".
-        self.jobs.try_send(job).is_ok()
+        self.try_spawn(move || async move {
+            let stopped = async move {
+                // The guard wait_for returns is not Send: drop it before awaiting more.
+                let _ = stop.wait_for(|s| *s).await.map(|_| ());
+            };
+            tokio::select! {
+                () = make() => {}
+                () = stopped => Box::pin(on_interrupt()).await,
+            }
+        })
     }
 
     /// Cuts short every interruptible task still running (shutdown after the grace period).
@@ -166,19 +152,39 @@ impl Workers {
         self.interrupt.send_replace(true);
     }
 
-    /// Starts `task` if a slot is free; `false` when all are busy.
-    pub fn try_spawn<F>(&self, task: F) -> bool
+    /// Starts the task `make` returns, made on a background thread, if a slot
+    /// is free; `false` when all are busy.
+    pub fn try_spawn<M, F>(&self, make: M) -> bool
     where
+        M: FnOnce() -> F + Send + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             return false;
         };
-        background().spawn(async move {
-            task.await;
-            drop(permit);
+        let job: Job = Box::new(move || {
+            tokio::spawn(async move {
+                make().await;
+                drop(permit);
+            });
         });
-        true
+        // Not full (see `jobs`); closed only if the background runtime is gone,
+        // and then the job's slot is given back and the caller answers "busy".
+        self.jobs().try_send(job).is_ok()
+    }
+
+    /// The dispatcher's queue, started on first use. Never full: every job in
+    /// it holds one of the `capacity` slots.
+    fn jobs(&self) -> &tokio::sync::mpsc::Sender<Job> {
+        self.jobs.get_or_init(|| {
+            let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(self.capacity.max(1) as usize);
+            background().spawn(async move {
+                while let Some(job) = queue.recv().await {
+                    job();
+                }
+            });
+            jobs
+        })
     }
 
     /// Stops new tasks and waits up to `grace` for running ones; `true` when all finished.
@@ -212,7 +218,7 @@ mod tests {
         let caller = nice();
         let workers = Workers::new(1);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        assert!(workers.try_spawn(async move {
+        assert!(workers.try_spawn(move || async move {
             let _ = tx.send(nice());
         }));
         assert_eq!(
@@ -274,14 +280,14 @@ mod tests {
     async fn full_pool_refuses_and_drain_waits() {
         let workers = Workers::new(1);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        assert!(workers.try_spawn(async move {
+        assert!(workers.try_spawn(move || async move {
             let _ = rx.await;
         }));
-        assert!(!workers.try_spawn(async {}), "one slot, taken");
+        assert!(!workers.try_spawn(|| async {}), "one slot, taken");
         assert_eq!(workers.busy(), 1);
         assert!(!workers.drain(Duration::from_millis(20)).await, "still running");
         tx.send(()).unwrap();
         assert!(workers.drain(Duration::from_secs(5)).await);
-        assert!(!workers.try_spawn(async {}), "closed after drain");
+        assert!(!workers.try_spawn(|| async {}), "closed after drain");
     }
 }

@@ -260,7 +260,7 @@ async fn component(d: Arc<Discord>, interaction: Interaction<'_>, request_id: St
     let apply = action == "apply";
     let confirmation = confirmation.to_string();
     let task = d.clone();
-    let started = d.workers.try_spawn(async move {
+    let started = d.workers.try_spawn(move || async move {
         let d = task;
         let caller = principals[0].to_string();
         let now = d.ctx.clock.now();

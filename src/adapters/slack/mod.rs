@@ -241,7 +241,7 @@ async fn interaction(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: 
     let task_slack = slack.clone();
     let task_url = response_url.clone();
     // The confirmation is consumed inside the task, so a full pool never eats an Apply.
-    let started = slack.workers.try_spawn(async move {
+    let started = slack.workers.try_spawn(move || async move {
         let slack = task_slack;
         let principal = format!("slack:user:{user_id}");
         let now = slack.ctx.clock.now();

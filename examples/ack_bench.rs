@@ -484,8 +484,8 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
                 let (arrived, took) = wait_for(counter, before + run.accepted, Duration::from_secs(120)).await;
                 // Counted to the last follow-up: the provider call and the post back are part of a command.
                 let waops_cpu = waops.cpu() - waops_cpu;
-                let per_request = |cpu: Duration| format!("{:.0} µs", cpu.as_secs_f64() * 1e6 / requests as f64);
-                let per_ack = |cpu: Duration| format!("{:.1} µs", cpu.as_secs_f64() * 1e6 / requests as f64);
+                let per_request =
+                    |cpu: Duration, digits: usize| format!("{:.digits$} µs", cpu.as_secs_f64() * 1e6 / requests as f64);
                 let floor_rate = requests as f64 / floor_run.elapsed.as_secs_f64();
                 let rate = requests as f64 / run.elapsed.as_secs_f64();
                 let cell = format!("{name} {concurrency}");
@@ -507,18 +507,18 @@ async fn orchestrate(requests: usize, max_in_flight: usize) -> anyhow::Result<()
                         &floor_run,
                         floor_rate,
                         String::from("1"),
-                        per_request(floor_cpu),
+                        per_request(floor_cpu, 0),
                         String::from("–"),
-                        per_ack(floor_http),
+                        per_request(floor_http, 1),
                     ),
                     (
                         "waops",
                         &run,
                         rate,
                         format!("{:.2}", rate / floor_rate),
-                        per_request(waops_cpu),
+                        per_request(waops_cpu, 0),
                         format!("{}/{} in {:.2} s", arrived - before, run.accepted, took.as_secs_f64()),
-                        per_ack(waops_http),
+                        per_request(waops_http, 1),
                     ),
                 ] {
                     println!(

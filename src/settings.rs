@@ -170,6 +170,10 @@ pub struct ProviderSettings {
     pub rate_per_second: u32,
     /// Client-side burst.
     pub burst: u32,
+    /// Most requests in flight to the provider at once; each holds one
+    /// connection, so this bounds the connections a burst opens. More wait
+    /// their turn.
+    pub max_connections: u32,
     /// Numbers per add request.
     pub add_chunk_size: usize,
     /// Pause between add chunks in milliseconds.
@@ -437,6 +441,7 @@ impl Settings {
             ("provider.timeout_ms", self.provider.timeout_ms),
             ("provider.rate_per_second", u64::from(self.provider.rate_per_second)),
             ("provider.burst", u64::from(self.provider.burst)),
+            ("provider.max_connections", u64::from(self.provider.max_connections)),
             ("provider.add_chunk_size", self.provider.add_chunk_size as u64),
         ];
         if let Some((key, _)) = counts.iter().find(|(_, value)| *value == 0) {
@@ -799,6 +804,11 @@ mod tests {
             (
                 "[provider]\nadd_chunk_size = 0\n",
                 "provider.add_chunk_size",
+                "more than 0",
+            ),
+            (
+                "[provider]\nmax_connections = 0\n",
+                "provider.max_connections",
                 "more than 0",
             ),
             (

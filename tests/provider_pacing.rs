@@ -148,3 +148,58 @@ async fn an_add_stopped_part_way_keeps_what_was_done() {
         ("partial:auth", Some("trace-9"))
     );
 }
+
+/// Records when each request arrived and answers with one group after `delay`.
+#[derive(Clone)]
+struct SlowGroups {
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+    delay: Duration,
+}
+
+impl Respond for SlowGroups {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        self.arrivals.lock().unwrap().push(Instant::now());
+        ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1}))
+            .set_delay(self.delay)
+    }
+}
+
+/// A burst of calls holds at most `provider.max_connections` requests in
+/// flight. Every answer takes `delay` after its request arrived, so with a cap
+/// of 2 the (k+2)th request cannot arrive before the kth was answered: no three
+/// arrivals fall within `delay` of each other. Without the cap all 8 arrive at
+/// once.
+#[tokio::test]
+async fn a_burst_of_calls_holds_at_most_max_connections() {
+    let server = MockServer::start().await;
+    let delay = Duration::from_millis(150);
+    let fake = SlowGroups {
+        arrivals: Default::default(),
+        delay,
+    };
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(fake.clone())
+        .mount(&server)
+        .await;
+    let provider = common::provider("periskope", &format!("{}/v1", server.uri()), "max_connections = 2\n");
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let provider = provider.clone();
+        burst.spawn(async move { provider.list_groups().await });
+    }
+    while let Some(answer) = burst.join_next().await {
+        let groups = answer.unwrap().expect("every call is answered");
+        assert_eq!(groups.len(), 1);
+    }
+    let arrivals = fake.arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 8, "one request per call");
+    for pair in arrivals.windows(3) {
+        let spread = pair[2].duration_since(pair[0]);
+        assert!(
+            spread >= delay,
+            "three requests in flight at once: arrivals {spread:?} apart, each answered after {delay:?}"
+        );
+    }
+}

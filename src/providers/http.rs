@@ -74,6 +74,10 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: Url,
     limiter: DefaultDirectRateLimiter,
+    /// One permit per request in flight (`provider.max_connections`): without
+    /// it, a burst of follow-ups opens a connection each, since HTTP/1.1 carries
+    /// one request at a time, and all but the pool's idle few are closed after.
+    connections: tokio::sync::Semaphore,
     max_retries: u32,
     kind: ProviderKind,
     trace_header: Option<&'static str>,
@@ -115,6 +119,7 @@ impl ApiClient {
             http,
             base,
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            connections: tokio::sync::Semaphore::new(settings.max_connections.max(1) as usize),
             max_retries: settings.max_retries,
             kind: settings.kind,
             trace_header,
@@ -145,6 +150,9 @@ impl ApiClient {
     pub async fn send(&self, request: ApiRequest) -> Result<ApiResponse, ProviderError> {
         let mut attempt = 0;
         loop {
+            // The connection first, then the quota: a request that waited for a
+            // connection must not go out on a quota granted before the wait.
+            let connection = self.connections.acquire().await.expect("the semaphore is never closed");
             self.wait_for_quota().await;
             let mut builder = self
                 .http
@@ -158,6 +166,8 @@ impl ApiClient {
                 Ok(response) => self.read(response).await,
                 Err(e) => Err(e),
             };
+            // Not held through a retry's backoff.
+            drop(connection);
             let retries_left = attempt < self.max_retries;
             let (kind, trace_id, hint) = match outcome {
                 Ok(Ok(response)) => {

@@ -27,6 +27,7 @@ pub fn file_budget(settings: &Settings) -> Result<open_files::Budget, open_files
     open_files::Budget::new(
         open_files::limit(),
         settings.server.max_in_flight,
+        settings.provider.max_connections,
         crate::store::files(settings.store.url.expose()),
     )
 }

@@ -26,9 +26,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// (sandbox, SQLite) when this was written; the rest is headroom.
 pub const BASE_FILES: u64 = 64;
 
-/// Outbound connections one follow-up holds at a time: the provider's and its
-/// chat platform's.
-pub const FILES_PER_COMMAND: u64 = 2;
+/// Outbound connections one follow-up holds at a time: its chat platform's.
+/// Its provider connection comes from `provider.max_connections`, shared by
+/// every follow-up, and is counted once for all of them.
+pub const FILES_PER_COMMAND: u64 = 1;
 
 /// Idle connections each outbound HTTP client keeps per host between requests
 /// ([`http_client`]). Without a cap, every connection a burst opened would stay
@@ -59,8 +60,8 @@ pub const MIN_CONNECTIONS: u64 = 64;
 pub struct Budget {
     /// The soft limit on open files.
     pub limit: u64,
-    /// Descriptors kept for follow-ups, idle outbound connections, the store and
-    /// the process itself.
+    /// Descriptors kept for follow-ups, provider connections, idle outbound
+    /// connections, the store and the process itself.
     pub reserved: u64,
     /// Client connections accepted at once.
     pub connections: u64,
@@ -69,23 +70,25 @@ pub struct Budget {
 /// The limit leaves too few descriptors for client connections.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the open-file limit is {limit}, and server.max_in_flight = {max_in_flight} with the store can hold \
-     {reserved} of those, which leaves fewer than {min} for client connections; raise the limit \
+    "the open-file limit is {limit}, and server.max_in_flight = {max_in_flight}, provider.max_connections = \
+     {provider_connections} and the store can hold {reserved} of those, which leaves fewer than {min} for client connections; raise the limit \
      (ulimit -n; docker run --ulimit nofile=N:N) or set server.max_in_flight to at most {fits}",
     min = MIN_CONNECTIONS
 )]
 pub struct TooFew {
     limit: u64,
     max_in_flight: u32,
+    provider_connections: u32,
     reserved: u64,
     fits: u64,
 }
 
 impl Budget {
-    /// Shares `limit` out for a pool of `max_in_flight` follow-ups and a store
-    /// holding up to `store_files` descriptors.
-    pub fn new(limit: u64, max_in_flight: u32, store_files: u64) -> Result<Budget, TooFew> {
-        let fixed = BASE_FILES + IDLE_FILES + store_files;
+    /// Shares `limit` out for a pool of `max_in_flight` follow-ups, at most
+    /// `provider_connections` provider requests in flight, and a store holding
+    /// up to `store_files` descriptors.
+    pub fn new(limit: u64, max_in_flight: u32, provider_connections: u32, store_files: u64) -> Result<Budget, TooFew> {
+        let fixed = BASE_FILES + IDLE_FILES + u64::from(provider_connections) + store_files;
         let reserved = fixed + FILES_PER_COMMAND * u64::from(max_in_flight);
         match limit.checked_sub(reserved) {
             Some(connections) if connections >= MIN_CONNECTIONS => Ok(Budget {
@@ -96,6 +99,7 @@ impl Budget {
             _ => Err(TooFew {
                 limit,
                 max_in_flight,
+                provider_connections,
                 reserved,
                 fits: limit.saturating_sub(fixed + MIN_CONNECTIONS) / FILES_PER_COMMAND,
             }),
@@ -263,27 +267,40 @@ mod tests {
 
     #[test]
     fn the_budget_reserves_follow_ups_and_the_store_and_gives_the_rest_to_clients() {
-        let b = Budget::new(20_000, 256, 12).unwrap();
-        assert_eq!(b.reserved, 64 + 128 + 12 + 2 * 256);
+        let b = Budget::new(20_000, 256, 64, 12).unwrap();
+        // The process, idle outbound connections, the store, provider requests
+        // in flight, and one chat connection per follow-up.
+        assert_eq!(b.reserved, 64 + 128 + 12 + 64 + 256);
         assert_eq!(b.connections, 20_000 - b.reserved);
         // Exactly the minimum left is enough; one fewer is not.
-        let just = 64 + 128 + 12 + 2 * 256 + MIN_CONNECTIONS;
-        assert_eq!(Budget::new(just, 256, 12).unwrap().connections, MIN_CONNECTIONS);
-        assert!(Budget::new(just - 1, 256, 12).is_err());
+        let just = 64 + 128 + 12 + 64 + 256 + MIN_CONNECTIONS;
+        assert_eq!(Budget::new(just, 256, 64, 12).unwrap().connections, MIN_CONNECTIONS);
+        assert!(Budget::new(just - 1, 256, 64, 12).is_err());
+        // More provider connections leave fewer for clients, one for one.
+        assert_eq!(
+            Budget::new(20_000, 256, 1_064, 12).unwrap().connections,
+            b.connections - 1_000
+        );
     }
 
     #[test]
     fn too_small_a_limit_says_what_to_change() {
-        let e = Budget::new(20_000, 32_768, 12).unwrap_err();
+        let e = Budget::new(20_000, 32_768, 64, 12).unwrap_err();
         let text = e.to_string();
         assert!(text.contains("open-file limit is 20000"), "{text}");
-        assert!(text.contains("server.max_in_flight = 32768"), "{text}");
-        // (20000 - 64 - 128 - 12 - 64) / 2, and that many fits exactly.
-        assert!(text.contains("at most 9866"), "{text}");
-        assert!(Budget::new(20_000, 9866, 12).is_ok());
-        assert!(Budget::new(20_000, 9867, 12).is_err());
+        assert!(
+            text.contains("server.max_in_flight = 32768, provider.max_connections = 64"),
+            "{text}"
+        );
+        // 20000 - 64 - 128 - 12 - 64 - 64, and that many fits exactly.
+        assert!(text.contains("at most 19668"), "{text}");
+        assert!(Budget::new(20_000, 19_668, 64, 12).is_ok());
+        assert!(Budget::new(20_000, 19_669, 64, 12).is_err());
         // A limit below the fixed part: nothing fits, and nothing underflows.
-        assert!(Budget::new(10, 1, 12).unwrap_err().to_string().contains("at most 0"));
+        assert!(Budget::new(10, 1, 64, 12)
+            .unwrap_err()
+            .to_string()
+            .contains("at most 0"));
     }
 
     #[tokio::test]

@@ -22,11 +22,10 @@ pub async fn build_context(settings: Settings, clock: Clock) -> anyhow::Result<C
 }
 
 /// How the soft open-file limit is shared out for these settings
-/// (`open_files`): an error when it cannot hold `server.max_in_flight`.
+/// (`open_files`): an error when it leaves too few client connections.
 pub fn file_budget(settings: &Settings) -> Result<open_files::Budget, open_files::TooFew> {
     open_files::Budget::new(
         open_files::limit(),
-        settings.server.max_in_flight,
         settings.provider.max_connections,
         crate::store::files(settings.store.url.expose()),
     )
@@ -36,7 +35,7 @@ pub fn file_budget(settings: &Settings) -> Result<open_files::Budget, open_files
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves until `shutdown` resolves (refusing to start when the open-file
-/// limit cannot hold the follow-up pool), then lets in-flight requests finish for up
+/// limit leaves too few client connections), then lets in-flight requests finish for up
 /// to `server.shutdown_grace_s` before returning.
 pub async fn serve(
     ctx: Context,

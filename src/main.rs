@@ -167,8 +167,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if after > before {
         tracing::info!(from = before, to = after, "open-file limit raised to the hard limit");
     }
-    // Before migrations and the listener: a limit that cannot hold the pool is a
-    // configuration error, not a server that fails under load.
+    // Before migrations and the listener: a limit that cannot hold the outbound
+    // connections is a configuration error, not a server that fails under load.
     let budget = waops::app::file_budget(&settings)?;
     tracing::info!(
         open_file_limit = budget.limit,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 /// Descriptors the process holds whatever the load: standard streams, the
 /// runtimes' (HTTP, follow-ups, store writers) epoll and wake-up descriptors,
@@ -26,30 +26,53 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// (sandbox, SQLite) when this was written; the rest is headroom.
 pub const BASE_FILES: u64 = 64;
 
-/// Outbound connections one follow-up holds at a time: its chat platform's.
-/// Its provider connection comes from `provider.max_connections`, shared by
-/// every follow-up, and is counted once for all of them.
-pub const FILES_PER_COMMAND: u64 = 1;
+/// Requests each chat platform's client (Slack's, Discord's) has in flight at
+/// once. Follow-ups beyond it wait their turn, so the number of follow-ups in
+/// flight (`server.max_in_flight`) costs no descriptors of its own.
+pub const CHAT_CONNECTIONS: u32 = 64;
 
-/// Idle connections each outbound HTTP client keeps per host between requests
-/// ([`http_client`]). Without a cap, every connection a burst opened would stay
-/// open for the pool's idle timeout, and a burst of `max_in_flight` follow-ups
-/// leaves that many on each host it touched: more than the budget counts.
-/// Beyond this many, a burst's connections are closed as they come back; the
-/// next burst opens them again (a TCP and TLS handshake each).
-pub const IDLE_PER_HOST: usize = 32;
+/// Chat clients: Slack's and Discord's.
+const CHAT_CLIENTS: u64 = 2;
 
-/// Hosts the outbound clients talk to: the provider, Slack's Web API, Slack's
+/// Hosts the chat clients keep idle connections to: Slack's Web API, Slack's
 /// `response_url`s and Discord's API.
-pub const OUTBOUND_HOSTS: u64 = 4;
+const CHAT_HOSTS: u64 = 3;
 
-/// Descriptors the outbound clients' idle connections can hold.
-pub const IDLE_FILES: u64 = IDLE_PER_HOST as u64 * OUTBOUND_HOSTS;
+/// Descriptors the chat clients can hold: their requests in flight, and as many
+/// idle connections on each host ([`Outbound`]).
+pub const CHAT_FILES: u64 = CHAT_CONNECTIONS as u64 * (CHAT_CLIENTS + CHAT_HOSTS);
 
-/// The builder every outbound HTTP client starts from, so that its idle
-/// connections stay within [`IDLE_FILES`].
-pub fn http_client() -> reqwest::ClientBuilder {
-    reqwest::Client::builder().pool_max_idle_per_host(IDLE_PER_HOST)
+/// An outbound HTTP client that keeps its connections to a count: at most
+/// `connections` requests in flight, and as many idle connections per host
+/// between them. HTTP/1.1 carries one request per connection, so without the
+/// bound a burst of follow-ups opens a connection each (a TCP and TLS handshake)
+/// and the pool closes all but its idle few afterwards; with it, a burst reuses
+/// the same connections and the rest wait their turn, first come first served.
+pub struct Outbound {
+    http: reqwest::Client,
+    slots: Semaphore,
+}
+
+impl Outbound {
+    /// Builds the client from `builder`, bounded to `connections` (at least 1).
+    pub fn new(builder: reqwest::ClientBuilder, connections: u32) -> reqwest::Result<Outbound> {
+        let connections = connections.max(1) as usize;
+        Ok(Outbound {
+            http: builder.pool_max_idle_per_host(connections).build()?,
+            slots: Semaphore::new(connections),
+        })
+    }
+
+    /// Waits for a connection of the count. Hold it while the request is sent
+    /// and its answer read, and give it back before waiting to retry.
+    pub async fn slot(&self) -> SemaphorePermit<'_> {
+        self.slots.acquire().await.expect("the semaphore is never closed")
+    }
+
+    /// The client, to build requests with; send them holding a [`slot`](Self::slot).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
 }
 
 /// Fewer client connections than this is not a server worth starting.
@@ -60,8 +83,7 @@ pub const MIN_CONNECTIONS: u64 = 64;
 pub struct Budget {
     /// The soft limit on open files.
     pub limit: u64,
-    /// Descriptors kept for follow-ups, provider connections, idle outbound
-    /// connections, the store and the process itself.
+    /// Descriptors kept for outbound connections, the store and the process itself.
     pub reserved: u64,
     /// Client connections accepted at once.
     pub connections: u64,
@@ -70,26 +92,26 @@ pub struct Budget {
 /// The limit leaves too few descriptors for client connections.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the open-file limit is {limit}, and server.max_in_flight = {max_in_flight}, provider.max_connections = \
-     {provider_connections} and the store can hold {reserved} of those, which leaves fewer than {min} for client connections; raise the limit \
-     (ulimit -n; docker run --ulimit nofile=N:N) or set server.max_in_flight to at most {fits}",
+    "the open-file limit is {limit}, and provider.max_connections = {provider_connections}, the chat \
+     platforms' connections and the store can hold {reserved} of those, which leaves fewer than {min} for client \
+     connections; raise the limit (ulimit -n; docker run --ulimit nofile=N:N) or set provider.max_connections \
+     to at most {fits}",
     min = MIN_CONNECTIONS
 )]
 pub struct TooFew {
     limit: u64,
-    max_in_flight: u32,
     provider_connections: u32,
     reserved: u64,
     fits: u64,
 }
 
 impl Budget {
-    /// Shares `limit` out for a pool of `max_in_flight` follow-ups, at most
-    /// `provider_connections` provider requests in flight, and a store holding
+    /// Shares `limit` out for a provider client of `provider_connections`
+    /// ([`Outbound`]: that many in flight and as many idle) and a store holding
     /// up to `store_files` descriptors.
-    pub fn new(limit: u64, max_in_flight: u32, provider_connections: u32, store_files: u64) -> Result<Budget, TooFew> {
-        let fixed = BASE_FILES + IDLE_FILES + u64::from(provider_connections) + store_files;
-        let reserved = fixed + FILES_PER_COMMAND * u64::from(max_in_flight);
+    pub fn new(limit: u64, provider_connections: u32, store_files: u64) -> Result<Budget, TooFew> {
+        let fixed = BASE_FILES + CHAT_FILES + store_files;
+        let reserved = fixed + 2 * u64::from(provider_connections);
         match limit.checked_sub(reserved) {
             Some(connections) if connections >= MIN_CONNECTIONS => Ok(Budget {
                 limit,
@@ -98,10 +120,9 @@ impl Budget {
             }),
             _ => Err(TooFew {
                 limit,
-                max_in_flight,
                 provider_connections,
                 reserved,
-                fits: limit.saturating_sub(fixed + MIN_CONNECTIONS) / FILES_PER_COMMAND,
+                fits: limit.saturating_sub(fixed + MIN_CONNECTIONS) / 2,
             }),
         }
     }
@@ -266,41 +287,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_budget_reserves_follow_ups_and_the_store_and_gives_the_rest_to_clients() {
-        let b = Budget::new(20_000, 256, 64, 12).unwrap();
-        // The process, idle outbound connections, the store, provider requests
-        // in flight, and one chat connection per follow-up.
-        assert_eq!(b.reserved, 64 + 128 + 12 + 64 + 256);
+    fn the_budget_reserves_outbound_connections_and_the_store_and_gives_the_rest_to_clients() {
+        let b = Budget::new(20_000, 64, 12).unwrap();
+        // The process, the chat clients (64 in flight each, 64 idle on each of
+        // three hosts), the store, the provider's 64 in flight and 64 idle.
+        assert_eq!(b.reserved, 64 + 320 + 12 + 128);
         assert_eq!(b.connections, 20_000 - b.reserved);
         // Exactly the minimum left is enough; one fewer is not.
-        let just = 64 + 128 + 12 + 64 + 256 + MIN_CONNECTIONS;
-        assert_eq!(Budget::new(just, 256, 64, 12).unwrap().connections, MIN_CONNECTIONS);
-        assert!(Budget::new(just - 1, 256, 64, 12).is_err());
-        // More provider connections leave fewer for clients, one for one.
+        let just = 64 + 320 + 12 + 128 + MIN_CONNECTIONS;
+        assert_eq!(Budget::new(just, 64, 12).unwrap().connections, MIN_CONNECTIONS);
+        assert!(Budget::new(just - 1, 64, 12).is_err());
+        // A provider connection costs two descriptors: in flight and idle.
         assert_eq!(
-            Budget::new(20_000, 256, 1_064, 12).unwrap().connections,
-            b.connections - 1_000
+            Budget::new(20_000, 1_064, 12).unwrap().connections,
+            b.connections - 2_000
         );
     }
 
     #[test]
     fn too_small_a_limit_says_what_to_change() {
-        let e = Budget::new(20_000, 32_768, 64, 12).unwrap_err();
+        let e = Budget::new(1_000, 400, 12).unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("open-file limit is 20000"), "{text}");
-        assert!(
-            text.contains("server.max_in_flight = 32768, provider.max_connections = 64"),
-            "{text}"
-        );
-        // 20000 - 64 - 128 - 12 - 64 - 64, and that many fits exactly.
-        assert!(text.contains("at most 19668"), "{text}");
-        assert!(Budget::new(20_000, 19_668, 64, 12).is_ok());
-        assert!(Budget::new(20_000, 19_669, 64, 12).is_err());
+        assert!(text.contains("open-file limit is 1000"), "{text}");
+        assert!(text.contains("provider.max_connections = 400"), "{text}");
+        // (1000 - 64 - 320 - 12 - 64) / 2, and that many fits exactly.
+        assert!(text.contains("at most 270"), "{text}");
+        assert!(Budget::new(1_000, 270, 12).is_ok());
+        assert!(Budget::new(1_000, 271, 12).is_err());
         // A limit below the fixed part: nothing fits, and nothing underflows.
-        assert!(Budget::new(10, 1, 64, 12)
-            .unwrap_err()
-            .to_string()
-            .contains("at most 0"));
+        assert!(Budget::new(10, 1, 12).unwrap_err().to_string().contains("at most 0"));
     }
 
     #[tokio::test]
@@ -325,62 +340,92 @@ mod tests {
         assert_eq!(bounded.free(), 0);
     }
 
-    /// A burst leaves at most `IDLE_PER_HOST` connections open behind it: the
-    /// server holds every request until all are in, so the client must open one
-    /// connection per request, then counts what stays open once all are answered.
+    /// A burst of requests through an [`Outbound`] of `CAP` has at most `CAP` in
+    /// flight at the server, reuses its connections instead of opening one per
+    /// request, and leaves at most `CAP` open behind it.
     #[tokio::test]
-    async fn a_burst_leaves_at_most_the_idle_cap_open() {
-        const BURST: usize = IDLE_PER_HOST * 2 + 8;
+    async fn an_outbound_burst_holds_its_count_and_reuses_its_connections() {
+        const CAP: u32 = 4;
+        const BURST: usize = 64;
         const SLOTS: usize = 1_000;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let bounded = Bounded::new(listener, SLOTS as u64);
         let slots = bounded.slots.clone();
-        let slots_at_end = bounded.slots.clone();
-        // Less the slot the waiting accept holds (it takes one before each accept).
-        let open = move || SLOTS - slots.available_permits() - 1;
-        let all_in = Arc::new(tokio::sync::Barrier::new(BURST));
-        let app = axum::Router::new().route(
-            "/",
-            axum::routing::get(move || {
-                let all_in = all_in.clone();
-                async move {
-                    all_in.wait().await;
-                    "ok"
-                }
-            }),
-        );
+        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most_open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let app = {
+            let (in_flight, most_in_flight, most_open, slots) = (
+                in_flight.clone(),
+                most_in_flight.clone(),
+                most_open.clone(),
+                slots.clone(),
+            );
+            axum::Router::new().route(
+                "/",
+                axum::routing::get(move || {
+                    let (in_flight, most_in_flight, most_open, slots) = (
+                        in_flight.clone(),
+                        most_in_flight.clone(),
+                        most_open.clone(),
+                        slots.clone(),
+                    );
+                    async move {
+                        use std::sync::atomic::Ordering::SeqCst;
+                        let now = in_flight.fetch_add(1, SeqCst) + 1;
+                        most_in_flight.fetch_max(now, SeqCst);
+                        // Less the slot the waiting accept holds.
+                        most_open.fetch_max(SLOTS - slots.available_permits() - 1, SeqCst);
+                        // Let the other requests pile up behind this one.
+                        for _ in 0..8 {
+                            tokio::task::yield_now().await;
+                        }
+                        in_flight.fetch_sub(1, SeqCst);
+                        "ok"
+                    }
+                }),
+            )
+        };
         tokio::spawn(async move { axum::serve(bounded, app).await });
-        let client = http_client().build().unwrap();
+        let client = Arc::new(Outbound::new(reqwest::Client::builder(), CAP).unwrap());
         let url = format!("http://{address}/");
         let mut burst = tokio::task::JoinSet::new();
         for _ in 0..BURST {
-            burst.spawn(client.get(&url).send());
+            let (client, url) = (client.clone(), url.clone());
+            burst.spawn(async move {
+                let _slot = client.slot().await;
+                client.http().get(&url).send().await?.text().await
+            });
         }
         while let Some(answer) = burst.join_next().await {
-            assert!(answer.unwrap().unwrap().status().is_success());
+            assert_eq!(answer.unwrap().unwrap(), "ok");
         }
+        use std::sync::atomic::Ordering::SeqCst;
+        let (most_in_flight, most_open) = (most_in_flight.load(SeqCst), most_open.load(SeqCst));
         assert!(
-            open() >= BURST,
-            "the burst held {} connections at once, not {BURST}",
-            open()
+            most_in_flight <= CAP as usize,
+            "{most_in_flight} requests in flight at once, cap {CAP}"
         );
-        // The client closes the surplus as each answer comes back; the server
-        // sees the close when it next reads. Taking every permit but the cap's
-        // (and the waiting accept's) completes once no more than the cap are
-        // open. Without the cap all stay open for the pool's idle timeout (90 s)
-        // and this waits out its 10 s.
+        // A request that found no idle connection opens one; if another comes
+        // back first it takes that, and the new one joins the idle ones. So a
+        // few more than the cap may be open for a moment, never one per request.
+        assert!(
+            most_open <= 2 * CAP as usize,
+            "{most_open} connections open at once for {BURST} requests, cap {CAP}"
+        );
+        // What the burst left open settles to the idle cap: taking every permit
+        // but the cap's (and the waiting accept's) completes once no more are open.
         let settled = tokio::time::timeout(
             Duration::from_secs(10),
-            slots_at_end.acquire_many((SLOTS - 1 - IDLE_PER_HOST) as u32),
+            slots.acquire_many((SLOTS - 1 - CAP as usize) as u32),
         )
         .await;
         assert!(
             settled.is_ok(),
-            "{} connections still open, cap {IDLE_PER_HOST}",
-            open()
+            "{} connections still open, cap {CAP}",
+            SLOTS - 1 - slots.available_permits()
         );
-        // Held to here: its idle connections are what was counted.
         drop(client);
     }
 }

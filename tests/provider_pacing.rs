@@ -149,22 +149,6 @@ async fn an_add_stopped_part_way_keeps_what_was_done() {
     );
 }
 
-/// Records when each request arrived and answers with one group after `delay`.
-#[derive(Clone)]
-struct SlowGroups {
-    arrivals: Arc<Mutex<Vec<Instant>>>,
-    delay: Duration,
-}
-
-impl Respond for SlowGroups {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        self.arrivals.lock().unwrap().push(Instant::now());
-        ResponseTemplate::new(200)
-            .set_body_json(serde_json::json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1}))
-            .set_delay(self.delay)
-    }
-}
-
 /// A burst of calls holds at most `provider.max_connections` requests in
 /// flight. Every answer takes `delay` after its request arrived, so with a cap
 /// of 2 the (k+2)th request cannot arrive before the kth was answered: no three
@@ -174,10 +158,10 @@ impl Respond for SlowGroups {
 async fn a_burst_of_calls_holds_at_most_max_connections() {
     let server = MockServer::start().await;
     let delay = Duration::from_millis(150);
-    let fake = SlowGroups {
-        arrivals: Default::default(),
+    let fake = common::Slow::new(
         delay,
-    };
+        serde_json::json!({"chats": [{"chat_id": GROUP, "chat_name": "Sales Team"}], "count": 1}),
+    );
     Mock::given(method("GET"))
         .and(path("/v1/chats"))
         .respond_with(fake.clone())
@@ -193,13 +177,5 @@ async fn a_burst_of_calls_holds_at_most_max_connections() {
         let groups = answer.unwrap().expect("every call is answered");
         assert_eq!(groups.len(), 1);
     }
-    let arrivals = fake.arrivals.lock().unwrap().clone();
-    assert_eq!(arrivals.len(), 8, "one request per call");
-    for pair in arrivals.windows(3) {
-        let spread = pair[2].duration_since(pair[0]);
-        assert!(
-            spread >= delay,
-            "three requests in flight at once: arrivals {spread:?} apart, each answered after {delay:?}"
-        );
-    }
+    fake.assert_at_most_in_flight(2, 8);
 }

@@ -71,13 +71,11 @@ pub type ErrorMapper = fn(StatusCode, &[u8]) -> Option<ProviderErrorKind>;
 
 /// The shared HTTP machinery of one provider account.
 pub struct ApiClient {
-    http: reqwest::Client,
+    /// At most `provider.max_connections` requests in flight, and as many idle
+    /// connections kept between them.
+    http: crate::open_files::Outbound,
     base: Url,
     limiter: DefaultDirectRateLimiter,
-    /// One permit per request in flight (`provider.max_connections`): without
-    /// it, a burst of follow-ups opens a connection each, since HTTP/1.1 carries
-    /// one request at a time, and all but the pool's idle few are closed after.
-    connections: tokio::sync::Semaphore,
     max_retries: u32,
     kind: ProviderKind,
     trace_header: Option<&'static str>,
@@ -108,18 +106,19 @@ impl ApiClient {
             settings.base_url.trim()
         };
         let base = Url::parse(base)?;
-        let http = crate::open_files::http_client()
-            .timeout(Duration::from_millis(settings.timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.timeout_ms.min(5_000)))
-            .user_agent(concat!("waops/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::open_files::Outbound::new(
+            reqwest::Client::builder()
+                .timeout(Duration::from_millis(settings.timeout_ms))
+                .connect_timeout(Duration::from_millis(settings.timeout_ms.min(5_000)))
+                .user_agent(concat!("waops/", env!("CARGO_PKG_VERSION"))),
+            settings.max_connections,
+        )?;
         let rate = NonZeroU32::new(settings.rate_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
         Ok(ApiClient {
             http,
             base,
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
-            connections: tokio::sync::Semaphore::new(settings.max_connections.max(1) as usize),
             max_retries: settings.max_retries,
             kind: settings.kind,
             trace_header,
@@ -152,10 +151,11 @@ impl ApiClient {
         loop {
             // The connection first, then the quota: a request that waited for a
             // connection must not go out on a quota granted before the wait.
-            let connection = self.connections.acquire().await.expect("the semaphore is never closed");
+            let connection = self.http.slot().await;
             self.wait_for_quota().await;
             let mut builder = self
                 .http
+                .http()
                 .request(request.method.clone(), request.url.clone())
                 .headers(self.headers.clone());
             if let Some(body) = &request.body {

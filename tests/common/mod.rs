@@ -187,3 +187,48 @@ pub fn periskope_added(request_body: &[u8]) -> serde_json::Value {
         .collect();
     serde_json::Value::Object(statuses)
 }
+
+/// A fake that records when each request arrives and answers `body` `delay`
+/// after it: from the arrivals, how many requests a client had in flight.
+#[derive(Clone)]
+pub struct Slow {
+    arrivals: std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+    delay: std::time::Duration,
+    body: serde_json::Value,
+}
+
+impl Slow {
+    pub fn new(delay: std::time::Duration, body: serde_json::Value) -> Slow {
+        Slow {
+            arrivals: Default::default(),
+            delay,
+            body,
+        }
+    }
+
+    /// `expected` requests arrived, never more than `cap` in flight at once:
+    /// each is answered `delay` after it arrived, so with a cap the
+    /// (k + cap)th cannot arrive within `delay` of the kth.
+    pub fn assert_at_most_in_flight(&self, cap: usize, expected: usize) {
+        let arrivals = self.arrivals.lock().unwrap().clone();
+        assert_eq!(arrivals.len(), expected, "one request per call");
+        for window in arrivals.windows(cap + 1) {
+            let spread = window[cap].duration_since(window[0]);
+            assert!(
+                spread >= self.delay,
+                "{} requests in flight at once: arrivals {spread:?} apart, each answered after {:?}",
+                cap + 1,
+                self.delay
+            );
+        }
+    }
+}
+
+impl wiremock::Respond for Slow {
+    fn respond(&self, _: &wiremock::Request) -> wiremock::ResponseTemplate {
+        self.arrivals.lock().unwrap().push(std::time::Instant::now());
+        wiremock::ResponseTemplate::new(200)
+            .set_body_json(self.body.clone())
+            .set_delay(self.delay)
+    }
+}

@@ -408,9 +408,22 @@ async fn long_results_continue_in_follow_up_messages() {
     );
 }
 
+/// Discord's REST client, with a bot token, against `discord`.
+fn discord_client(discord: &MockServer) -> waops::adapters::discord::outbound::DiscordClient {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings(
+        dir.path(),
+        &format!(
+            "[discord]\napplication_id = \"{APP}\"\nbot_token = \"bot-token\"\napi_url = \"{}/api\"\n",
+            discord.uri()
+        ),
+        "sqlite::memory:",
+    );
+    waops::adapters::discord::outbound::DiscordClient::new(&settings.discord).unwrap()
+}
+
 #[tokio::test]
 async fn channel_messages_wait_out_rate_limits() {
-    use waops::adapters::discord::outbound::DiscordClient;
     let discord = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/api/channels/c9/messages"))
@@ -429,16 +442,7 @@ async fn channel_messages_wait_out_rate_limits() {
         .expect(1)
         .mount(&discord)
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let settings = common::settings(
-        dir.path(),
-        &format!(
-            "[discord]\napplication_id = \"{APP}\"\nbot_token = \"bot-token\"\napi_url = \"{}/api\"\n",
-            discord.uri()
-        ),
-        "sqlite::memory:",
-    );
-    let client = DiscordClient::new(&settings.discord).unwrap();
+    let client = discord_client(&discord);
     let body = waops::adapters::discord::render::message(&waops::core::Reply::info("Digest"));
     let started = Instant::now();
     assert_eq!(client.channel_message("c9", &body).await.unwrap(), "m77");
@@ -601,17 +605,7 @@ async fn a_burst_of_follow_ups_holds_at_most_the_chat_connections() {
         .respond_with(fake.clone())
         .mount(&discord)
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let settings = common::settings(
-        dir.path(),
-        &format!(
-            "[discord]\napplication_id = \"{APP}\"\nbot_token = \"bot-token\"\napi_url = \"{}/api\"\n",
-            discord.uri()
-        ),
-        "sqlite::memory:",
-    );
-    let client =
-        std::sync::Arc::new(waops::adapters::discord::outbound::DiscordClient::new(&settings.discord).unwrap());
+    let client = std::sync::Arc::new(discord_client(&discord));
     let calls = CHAT_CONNECTIONS as usize + 16;
     let mut burst = tokio::task::JoinSet::new();
     for i in 0..calls {

@@ -465,9 +465,23 @@ async fn usergroup_members_are_fetched_and_cached() {
     );
 }
 
+/// Slack's client, with a bot token, whose Web API is `slack`.
+fn slack_client(slack: &MockServer) -> waops::adapters::slack::outbound::SlackClient {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings(
+        dir.path(),
+        &format!(
+            "[slack]\nsigning_secret = \"s\"\nbot_token = \"xoxb-test\"\napi_url = \"{}/api\"\n",
+            slack.uri()
+        ),
+        "sqlite::memory:",
+    );
+    waops::adapters::slack::outbound::SlackClient::new(&settings.slack).unwrap()
+}
+
 #[tokio::test]
 async fn post_message_client_retries_429_and_reports_api_errors() {
-    use waops::adapters::slack::outbound::{SlackClient, SlackError};
+    use waops::adapters::slack::outbound::SlackError;
     let slack = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/api/chat.postMessage"))
@@ -489,16 +503,7 @@ async fn post_message_client_retries_429_and_reports_api_errors() {
         .expect(1)
         .mount(&slack)
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let settings = common::settings(
-        dir.path(),
-        &format!(
-            "[slack]\nsigning_secret = \"s\"\nbot_token = \"xoxb-test\"\napi_url = \"{}/api\"\n",
-            slack.uri()
-        ),
-        "sqlite::memory:",
-    );
-    let client = SlackClient::new(&settings.slack).unwrap();
+    let client = slack_client(&slack);
     let message = waops::adapters::slack::render::message(&waops::core::Reply::info("Digest"));
     let started = Instant::now();
     assert_eq!(
@@ -512,15 +517,7 @@ async fn post_message_client_retries_429_and_reports_api_errors() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "channel_not_found"})))
         .mount(&failing)
         .await;
-    let settings = common::settings(
-        dir.path(),
-        &format!(
-            "[slack]\nsigning_secret = \"s\"\nbot_token = \"xoxb-test\"\napi_url = \"{}/api\"\n",
-            failing.uri()
-        ),
-        "sqlite::memory:",
-    );
-    let client = SlackClient::new(&settings.slack).unwrap();
+    let client = slack_client(&failing);
     match client.post_message("C404", &message).await {
         Err(SlackError::Api(e)) => assert_eq!(e, "channel_not_found"),
         other => panic!("{other:?}"),
@@ -628,16 +625,7 @@ async fn a_burst_of_responses_holds_at_most_the_chat_connections() {
         .respond_with(fake.clone())
         .mount(&slack)
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let settings = common::settings(
-        dir.path(),
-        &format!(
-            "[slack]\nsigning_secret = \"s\"\nbot_token = \"xoxb-test\"\napi_url = \"{}/api\"\n",
-            slack.uri()
-        ),
-        "sqlite::memory:",
-    );
-    let client = std::sync::Arc::new(waops::adapters::slack::outbound::SlackClient::new(&settings.slack).unwrap());
+    let client = std::sync::Arc::new(slack_client(&slack));
     let url = format!("{}/hooks/r1", slack.uri());
     let calls = CHAT_CONNECTIONS as usize + 16;
     let mut burst = tokio::task::JoinSet::new();

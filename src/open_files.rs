@@ -31,16 +31,15 @@ pub const BASE_FILES: u64 = 64;
 /// flight (`server.max_in_flight`) costs no descriptors of its own.
 pub const CHAT_CONNECTIONS: u32 = 64;
 
-/// Chat clients: Slack's and Discord's.
-const CHAT_CLIENTS: u64 = 2;
+/// Descriptors an [`Outbound`] of `connections` can hold when it talks to
+/// `hosts` hosts: its requests in flight, and as many idle on each host.
+pub const fn outbound_files(connections: u32, hosts: u64) -> u64 {
+    connections as u64 * (1 + hosts)
+}
 
-/// Hosts the chat clients keep idle connections to: Slack's Web API, Slack's
-/// `response_url`s and Discord's API.
-const CHAT_HOSTS: u64 = 3;
-
-/// Descriptors the chat clients can hold: their requests in flight, and as many
-/// idle connections on each host ([`Outbound`]).
-pub const CHAT_FILES: u64 = CHAT_CONNECTIONS as u64 * (CHAT_CLIENTS + CHAT_HOSTS);
+/// Descriptors the chat clients can hold: Slack's (its Web API and its
+/// `response_url`s) and Discord's (its API).
+pub const CHAT_FILES: u64 = outbound_files(CHAT_CONNECTIONS, 2) + outbound_files(CHAT_CONNECTIONS, 1);
 
 /// An outbound HTTP client that keeps its connections to a count: at most
 /// `connections` requests in flight, and as many idle connections per host
@@ -111,7 +110,7 @@ impl Budget {
     /// up to `store_files` descriptors.
     pub fn new(limit: u64, provider_connections: u32, store_files: u64) -> Result<Budget, TooFew> {
         let fixed = BASE_FILES + CHAT_FILES + store_files;
-        let reserved = fixed + 2 * u64::from(provider_connections);
+        let reserved = fixed + outbound_files(provider_connections, 1);
         match limit.checked_sub(reserved) {
             Some(connections) if connections >= MIN_CONNECTIONS => Ok(Budget {
                 limit,
@@ -122,7 +121,7 @@ impl Budget {
                 limit,
                 provider_connections,
                 reserved,
-                fits: limit.saturating_sub(fixed + MIN_CONNECTIONS) / 2,
+                fits: limit.saturating_sub(fixed + MIN_CONNECTIONS) / outbound_files(1, 1),
             }),
         }
     }

@@ -177,6 +177,25 @@ fn record(route: &str, status: StatusCode, elapsed: Duration) {
     });
 }
 
+/// A request's headers and whole body, moved out of the request, for the
+/// signed routes (Slack, Discord, provider webhooks) that read both.
+///
+/// axum's `HeaderMap` extractor clones the headers, every value with them, so
+/// a handler that only reads them paid a map's allocations per request
+/// (docs/benchmarks.md, "Eighteenth pass"). The body is read as the `Bytes`
+/// extractor reads it, with the same refusals.
+pub struct HeadersAndBody(pub axum::http::HeaderMap, pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for HeadersAndBody {
+    type Rejection = axum::extract::rejection::BytesRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::Bytes::from_request(Request::new(body), state).await?;
+        Ok(HeadersAndBody(parts.headers, body))
+    }
+}
+
 /// The request id `every_request` put on the request; a fresh one where the
 /// caller's is not text (header values may hold other bytes).
 pub fn request_id(headers: &axum::http::HeaderMap) -> String {

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::values::EventKind;
 use crate::core::Context;
+use crate::http::HeadersAndBody;
 use crate::settings::{ProviderKind, Secret};
 use crate::store::JournalEntry;
 
@@ -36,8 +37,7 @@ pub fn router(ctx: Context) -> Option<Router> {
 async fn receive(
     State(ctx): State<Context>,
     Path(provider): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    HeadersAndBody(headers, body): HeadersAndBody,
 ) -> Response {
     handle(ctx, provider, None, headers, body).await
 }
@@ -45,8 +45,7 @@ async fn receive(
 async fn receive_with_secret(
     State(ctx): State<Context>,
     Path((provider, secret)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    HeadersAndBody(headers, body): HeadersAndBody,
 ) -> Response {
     handle(ctx, provider, Some(secret), headers, body).await
 }

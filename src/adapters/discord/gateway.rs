@@ -63,8 +63,8 @@ pub async fn answer(discord: Arc<Discord>, raw: Value) {
         return tracing::warn!("gateway interaction without id or token");
     };
     match handle(discord.clone(), interaction, new_request_id()).await {
-        Ok(body) => {
-            if let Err(e) = discord.client.callback(&id, &token, &body).await {
+        Ok(callback) => {
+            if let Err(e) = discord.client.callback(&id, &token, &callback.to_json()).await {
                 tracing::error!(error = %e, "gateway interaction could not be answered");
             }
         }

@@ -12,9 +12,8 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{routing, Json, Router};
 use ed25519_dalek::VerifyingKey;
@@ -23,6 +22,7 @@ use serde_json::{json, Value};
 use crate::commands;
 use crate::core::reply::Visibility;
 use crate::core::{messages, ChannelRef, CommandId, Context, Invocation, Platform, Principal, Reply};
+use crate::http::HeadersAndBody;
 use crate::workers::Workers;
 use outbound::DiscordClient;
 pub(crate) use wire::Interaction;
@@ -67,24 +67,52 @@ pub fn router(discord: Option<Arc<Discord>>) -> Option<Router> {
     )
 }
 
-/// An interaction response of `kind` (1 pong, 4 message, 5 deferred, 6 deferred update).
-fn respond(kind: u8, data: Option<Value>) -> Value {
-    let mut body = json!({ "type": kind });
-    if let Some(d) = data {
-        body["data"] = d;
+/// An interaction response: a fixed one (pong, the deferrals) as its JSON text,
+/// or a message (type 4) with rendered content.
+///
+/// The fixed ones are most acks: written out once, they cost the ack path no
+/// JSON tree to build, serialise and free (docs/benchmarks.md, "Eighteenth pass").
+#[derive(Debug, Clone, PartialEq)]
+pub enum Callback {
+    Fixed(&'static str),
+    Message(Value),
+}
+
+impl Callback {
+    /// Type 1: the answer to Discord's ping.
+    pub const PONG: Callback = Callback::Fixed(r#"{"type":1}"#);
+    /// Type 5: a deferred message, in the channel.
+    pub const DEFERRED: Callback = Callback::Fixed(r#"{"type":5}"#);
+    /// Type 5 with the ephemeral flag (64, `render::EPHEMERAL`): for the caller only.
+    pub const DEFERRED_EPHEMERAL: Callback = Callback::Fixed(r#"{"type":5,"data":{"flags":64}}"#);
+    /// Type 6: a deferred update of the message with the buttons.
+    pub const DEFERRED_UPDATE: Callback = Callback::Fixed(r#"{"type":6}"#);
+
+    /// The response as a JSON value, as the gateway's callback sends it.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Callback::Fixed(text) => serde_json::from_str(text).expect("the fixed callbacks are JSON"),
+            Callback::Message(value) => value.clone(),
+        }
     }
-    body
+
+    fn into_http(self) -> Response {
+        match self {
+            Callback::Fixed(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+            Callback::Message(value) => Json(value).into_response(),
+        }
+    }
 }
 
 /// What an interaction is answered with, or why it is refused (HTTP status and text).
-pub type Answer = Result<Value, (StatusCode, String)>;
+pub type Answer = Result<Callback, (StatusCode, String)>;
 
 /// An inline answer (type 4) with the rendered reply.
-fn inline(reply: &Reply) -> Value {
-    respond(4, Some(render::message(reply)))
+fn inline(reply: &Reply) -> Callback {
+    Callback::Message(json!({ "type": 4, "data": render::message(reply) }))
 }
 
-async fn interaction(State(d): State<Arc<Discord>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn interaction(State(d): State<Arc<Discord>>, HeadersAndBody(headers, body): HeadersAndBody) -> Response {
     let Some(key) = &d.key else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
@@ -98,7 +126,7 @@ async fn interaction(State(d): State<Arc<Discord>>, headers: HeaderMap, body: By
     };
     let request_id = crate::http::request_id(&headers);
     match handle(d, interaction, request_id).await {
-        Ok(body) => Json(body).into_response(),
+        Ok(callback) => callback.into_http(),
         Err((status, text)) => (status, text).into_response(),
     }
 }
@@ -110,14 +138,14 @@ pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction<'_>, reques
             if !super::first_delivery(&d.ctx, &format!("discord:interaction:{}", &**id)).await {
                 // Already being answered: acknowledge without a second run.
                 return Ok(match interaction.kind {
-                    2 => respond(5, Some(json!({"flags": render::EPHEMERAL}))),
-                    _ => respond(6, None),
+                    2 => Callback::DEFERRED_EPHEMERAL,
+                    _ => Callback::DEFERRED_UPDATE,
                 });
             }
         }
     }
     match interaction.kind {
-        1 => Ok(respond(1, None)),
+        1 => Ok(Callback::PONG),
         2 => application_command(d, interaction, request_id).await,
         3 => component(d, interaction, request_id).await,
         _ => Err((StatusCode::BAD_REQUEST, "unsupported interaction type\n".into())),
@@ -206,7 +234,11 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, requ
         commands::record_not_run(&d.ctx, &inv, "busy");
         return Ok(inline(&messages::busy()));
     }
-    Ok(respond(5, ephemeral.then(|| json!({"flags": render::EPHEMERAL}))))
+    Ok(if ephemeral {
+        Callback::DEFERRED_EPHEMERAL
+    } else {
+        Callback::DEFERRED
+    })
 }
 
 /// Puts the result where the user sees it: an edit of the deferred response, or,
@@ -252,10 +284,10 @@ async fn component(d: Arc<Discord>, interaction: Interaction<'_>, request_id: St
         .and_then(|d| d.custom_id.as_deref())
         .unwrap_or_default();
     let Some((action, confirmation)) = custom_id.split_once(':') else {
-        return Ok(respond(6, None));
+        return Ok(Callback::DEFERRED_UPDATE);
     };
     if !matches!(action, "apply" | "cancel") {
-        return Ok(respond(6, None));
+        return Ok(Callback::DEFERRED_UPDATE);
     }
     let apply = action == "apply";
     let confirmation = confirmation.to_string();
@@ -297,5 +329,25 @@ async fn component(d: Arc<Discord>, interaction: Interaction<'_>, request_id: St
         return Ok(inline(&messages::busy()));
     }
     // Deferred update: the message with the buttons is edited when the work is done.
-    Ok(respond(6, None))
+    Ok(Callback::DEFERRED_UPDATE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fixed_callbacks_are_the_json_they_stand_for() {
+        for (fixed, value) in [
+            (Callback::PONG, json!({"type": 1})),
+            (Callback::DEFERRED, json!({"type": 5})),
+            (
+                Callback::DEFERRED_EPHEMERAL,
+                json!({"type": 5, "data": {"flags": render::EPHEMERAL}}),
+            ),
+            (Callback::DEFERRED_UPDATE, json!({"type": 6})),
+        ] {
+            assert_eq!(fixed.to_json(), value);
+        }
+    }
 }

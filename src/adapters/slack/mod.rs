@@ -26,6 +26,7 @@ use serde_json::Value;
 use crate::commands;
 use crate::core::reply::Visibility;
 use crate::core::{messages, ChannelRef, Context, Invocation, Platform, Principal, Progress, Reply};
+use crate::http::HeadersAndBody;
 use crate::settings::Secret;
 use crate::workers::Workers;
 use outbound::SlackClient;
@@ -144,7 +145,7 @@ fn working() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], Bytes::from_static(body)).into_response()
 }
 
-async fn slash_command(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, body): HeadersAndBody) -> Response {
     if !verified(&slack, &headers, &body) {
         return unauthorized();
     }
@@ -216,7 +217,7 @@ async fn slash_command(State(slack): State<Arc<Slack>>, headers: HeaderMap, body
     working()
 }
 
-async fn interaction(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, body): HeadersAndBody) -> Response {
     if !verified(&slack, &headers, &body) {
         return unauthorized();
     }

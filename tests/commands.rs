@@ -55,9 +55,9 @@ async fn add_reports_every_outcome() {
     let row = app.audit(&id).await;
     assert_eq!(
         (
-            row.command.as_str(),
-            row.decision.as_str(),
-            row.outcome.as_str(),
+            row.command.as_ref(),
+            row.decision.as_ref(),
+            row.outcome.as_ref(),
             row.numbers_count
         ),
         ("add", "allowed", "ok", 4)
@@ -324,7 +324,7 @@ async fn permissions_refuse_with_the_reason_and_audit_it() {
     );
     let row = app.audit(&id).await;
     assert_eq!(
-        (row.decision.as_str(), row.rule.as_str()),
+        (row.decision.as_ref(), row.rule.as_str()),
         ("refused", "no role grants it on this group; ask an admin")
     );
     assert_eq!(row.principal, "slack:user:U1");
@@ -412,7 +412,7 @@ async fn bad_text_gets_did_you_mean_and_an_invalid_audit_row() {
     );
     let row = app.audit(&id).await;
     assert_eq!(
-        (row.command.as_str(), row.decision.as_str(), row.outcome.as_str()),
+        (row.command.as_ref(), row.decision.as_ref(), row.outcome.as_ref()),
         ("invalid", "invalid", "user_error")
     );
     let (reply, id) = app.run_as(&["console"], "local", "add sales 1 --dryrun").await;

@@ -198,7 +198,7 @@ async fn refusal_by_role_is_inline() {
     h.app.ctx.audit.flush().await;
     let row = &h.app.ctx.store.recent_audit(1).await.unwrap()[0];
     assert_eq!(
-        (row.principal.as_str(), row.channel.as_str(), row.decision.as_str()),
+        (row.principal.as_str(), row.channel.as_str(), row.decision.as_ref()),
         ("discord:user:555", "discord:c1", "refused")
     );
 }

@@ -150,7 +150,7 @@ impl Chat {
     }
 
     async fn outcome(&self, request_id: &str) -> String {
-        self.app.audit(request_id).await.outcome
+        self.app.audit(request_id).await.outcome.into_owned()
     }
 
     async fn shutdown(&mut self) {

@@ -144,7 +144,7 @@ async fn an_add_stopped_part_way_keeps_what_was_done() {
     );
     let row = app.audit(&id).await;
     assert_eq!(
-        (row.outcome.as_str(), row.provider_trace_id.as_deref()),
+        (row.outcome.as_ref(), row.provider_trace_id.as_deref()),
         ("partial:auth", Some("trace-9"))
     );
 }

@@ -246,7 +246,7 @@ async fn refusals_answer_inline_and_audit_slack_ids() {
     h.app.ctx.audit.flush().await;
     let row = &h.app.ctx.store.recent_audit(1).await.unwrap()[0];
     assert_eq!(
-        (row.platform.as_str(), row.principal.as_str(), row.channel.as_str()),
+        (row.platform.as_ref(), row.principal.as_str(), row.channel.as_str()),
         ("slack", "slack:user:USTRANGER", "slack:C9")
     );
     assert_eq!(row.decision, "refused");

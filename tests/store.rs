@@ -16,7 +16,7 @@ fn audit(request_id: &str, decision: &str, at: DateTime<Utc>) -> AuditRecord {
         command: "add".into(),
         group_id: Some("120363041234567890@g.us".into()),
         numbers_count: 3,
-        decision: decision.into(),
+        decision: decision.to_string().into(),
         rule: "role sales, group sales".into(),
         outcome: "ok".into(),
         provider_trace_id: None,

@@ -315,14 +315,20 @@ pub async fn run_later(ctx: &Context, inv: &Invocation, later: Later, progress: 
 }
 
 /// The audit row of an invocation, before the command fills in group, rule and counts.
-fn audit_row(ctx: &Context, inv: &Invocation, command: String, decision: &str, outcome: &str) -> AuditRecord {
+fn audit_row(
+    ctx: &Context,
+    inv: &Invocation,
+    command: &'static str,
+    decision: &'static str,
+    outcome: &'static str,
+) -> AuditRecord {
     AuditRecord {
         at: ctx.clock.now(),
         request_id: inv.request_id.clone(),
         platform: inv.platform.as_str().into(),
         principal: inv.caller().to_string(),
         channel: inv.channel.to_string(),
-        command,
+        command: command.into(),
         group_id: None,
         numbers_count: 0,
         decision: decision.into(),
@@ -334,7 +340,7 @@ fn audit_row(ctx: &Context, inv: &Invocation, command: String, decision: &str, o
 
 /// Audits a command that was not run at all (every worker busy). On the ack
 /// path, so it never waits for the audit writer.
-pub fn record_not_run(ctx: &Context, inv: &Invocation, outcome: &str) {
+pub fn record_not_run(ctx: &Context, inv: &Invocation, outcome: &'static str) {
     ctx.audit.record_now(unfinished_row(ctx, inv, "not_run", outcome));
 }
 
@@ -345,11 +351,11 @@ pub async fn record_interrupted(ctx: &Context, inv: &Invocation) {
         .await;
 }
 
-fn unfinished_row(ctx: &Context, inv: &Invocation, decision: &str, outcome: &str) -> AuditRecord {
+fn unfinished_row(ctx: &Context, inv: &Invocation, decision: &'static str, outcome: &'static str) -> AuditRecord {
     // Only the name: these commands parsed when they were accepted, and the
     // busy refusal is on the ack path, so the numbers are not parsed again.
     let command = parser::command_id(&inv.text).map_or("invalid", CommandId::as_str);
-    audit_row(ctx, inv, command.into(), decision, outcome)
+    audit_row(ctx, inv, command, decision, outcome)
 }
 
 /// Whether a command is answered in the chat platform's HTTP response.
@@ -390,19 +396,19 @@ async fn finish(
 
 /// Parses, permits and resolves; writes nothing.
 pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepared {
-    let mut audit = audit_row(ctx, inv, "invalid".into(), "invalid", "user_error");
+    let mut audit = audit_row(ctx, inv, "invalid", "invalid", "user_error");
     let command = match Command::parse(&inv.text) {
         Ok(c) => c,
         Err(e) => {
             if let Some(id) = e.command {
-                audit.command = id.to_string();
+                audit.command = id.as_str().into();
             }
             audit.rule = e.message.clone();
             return Prepared::Answered(messages::usage_error(&e), audit);
         }
     };
     let id = command.id();
-    audit.command = id.to_string();
+    audit.command = id.as_str().into();
     tracing::Span::current().record("command", id.as_str());
 
     // Refuse early, before any provider call, when no role grants the command here.
@@ -512,7 +518,7 @@ pub async fn execute(
     let reply = match result {
         Ok(reply) => {
             audit.outcome = match (&call.partial, reply.status) {
-                (Some(e), _) => format!("partial:{}", provider_error_code(e)),
+                (Some(e), _) => format!("partial:{}", provider_error_code(e)).into(),
                 (None, Status::Ok) if call.deduplicated => "deduplicated".into(),
                 (None, Status::Ok) => "ok".into(),
                 (None, Status::Preview) => "preview".into(),
@@ -537,7 +543,7 @@ fn finish_error(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, error:
             reply
         }
         CommandError::Provider(e) => {
-            audit.outcome = format!("provider_error:{}", provider_error_code(&e));
+            audit.outcome = format!("provider_error:{}", provider_error_code(&e)).into();
             audit.provider_trace_id = e.trace_id.clone();
             tracing::warn!(error = %e, trace_id = e.trace_id.as_deref().unwrap_or("-"), "provider error");
             messages::provider_error(&e, ctx.provider.kind())

@@ -142,6 +142,11 @@ pub struct Store {
     keys: Option<std::sync::Arc<idempotency::LocalKeys>>,
 }
 
+/// An audit field whose values come from a fixed set in the program
+/// (platform, command, decision, outcome): borrowed where it can be, so the
+/// ack path allocates none of them; owned when read back or formatted.
+pub type Label = std::borrow::Cow<'static, str>;
+
 /// One audit row: every command, allowed or refused. Never holds tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -150,23 +155,23 @@ pub struct AuditRecord {
     /// The request id users see as "ref".
     pub request_id: String,
     /// console, slack, discord.
-    pub platform: String,
+    pub platform: Label,
     /// The caller's principal.
     pub principal: String,
     /// The channel.
     pub channel: String,
     /// The command id, or `invalid` when the text did not parse.
-    pub command: String,
+    pub command: Label,
     /// The target group id, if any.
     pub group_id: Option<String>,
     /// How many numbers an add carried.
     pub numbers_count: i64,
     /// allowed, refused, invalid.
-    pub decision: String,
+    pub decision: Label,
     /// The rule that allowed, or the reason it refused.
     pub rule: String,
     /// ok, user_error, provider_error:<kind>, internal, preview.
-    pub outcome: String,
+    pub outcome: Label,
     /// The provider's trace id, if any.
     pub provider_trace_id: Option<String>,
 }
@@ -326,15 +331,15 @@ impl Store {
                     .bind(uuid::Uuid::new_v4().to_string())
                     .bind(millis(r.at))
                     .bind(&r.request_id)
-                    .bind(&r.platform)
+                    .bind(r.platform.as_ref())
                     .bind(&r.principal)
                     .bind(&r.channel)
-                    .bind(&r.command)
+                    .bind(r.command.as_ref())
                     .bind(r.group_id.as_deref())
                     .bind(r.numbers_count)
-                    .bind(&r.decision)
+                    .bind(r.decision.as_ref())
                     .bind(&r.rule)
-                    .bind(&r.outcome)
+                    .bind(r.outcome.as_ref())
                     .bind(r.provider_trace_id.as_deref());
             }
             query.execute(&mut *tx).await.context("cannot write the audit rows")?;
@@ -593,15 +598,15 @@ fn audit_from_row(r: &AnyRow) -> anyhow::Result<AuditRecord> {
     Ok(AuditRecord {
         at: from_millis(r.try_get("at")?),
         request_id: r.try_get("request_id")?,
-        platform: r.try_get("platform")?,
+        platform: Label::Owned(r.try_get("platform")?),
         principal: r.try_get("principal")?,
         channel: r.try_get("channel")?,
-        command: r.try_get("command")?,
+        command: Label::Owned(r.try_get("command")?),
         group_id: r.try_get("group_id")?,
         numbers_count: r.try_get("numbers_count")?,
-        decision: r.try_get("decision")?,
+        decision: Label::Owned(r.try_get("decision")?),
         rule: r.try_get("rule")?,
-        outcome: r.try_get("outcome")?,
+        outcome: Label::Owned(r.try_get("outcome")?),
         provider_trace_id: r.try_get("provider_trace_id")?,
     })
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Heap allocations per Discord (or Slack) ack on the request path, waops against the
-# floor, counted by DHAT (valgrind): the same figure on every rerun of the same build.
+# floor, counted by DHAT (valgrind): within about 0.3 an ack on every rerun of the same
+# build (a few allocations, such as a connection's read buffer, depend on scheduling).
 # Each server runs under DHAT in the "waops" slot of ack_bench (one round of N acks at
 # 64 concurrent). An allocation counts when its stack runs through the server's
 # connection task or a handler and not through a follow-up, an outbound client or the
@@ -16,21 +17,14 @@ acks=${1:-2000}
 platform=${2:-discord}
 waops=${3:-$root/target/release/waops}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-bench=target/release/examples/ack_bench
+# shellcheck source=bench/valgrind_slot.sh
+source bench/valgrind_slot.sh
 
 # profile NAME COMMAND...: run COMMAND under DHAT as the bench's server, then count.
 profile() {
   local name=$1; shift
-  mkdir "$work/$name"
-  # Not exec: the bench SIGKILLs its server; DHAT, in its own session, lives on
-  # until the SIGTERM below and then writes its profile.
-  printf '#!/bin/bash\nsetsid valgrind --tool=dhat --fair-sched=yes --dhat-out-file=%s/dhat.%%p.json %s "$@" &\nwait\n' \
-    "$work/$name" "$*" > "$work/$name.sh"
-  chmod +x "$work/$name.sh"
-  BENCH_ONLY=$platform:64 BENCH_ROUNDS=1 WAOPS_BIN="$work/$name.sh" "$bench" "$acks" 8192 >/dev/null 2>&1 || true
-  pkill -TERM -f "dhat-out-file=$work/$name/" || true
-  while pgrep -f "dhat-out-file=$work/$name/" >/dev/null; do sleep 1; done
-  python3 - "$name" "$acks" "$work/$name"/dhat.*.json <<'EOF'
+  under_valgrind "$work/$name" "$platform" "$acks" --tool=dhat --dhat-out-file= "$@"
+  python3 - "$name" "$acks" "$work/$name"/out.* <<'EOF'
 import json, re, sys
 name, acks, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 profile = json.load(open(path))
@@ -52,5 +46,5 @@ EOF
 }
 
 # The floor serves where waops would: the bench starts it with `serve` and the bind in the environment.
-profile floor "$root/$bench floor \$WAOPS__SERVER__BIND"
+profile floor "$root/target/release/examples/ack_bench floor \$WAOPS__SERVER__BIND"
 profile waops "$waops"

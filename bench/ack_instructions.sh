@@ -22,25 +22,16 @@ case $platform in
   *) echo "platform: discord or slack" >&2; exit 2 ;;
 esac
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-bench=target/release/examples/ack_bench
+# shellcheck source=bench/valgrind_slot.sh
+source bench/valgrind_slot.sh
 
 # profile NAME COMMAND...: run COMMAND under callgrind as the bench's server.
 profile() {
   local name=$1; shift
-  mkdir "$work/$name"
-  # --fair-sched: valgrind runs one thread at a time, and without a fair lock the
-  # start-up's phone-metadata warm-up kept it long enough for the store's 5 s
-  # connection timeout to expire (most starts on 2026-12-03).
-  # Not exec: the bench SIGKILLs its server; callgrind, in its own session,
-  # lives on until the SIGTERM below and then writes its profiles.
-  printf '#!/bin/bash\nsetsid valgrind --tool=callgrind --fair-sched=yes --separate-threads=yes --callgrind-out-file=%s/cg.%%p %s "$@" &\nwait\n' \
-    "$work/$name" "$*" > "$work/$name.sh"
-  chmod +x "$work/$name.sh"
-  BENCH_ONLY=$platform:64 BENCH_ROUNDS=1 WAOPS_BIN="$work/$name.sh" "$bench" "$acks" 8192 >/dev/null 2>&1 || true
-  pkill -TERM -f "callgrind-out-file=$work/$name/" || true
-  while pgrep -f "callgrind-out-file=$work/$name/" >/dev/null; do sleep 1; done
+  under_valgrind "$work/$name" "$platform" "$acks" \
+    "--tool=callgrind --separate-threads=yes" --callgrind-out-file= "$@"
   local total=0 files=()
-  for f in "$work/$name"/cg.*-*; do
+  for f in "$work/$name"/out.*-*; do
     if grep -q "$verifier" "$f"; then
       files+=("$f")
       total=$(( total + $(awk '/^summary:/ {print $2}' "$f") ))
@@ -55,5 +46,5 @@ profile() {
 }
 
 # The floor serves where waops would: the bench starts it with `serve` and the bind in the environment.
-profile floor "$root/$bench floor \$WAOPS__SERVER__BIND"
+profile floor "$root/target/release/examples/ack_bench floor \$WAOPS__SERVER__BIND"
 profile waops "$root/target/release/waops"

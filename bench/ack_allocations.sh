@@ -8,7 +8,7 @@
 # store; it "outlives the request" when it lives over 5 million instructions (an ack
 # is about 420,000), which is what a follow-up keeps and frees on another thread.
 #   bash bench/ack_allocations.sh [acks] [discord|slack] [waops binary]
-#   (default 2000 discord target/release/waops; about 2 minutes)
+#   (default 2000 discord target/release/waops; about 3 minutes)
 # Needs valgrind, and release builds of the binary and the bench, built apart:
 #   cargo build --release --bin waops && cargo build --release --example ack_bench
 set -euo pipefail

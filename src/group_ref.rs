@@ -73,7 +73,7 @@ pub fn resolve(reference: &str, aliases: &BTreeMap<String, GroupId>, groups: &[G
     if let Some(id) = GroupId::parse(reference) {
         return Resolve::Found(by_id(&id));
     }
-    if let Some(id) = aliases.get(&reference.to_lowercase()) {
+    if let Some(id) = aliases.get(&*crate::core::parser::lowercase(reference)) {
         return Resolve::Found(by_id(id));
     }
     let needle = reference.to_lowercase();

@@ -498,7 +498,9 @@ pub fn warm_up() {
 
 /// Parses an ISO 3166 alpha-2 region such as `DE`.
 pub fn region(code: &str) -> Option<country::Id> {
-    code.trim().to_ascii_uppercase().parse().ok()
+    let code = code.trim();
+    // Read on every add: a code written in capitals, as usual, is parsed in place.
+    code.parse().ok().or_else(|| code.to_ascii_uppercase().parse().ok())
 }
 
 #[cfg(test)]
@@ -649,7 +651,8 @@ mod tests {
 
     #[test]
     fn regions() {
-        assert!(region("de").is_some());
+        assert_eq!(region("de"), Some(country::Id::DE));
+        assert_eq!(region(" DE "), Some(country::Id::DE));
         assert!(region("XX").is_none());
         assert!(region("Germany").is_none());
     }

@@ -64,6 +64,16 @@ async fn add_reports_every_outcome() {
     );
     assert_eq!(row.group_id.as_deref(), Some("120363041234567890@g.us"));
     assert_eq!(row.rule, "role admin, group *");
+    assert_eq!(
+        (row.request_id.as_str(), row.principal.as_str(), row.channel.as_str()),
+        (id.as_str(), "console", "console:local")
+    );
+    let (reply, _) = app.run_as(&["console"], "local", "whoami").await;
+    assert!(
+        reply.plain().contains("\n  Groups    all groups\n"),
+        "{}",
+        reply.plain()
+    );
 }
 
 #[tokio::test]

@@ -48,12 +48,15 @@ impl Deliveries {
         }
     }
 
-    /// True the first time this process sees `key` within `DELIVERY_TTL`.
-    pub fn first(&self, key: &str) -> bool {
-        self.first_at(key, Instant::now())
+    /// True the first time this process sees the delivery `id` of `kind`
+    /// (such as `discord:interaction`) within `DELIVERY_TTL`.
+    pub fn first(&self, kind: &str, id: &str) -> bool {
+        self.first_at(kind, id, Instant::now())
     }
 
-    fn first_at(&self, key: &str, now: Instant) -> bool {
+    fn first_at(&self, kind: &str, id: &str, now: Instant) -> bool {
+        // The parts are hashed as they are: no `kind:id` text made per delivery.
+        let key = (kind, id);
         let print = u128::from(self.keys.0.hash_one(key)) << 64 | u128::from(self.keys.1.hash_one(key));
         let mut guard = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let (set, order) = &mut *guard;
@@ -97,17 +100,22 @@ impl Hasher for Prehashed {
     }
 }
 
-/// True the first time a platform delivers `key`. This process remembers the
+/// True the first time a platform delivers `id` of `kind` (`discord:interaction`,
+/// `slack:trigger`). This process remembers the
 /// ids it saw; with PostgreSQL (several replicas) one store row decides across
 /// replicas too. With SQLite (one process) memory is the whole answer: a store
 /// write per ack would cost the ack path ~0.7 ms of serialized SQLite commit
 /// (docs/benchmarks.md), and the only repeat it would add, one delivered again
 /// across a restart, is not something Slack or Discord do. A store that cannot
 /// answer does not stop the request: it is handled, and the failure logged.
-pub(crate) async fn first_delivery(ctx: &crate::core::Context, key: &str) -> bool {
-    let first = ctx.deliveries.first(key)
+pub(crate) async fn first_delivery(ctx: &crate::core::Context, kind: &'static str, id: &str) -> bool {
+    let first = ctx.deliveries.first(kind, id)
         && (ctx.store.backend() != crate::store::Backend::Postgres
-            || match ctx.store.claim_key(key, ctx.clock.now(), DELIVERY_TTL).await {
+            || match ctx
+                .store
+                .claim_key(&format!("{kind}:{id}"), ctx.clock.now(), DELIVERY_TTL)
+                .await
+            {
                 Ok(claim) => claim == crate::store::KeyClaim::New,
                 Err(e) => {
                     tracing::warn!(error = format!("{e:#}"), "delivery id not checked");
@@ -116,7 +124,7 @@ pub(crate) async fn first_delivery(ctx: &crate::core::Context, key: &str) -> boo
             });
     if !first {
         metrics::counter!("waops_duplicate_deliveries_total").increment(1);
-        tracing::info!(key, "duplicate delivery; handled once already");
+        tracing::info!(kind, id, "duplicate delivery; handled once already");
     }
     first
 }
@@ -130,13 +138,13 @@ mod tests {
     fn a_delivery_is_first_once_until_forgotten_by_age() {
         let d = Deliveries::default();
         let t0 = Instant::now();
-        assert!(d.first_at("discord:interaction:1", t0));
-        assert!(!d.first_at("discord:interaction:1", t0 + Duration::from_secs(1)));
-        assert!(d.first_at("discord:interaction:2", t0 + Duration::from_secs(1)));
-        assert!(d.first_at("slack:trigger:1", t0 + Duration::from_secs(1)));
+        assert!(d.first_at("discord:interaction", "1", t0));
+        assert!(!d.first_at("discord:interaction", "1", t0 + Duration::from_secs(1)));
+        assert!(d.first_at("discord:interaction", "2", t0 + Duration::from_secs(1)));
+        assert!(d.first_at("slack:trigger", "1", t0 + Duration::from_secs(1)));
         // An hour later the first id is forgotten, and counts as new again.
-        assert!(d.first_at("discord:interaction:1", t0 + DELIVERY_TTL));
-        assert!(!d.first_at("discord:interaction:2", t0 + DELIVERY_TTL));
+        assert!(d.first_at("discord:interaction", "1", t0 + DELIVERY_TTL));
+        assert!(!d.first_at("discord:interaction", "2", t0 + DELIVERY_TTL));
     }
 
     #[test]
@@ -144,12 +152,12 @@ mod tests {
         let d = Deliveries::remembering(3);
         let now = Instant::now();
         for id in ["a", "b", "c"] {
-            assert!(d.first_at(id, now));
+            assert!(d.first_at("k", id, now));
         }
         // A fourth id pushes out the oldest, "a"; "b", "c" and "d" stay.
-        assert!(d.first_at("d", now));
-        assert!(!d.first_at("b", now) && !d.first_at("c", now) && !d.first_at("d", now));
-        assert!(d.first_at("a", now));
+        assert!(d.first_at("k", "d", now));
+        assert!(!d.first_at("k", "b", now) && !d.first_at("k", "c", now) && !d.first_at("k", "d", now));
+        assert!(d.first_at("k", "a", now));
         let (set, order) = &*d.seen.lock().unwrap();
         assert_eq!((set.len(), order.len()), (3, 3));
     }

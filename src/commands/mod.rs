@@ -288,7 +288,7 @@ pub async fn answer_without_provider(ctx: &Context, inv: &Invocation) -> Ack {
             }
             Prepared::NeedsLookup => return Ack::Later(Later::default()),
         };
-        Ack::Answered(finish(ctx, reply, audit, started, OnAckPath::Yes).await)
+        Ack::Answered(finish(ctx, inv, reply, audit, started, OnAckPath::Yes).await)
     }
     .instrument(command_span(inv))
     .await
@@ -302,19 +302,22 @@ pub async fn run_later(ctx: &Context, inv: &Invocation, later: Later, progress: 
         let ready = match later.0 {
             Some(ready) => *ready,
             None => match prepare(ctx, inv, Lookup::Provider).await {
-                Prepared::Answered(reply, audit) => return finish(ctx, reply, audit, started, OnAckPath::No).await,
+                Prepared::Answered(reply, audit) => {
+                    return finish(ctx, inv, reply, audit, started, OnAckPath::No).await
+                }
                 Prepared::Ready(ready) => ready,
                 Prepared::NeedsLookup => unreachable!("Lookup::Provider always decides"),
             },
         };
         let (reply, audit) = execute(ctx, inv, ready, progress).await;
-        finish(ctx, reply, audit, started, OnAckPath::No).await
+        finish(ctx, inv, reply, audit, started, OnAckPath::No).await
     }
     .instrument(command_span(inv))
     .await
 }
 
-/// The audit row of an invocation, before the command fills in group, rule and counts.
+/// The audit row of an invocation, before the command fills in group, rule and
+/// counts, and before `identified` copies in who and where.
 fn audit_row(
     ctx: &Context,
     inv: &Invocation,
@@ -324,10 +327,10 @@ fn audit_row(
 ) -> AuditRecord {
     AuditRecord {
         at: ctx.clock.now(),
-        request_id: inv.request_id.clone(),
+        request_id: String::new(),
         platform: inv.platform.as_str().into(),
-        principal: inv.caller().to_string(),
-        channel: inv.channel.to_string(),
+        principal: String::new(),
+        channel: String::new(),
         command: command.into(),
         group_id: None,
         numbers_count: 0,
@@ -336,6 +339,18 @@ fn audit_row(
         outcome: outcome.into(),
         provider_trace_id: None,
     }
+}
+
+/// The row with the invocation's request id, caller and channel, copied in as
+/// it goes to the writer. Not when the row is begun: a command answered later
+/// carries its row from the ack path to a follow-up thread, and these three
+/// were allocations the HTTP thread made for another thread to free
+/// (docs/benchmarks.md, "Nineteenth pass").
+fn identified(mut audit: AuditRecord, inv: &Invocation) -> AuditRecord {
+    audit.request_id = inv.request_id.clone();
+    audit.principal = inv.caller().to_string();
+    audit.channel = inv.channel.to_string();
+    audit
 }
 
 /// Audits a command that was not run at all (every worker busy). On the ack
@@ -355,7 +370,7 @@ fn unfinished_row(ctx: &Context, inv: &Invocation, decision: &'static str, outco
     // Only the name: these commands parsed when they were accepted, and the
     // busy refusal is on the ack path, so the numbers are not parsed again.
     let command = parser::command_id(&inv.text).map_or("invalid", CommandId::as_str);
-    audit_row(ctx, inv, command, decision, outcome)
+    identified(audit_row(ctx, inv, command, decision, outcome), inv)
 }
 
 /// Whether a command is answered in the chat platform's HTTP response.
@@ -378,6 +393,7 @@ fn command_span(inv: &Invocation) -> tracing::Span {
 
 async fn finish(
     ctx: &Context,
+    inv: &Invocation,
     reply: Reply,
     audit: AuditRecord,
     started: std::time::Instant,
@@ -387,6 +403,7 @@ async fn finish(
     tracing::info!(decision = %audit.decision, outcome = %audit.outcome, "command finished");
     // The batch writer stores it; a row it cannot store goes to the error log.
     // An answer in the HTTP response never waits for a writer that is behind.
+    let audit = identified(audit, inv);
     match path {
         OnAckPath::Yes => ctx.audit.record_now(audit),
         OnAckPath::No => ctx.audit.record(audit).await,
@@ -444,7 +461,7 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
             (Target::Group(g), Some(g.name.as_str()))
         }
     };
-    let grant = match ctx.permissions.decide(&inv.principals, id, &inv.channel, target) {
+    let mut grant = match ctx.permissions.decide(&inv.principals, id, &inv.channel, target) {
         Decision::Allowed(grant) => grant,
         Decision::Refused(refusal) => {
             audit.decision = "refused".into();
@@ -453,7 +470,8 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
         }
     };
     audit.decision = "allowed".into();
-    audit.rule = grant.rule.clone();
+    // Moved, not copied: the audit row is where the rule is read from now on.
+    audit.rule = std::mem::take(&mut grant.rule);
     let group = match resolved {
         Resolved::Group(g) => Some(g),
         _ => None,

@@ -4,6 +4,7 @@
 use super::{Call, CommandError};
 use crate::core::messages;
 use crate::core::parser::CommandSpec;
+use crate::core::permissions::GroupScope;
 use crate::core::reply::Reply;
 use crate::core::CommandId;
 
@@ -43,9 +44,9 @@ pub async fn run(call: &mut Call<'_>) -> Result<Reply, CommandError> {
         .collect();
     let mut groups: Vec<String> = Vec::new();
     for scope in roles.iter().flat_map(|r| r.groups.iter()) {
-        let text = match scope.describe() {
-            s if s == "*" => "all groups".to_string(),
-            s => s,
+        let text = match scope {
+            GroupScope::Any => "all groups".to_string(),
+            scope => scope.to_string(),
         };
         if !groups.contains(&text) {
             groups.push(text);

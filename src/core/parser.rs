@@ -229,7 +229,7 @@ pub fn command_id(text: &str) -> Option<CommandId> {
 
 /// `text.to_lowercase()`, borrowed when that would change nothing (commands are
 /// mostly typed in lower case, and this runs on every ack).
-fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
     if text.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
         text.into()
     } else {

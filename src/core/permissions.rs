@@ -62,14 +62,17 @@ impl GroupScope {
             GroupScope::Name(_, glob) => glob.matches(&group.name),
         }
     }
+}
 
-    /// The entry as configured.
-    pub fn describe(&self) -> String {
+/// The entry as configured. Written into the grant's rule on every allowed
+/// command: a `Display`, so that costs no text of its own.
+impl std::fmt::Display for GroupScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            GroupScope::Any => "*".into(),
-            GroupScope::Alias(alias, id) => format!("{alias} ({id})"),
-            GroupScope::Name(text, _) => text.clone(),
-            GroupScope::Id(id) => id.to_string(),
+            GroupScope::Any => f.write_str("*"),
+            GroupScope::Alias(alias, id) => write!(f, "{alias} ({id})"),
+            GroupScope::Name(text, _) => f.write_str(text),
+            GroupScope::Id(id) => write!(f, "{id}"),
         }
     }
 }
@@ -272,7 +275,7 @@ impl Permissions {
             .and_then(|limit| matching.try_fold(limit, |max, (r, _)| Some(max.max(r.max_numbers?))));
         let rule = match scope {
             None => format!("role {}", first.name),
-            Some(scope) => format!("role {}, group {}", first.name, scope.describe()),
+            Some(scope) => format!("role {}, group {scope}", first.name),
         };
         Decision::Allowed(Grant { rule, max_numbers })
     }

@@ -135,7 +135,7 @@ async fn interaction(State(d): State<Arc<Discord>>, HeadersAndBody(headers, body
 pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction<'_>, request_id: String) -> Answer {
     if matches!(interaction.kind, 2 | 3) {
         if let Some(id) = &interaction.id {
-            if !super::first_delivery(&d.ctx, &format!("discord:interaction:{}", &**id)).await {
+            if !super::first_delivery(&d.ctx, "discord:interaction", id).await {
                 // Already being answered: acknowledge without a second run.
                 return Ok(match interaction.kind {
                     2 => Callback::DEFERRED_EPHEMERAL,
@@ -166,9 +166,10 @@ fn principals(interaction: &Interaction<'_>) -> Option<(Vec<Principal>, bool)> {
 }
 
 async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, request_id: String) -> Answer {
+    // The token is shared by the follow-up and its interruption: one allocation.
     let (Some((principals, dm)), Some(token), Some(data)) = (
         principals(&interaction),
-        interaction.token.as_deref().map(str::to_owned),
+        interaction.token.as_deref().map(Arc::<str>::from),
         interaction.data.as_ref(),
     ) else {
         return Err((

@@ -154,7 +154,7 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed slash command: {e}\n")).into_response(),
     };
     if let Some(trigger) = form.trigger_id.as_deref().filter(|t| !t.is_empty()) {
-        if !super::first_delivery(&slack.ctx, &format!("slack:trigger:{trigger}")).await {
+        if !super::first_delivery(&slack.ctx, "slack:trigger", trigger).await {
             return inline(&messages::already_received());
         }
     }

@@ -28,15 +28,29 @@ use tokio::sync::Semaphore;
 /// to 30 (Slack) minutes, and the bounded pool answers "busy" before follow-ups
 /// can pile up. At nice 10 they still took about a tenth of the core during a
 /// burst of acks; 19 gives them a seventieth (docs/benchmarks.md, "Twelfth pass").
+/// It stays where `SCHED_IDLE` (below) is refused.
 #[cfg(target_os = "linux")]
 const BACKGROUND_NICE: libc::c_int = 19;
 
-/// Lowers the calling thread (Linux applies a nice value to one thread only).
+/// Lowers the calling thread (Linux schedules each thread on its own, and the
+/// threads it starts, such as SQLite's, inherit this).
+///
+/// `SCHED_IDLE` on top of nice 19: at nice 19 alone the follow-ups still held
+/// about a ninth of both cores during a burst of acks (the bench's shared
+/// layout), 6.6% as idle-policy threads, which Linux preempts as soon as a
+/// normal thread wakes. It still gets a small share of a core that stays busy (weight 3
+/// against nice 19's 15), so follow-ups are slowed under overload, never
+/// stopped (docs/benchmarks.md, "Nineteenth pass").
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: setpriority has no memory effects; it changes this thread's nice value.
+    // SAFETY: setpriority and sched_setscheduler have no memory effects; they
+    // change this thread's scheduling only.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
+        let param = libc::sched_param { sched_priority: 0 };
+        // Reset on fork: threads these start (sqlx's SQLite connection threads)
+        // do not inherit the idle policy (docs/design.md, the audit writer).
+        libc::sched_setscheduler(0, libc::SCHED_IDLE | libc::SCHED_RESET_ON_FORK, &param);
     }
 }
 
@@ -213,22 +227,21 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn tasks_run_at_the_background_priority() {
-        // SAFETY: getpriority reads this thread's nice value; no memory effects.
-        let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-        let caller = nice();
+        // SAFETY: getpriority and sched_getscheduler read this thread's nice
+        // value and policy; no memory effects.
+        let scheduling = || unsafe { (libc::getpriority(libc::PRIO_PROCESS, 0), libc::sched_getscheduler(0)) };
+        let caller = scheduling();
         let workers = Workers::new(1);
         let (tx, rx) = tokio::sync::oneshot::channel();
         assert!(workers.try_spawn(move || async move {
-            let _ = tx.send(nice());
+            let _ = tx.send(scheduling());
         }));
-        assert_eq!(
-            rx.await.unwrap(),
-            BACKGROUND_NICE,
-            "follow-ups run at the lowest priority"
-        );
-        let writer = spawn_store_writer(async move { nice() }).await.unwrap();
-        assert_eq!(writer, BACKGROUND_NICE, "store writers too");
-        assert_eq!(nice(), caller, "the caller's thread is left as it was");
+        let background = (BACKGROUND_NICE, libc::SCHED_IDLE | libc::SCHED_RESET_ON_FORK);
+        assert_eq!(rx.await.unwrap(), background, "follow-ups run at the lowest priority");
+        let writer = spawn_store_writer(async move { scheduling() }).await.unwrap();
+        assert_eq!(writer, background, "store writers too");
+        assert_eq!(scheduling(), caller, "the caller's thread is left as it was");
+        assert_eq!(caller.1, libc::SCHED_OTHER);
     }
 
     #[tokio::test]

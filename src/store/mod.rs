@@ -249,18 +249,29 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None);
         } else if backend == Backend::Sqlite {
-            options = options.max_connections(SQLITE_CONNECTIONS).after_connect(|conn, _| {
-                Box::pin(async move {
-                    // WAL lets readers run while the one writer writes.
-                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                    // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
-                    // crash of waops loses nothing, a power cut may lose the last
-                    // commits. Writes get much cheaper (docs/benchmarks.md, digest tick).
-                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
-                    Ok(())
-                })
-            });
+            // All opened here, by the thread that connects at start-up, and kept:
+            // each connection's sqlx thread takes its scheduling from the thread
+            // that opens it, and one opened later by a follow-up or store-writer
+            // thread would run at their low priority, where an ack that reads
+            // the store (a preview's confirmation) would wait behind a burst
+            // (docs/design.md, the audit writer).
+            options = options
+                .max_connections(SQLITE_CONNECTIONS)
+                .min_connections(SQLITE_CONNECTIONS)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL lets readers run while the one writer writes.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
+                        // crash of waops loses nothing, a power cut may lose the last
+                        // commits. Writes get much cheaper (docs/benchmarks.md, digest tick).
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        Ok(())
+                    })
+                });
         } else {
             options = options.max_connections(POSTGRES_CONNECTIONS);
         }

@@ -73,18 +73,19 @@ pub fn resolve(reference: &str, aliases: &BTreeMap<String, GroupId>, groups: &[G
     if let Some(id) = GroupId::parse(reference) {
         return Resolve::Found(by_id(&id));
     }
-    if let Some(id) = aliases.get(&*crate::core::parser::lowercase(reference)) {
+    // Lowered once, for the aliases and the names.
+    let needle = crate::core::parser::lowercase(reference);
+    if let Some(id) = aliases.get(&*needle) {
         return Resolve::Found(by_id(id));
     }
-    let needle = reference.to_lowercase();
     if needle.is_empty() {
         return Resolve::NoMatch;
     }
-    let exact: Vec<&GroupInfo> = groups.iter().filter(|g| g.name.to_lowercase() == needle).collect();
+    let exact: Vec<&GroupInfo> = groups.iter().filter(|g| g.name.to_lowercase() == *needle).collect();
     let matches = if exact.is_empty() {
         groups
             .iter()
-            .filter(|g| g.name.to_lowercase().contains(&needle))
+            .filter(|g| g.name.to_lowercase().contains(&*needle))
             .collect()
     } else {
         exact

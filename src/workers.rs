@@ -32,15 +32,15 @@ use tokio::sync::Semaphore;
 #[cfg(target_os = "linux")]
 const BACKGROUND_NICE: libc::c_int = 19;
 
-/// Lowers the calling thread (Linux schedules each thread on its own, and the
-/// threads it starts, such as SQLite's, inherit this).
+/// Lowers the calling thread (Linux schedules each thread on its own; threads
+/// it starts inherit the nice value, not the idle policy).
 ///
 /// `SCHED_IDLE` on top of nice 19: at nice 19 alone the follow-ups still held
 /// about a ninth of both cores during a burst of acks (the bench's shared
 /// layout), 6.6% as idle-policy threads, which Linux preempts as soon as a
-/// normal thread wakes. It still gets a small share of a core that stays busy (weight 3
-/// against nice 19's 15), so follow-ups are slowed under overload, never
-/// stopped (docs/benchmarks.md, "Nineteenth pass").
+/// normal thread wakes. Such a thread still gets a small share of a core that
+/// stays busy (weight 3 against nice 19's 15), so follow-ups are slowed under
+/// overload, never stopped (docs/benchmarks.md, "Nineteenth pass").
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority and sched_setscheduler have no memory effects; they

@@ -241,26 +241,25 @@ impl Store {
             url.to_string()
         };
         let mut options = AnyPoolOptions::new();
-        if memory {
-            // Every SQLite memory connection is its own database: keep exactly one, forever.
+        if backend == Backend::Postgres {
+            options = options.max_connections(POSTGRES_CONNECTIONS);
+        } else {
+            // Every connection opened here, at start-up, and kept for the process.
+            // A memory connection is its own database, so there is exactly one.
+            // A file's connections each have a sqlx thread, which takes its
+            // scheduling from the thread that opens the connection: one opened
+            // later by a follow-up or store-writer thread would run at their low
+            // priority, where an ack that reads the store (a preview's
+            // confirmation) would wait behind a burst (docs/design.md, the audit
+            // writer).
+            let connections = if memory { 1 } else { SQLITE_CONNECTIONS };
             options = options
-                .max_connections(1)
-                .min_connections(1)
+                .max_connections(connections)
+                .min_connections(connections)
                 .idle_timeout(None)
                 .max_lifetime(None);
-        } else if backend == Backend::Sqlite {
-            // All opened here, by the thread that connects at start-up, and kept:
-            // each connection's sqlx thread takes its scheduling from the thread
-            // that opens it, and one opened later by a follow-up or store-writer
-            // thread would run at their low priority, where an ack that reads
-            // the store (a preview's confirmation) would wait behind a burst
-            // (docs/design.md, the audit writer).
-            options = options
-                .max_connections(SQLITE_CONNECTIONS)
-                .min_connections(SQLITE_CONNECTIONS)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .after_connect(|conn, _| {
+            if !memory {
+                options = options.after_connect(|conn, _| {
                     Box::pin(async move {
                         // WAL lets readers run while the one writer writes.
                         sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
@@ -272,8 +271,7 @@ impl Store {
                         Ok(())
                     })
                 });
-        } else {
-            options = options.max_connections(POSTGRES_CONNECTIONS);
+            }
         }
         let pool = options
             .acquire_timeout(std::time::Duration::from_secs(5))
@@ -711,6 +709,23 @@ mod tests {
         first: Duration::from_millis(2),
         max: Duration::from_millis(5),
     };
+
+    #[tokio::test]
+    async fn a_sqlite_file_store_opens_every_connection_at_start_and_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("waops.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        // Opened by this (the connecting) thread, none left for a low-priority
+        // thread to open later.
+        assert_eq!(store.pool.size(), SQLITE_CONNECTIONS);
+        assert_eq!(store.pool.options().get_idle_timeout(), None);
+        assert_eq!(store.pool.options().get_max_lifetime(), None);
+        let memory = Store::connect("sqlite::memory:").await.unwrap();
+        assert_eq!(
+            (memory.pool.size(), memory.pool.options().get_max_connections()),
+            (1, 1)
+        );
+    }
 
     #[tokio::test]
     async fn retry_stops_at_the_first_success() {

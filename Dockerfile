@@ -1,12 +1,11 @@
 # syntax=docker/dockerfile:1
 # waops container: a release build in `build`, a small Debian runtime in `runtime`.
 
-# The toolchain is pinned: link/order.txt names functions as this rustc mangles
-# them (build.rs); another version builds the same program without the layout.
+# The toolchain is pinned so that the image builds the same way every time.
 FROM rust:1.95-bookworm AS build
 WORKDIR /app
 # Dependencies first, so source edits do not rebuild them.
-COPY Cargo.toml Cargo.lock build.rs ./
+COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked && rm -rf src
 COPY config ./config

@@ -3,11 +3,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::core::{Clock, Context};
-use crate::open_files;
 use crate::providers;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -21,40 +19,16 @@ pub async fn build_context(settings: Settings, clock: Clock) -> anyhow::Result<C
     Context::new(settings, provider, store, clock)
 }
 
-/// How the soft open-file limit is shared out for these settings
-/// (`open_files`): an error when it leaves too few client connections.
-pub fn file_budget(settings: &Settings) -> Result<open_files::Budget, open_files::TooFew> {
-    open_files::Budget::new(
-        open_files::limit(),
-        settings.provider.max_connections,
-        crate::store::files(settings.store.url.expose()),
-    )
-}
-
 /// Time for "interrupted" messages to go out after the grace period.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves until `shutdown` resolves (refusing to start when the open-file
-/// limit leaves too few client connections), then lets in-flight requests finish for up
-/// to `server.shutdown_grace_s` before returning.
+/// Serves until `shutdown` resolves, then lets in-flight requests finish for
+/// up to `server.shutdown_grace_s` before returning.
 pub async fn serve(
     ctx: Context,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let budget = file_budget(&ctx.settings)?;
-    serve_within(ctx, listener, budget, shutdown).await
-}
-
-/// `serve` with the open-file budget already shared out: `waops serve` checks
-/// it before migrations, and hands that same budget on rather than computing it again.
-pub async fn serve_within(
-    ctx: Context,
-    listener: TcpListener,
-    budget: open_files::Budget,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let listener = open_files::Bounded::new(listener, budget.connections);
     let grace = Duration::from_secs(ctx.settings.server.shutdown_grace_s);
     let workers = Workers::new(ctx.settings.server.max_in_flight);
     let discord = crate::adapters::discord::Discord::new(ctx.clone(), workers.clone())?;
@@ -78,7 +52,7 @@ pub async fn serve_within(
     let scheduler = crate::digests::Scheduler::new(ctx.clone(), crate::digests::Scheduler::replica_id())?;
     let digests = tokio::spawn(scheduler.run(stopping_rx.clone()));
     tokio::spawn(purge_expired_keys(ctx.clone(), stopping_rx.clone()));
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let server = crate::http::serve(listener, router, ctx.settings.server.max_connections, async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
         let _ = stopping_tx.send(true);
@@ -92,7 +66,7 @@ pub async fn serve_within(
         }
     };
     tokio::select! {
-        result = server => result.context("server failed")?,
+        () = server => {}
         () = deadline => tracing::warn!(grace_s = grace.as_secs(), "grace period over; closing with requests in flight"),
     }
     // Follow-ups still running (results being posted back to chat) get the grace period too.

@@ -48,7 +48,7 @@ impl AuditLog {
     /// Starts the writer task on the store writers' runtime (`workers::spawn_store_writer`).
     pub fn start(store: Store) -> AuditLog {
         let (tx, rx) = mpsc::channel(CAPACITY);
-        crate::workers::spawn_store_writer(crate::store::write_batches(rx, BATCH, move |rows| {
+        tokio::spawn(crate::store::write_batches(rx, BATCH, move |rows| {
             let store = store.clone();
             // Boxed in the channel to keep its slots small; unboxed for the INSERT.
             let rows: Vec<AuditRecord> = rows.into_iter().map(|row: Box<AuditRecord>| *row).collect();

@@ -45,6 +45,87 @@ pub fn router(
     Ok(router.layer(middleware::from_fn_with_state(max_body, every_request)))
 }
 
+/// How long a client may take to send a request's headers, and to send the
+/// next one on a kept-alive connection, before the connection is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Clients waiting in the kernel while `server.max_connections` are served.
+/// Tokio's `TcpListener::bind` leaves it at 128, which a burst of Slack retries
+/// fills; a client beyond the backlog waits seconds for its SYN to be retried.
+pub const BACKLOG: u32 = 1024;
+
+/// Listens on `bind` (`server.bind`, validated as HOST:PORT at load).
+pub fn listen(bind: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let address: std::net::SocketAddr = bind
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As Tokio's own bind does: a restarted server can take its port at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(BACKLOG)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then waits for the
+/// open connections' requests to finish (the caller bounds that wait).
+///
+/// hyper's own connection builder rather than `axum::serve`: it is the one with
+/// a header-read timer, so a client that connects and sends nothing (or
+/// trickles a header) cannot hold a connection open. At most `max_connections`
+/// are served at once; more wait in the kernel's listen backlog, so a flood of
+/// connections cannot take the file descriptors the store and the outbound
+/// clients need.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    max_connections: u32,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1) as usize));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = async {
+                let slot = slots.clone().acquire_owned().await.expect("never closed");
+                (slot, listener.accept().await)
+            } => accepted,
+        };
+        let (slot, stream) = match accepted {
+            (slot, Ok((stream, _))) => (slot, stream),
+            (_, Err(e)) => {
+                // Out of descriptors, or a connection reset before accept:
+                // wait a moment rather than spin, and keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        let connection = graceful.watch(connection);
+        metrics::gauge!("waops_http_connections").increment(1.0);
+        tokio::spawn(async move {
+            // Errors here are the client's (reset, timed out); nothing to answer.
+            let _ = connection.await;
+            metrics::gauge!("waops_http_connections").decrement(1.0);
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }

@@ -10,7 +10,7 @@
 //! - [`digests`]: the scheduler that posts subscribed digests exactly once across replicas.
 //! - [`adapters`]: frontends: console, Slack, Discord, provider webhooks.
 //! - [`app`], [`http`], [`telemetry`]: wiring, the HTTP server, logs and metrics.
-//! - [`open_files`]: the open-file budget and the listener that keeps to it.
+//! - [`workers`]: the bounded set of follow-up tasks.
 
 pub mod adapters;
 pub mod app;
@@ -21,7 +21,6 @@ pub mod digests;
 pub mod group_ref;
 pub mod http;
 pub mod invite_link;
-pub mod open_files;
 pub mod phone;
 pub mod providers;
 pub mod settings;

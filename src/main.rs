@@ -163,44 +163,16 @@ fn report(result: anyhow::Result<()>) -> u8 {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let (before, after) = waops::open_files::raise_limit();
-    if after > before {
-        tracing::info!(from = before, to = after, "open-file limit raised to the hard limit");
-    }
-    // Before migrations and the listener: a limit that cannot hold the outbound
-    // connections is a configuration error, not a server that fails under load.
-    let budget = waops::app::file_budget(&settings)?;
-    tracing::info!(
-        open_file_limit = budget.limit,
-        reserved = budget.reserved,
-        client_connections = budget.connections,
-        "open files shared out"
-    );
     let bind = settings.server.bind.clone();
-    let warm = tokio::task::spawn_blocking(waops::phone::warm_up);
+    // libphonenumber's metadata loads in about 60 ms of CPU: now, beside
+    // start-up, rather than inside the first add.
+    tokio::task::spawn_blocking(waops::phone::warm_up);
     let ctx = waops::app::build_context(settings, Clock::System).await?;
-    // Start-up (configuration, migrations, the metadata's decoding) frees more
-    // than it keeps; hand those pages back once it is over instead of idling on them.
-    tokio::spawn(async move {
-        let _ = warm.await;
-        release_free_heap();
-    });
-    let listener = waops::open_files::listen(&bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    let listener = waops::http::listen(&bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     // Handlers first: a SIGTERM right after "serving" must stop gracefully too.
     let shutdown = waops::app::shutdown_signal();
     tracing::info!(address = %listener.local_addr()?, provider = ctx.provider.kind().as_str(), "waops serving");
-    waops::app::serve_within(ctx, listener, budget, shutdown).await
-}
-
-/// Returns free heap pages to the kernel (glibc keeps them otherwise).
-fn release_free_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases memory malloc holds free; no pointer is affected.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    waops::app::serve(ctx, listener, shutdown).await
 }
 
 async fn exec(settings: Settings, principals: Vec<String>, channel: &str, text: String) -> anyhow::Result<u8> {

@@ -58,7 +58,10 @@ impl fmt::Display for E164 {
 fn country_code(digits: &str) -> Option<(u16, usize)> {
     (1..=3).find_map(|len| {
         let code: u16 = digits.get(..len)?.parse().ok()?;
-        validity::has_code(code).then_some((code, len))
+        phonenumber::metadata::DATABASE
+            .by_code(&code)
+            .is_some()
+            .then_some((code, len))
     })
 }
 
@@ -245,41 +248,12 @@ fn jid_user(text: &str) -> Option<Result<&str, String>> {
 }
 
 fn international(text: &str, _original: &str) -> Result<E164, String> {
-    if let Some(number) = plain_international(text) {
-        return Ok(number);
-    }
     let parsed = phonenumber::parse(None, text).map_err(parse_reason)?;
     valid(parsed, None)
 }
 
-/// A valid number written as `+` and digits only (the form lists and APIs
-/// mostly use), read without the crate's parser: on the ack path the parser
-/// was half of a number's cost, most of it in its shared pattern cache. Only
-/// where nothing the parser does could change the digits: the country code is
-/// the shortest known prefix, as the parser takes it, and no national prefix
-/// (trunk 0, carrier code) of any region of that code starts the rest, which
-/// the parser would strip. Anything else, and every invalid number, takes the
-/// parser's path, so refusals keep its reasons. A test compares both on every
-/// country's numbers.
-fn plain_international(text: &str) -> Option<E164> {
-    let digits = text.strip_prefix('+')?;
-    if digits.len() <= 2 || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (code, len) = country_code(digits)?;
-    let national = &digits[len..];
-    // The parser's bounds on a national number; a leading 0 is kept apart in its form.
-    if !(2..=17).contains(&national.len()) || national.starts_with('0') {
-        return None;
-    }
-    if validity::may_strip_prefix(code, national) {
-        return None;
-    }
-    validity::is_valid_national(code, national).then(|| E164(format!("+{digits}")))
-}
-
 fn valid(number: phonenumber::PhoneNumber, region: Option<country::Id>) -> Result<E164, String> {
-    if !validity::is_valid(&number) {
+    if !phonenumber::is_valid(&number) {
         // Prefer a length reason when the region's possible lengths tell one.
         let length = number.national().to_string().len() as u16;
         let lengths = number
@@ -305,8 +279,8 @@ fn valid(number: phonenumber::PhoneNumber, region: Option<country::Id>) -> Resul
         };
         return Err(reason);
     }
-    // What `number.format().mode(Mode::E164)` writes, without its search of the
-    // country's format patterns, which E.164 never uses.
+    // E.164 is `+`, the country code and the national number; the crate's
+    // formatter would search the country's display patterns to write the same.
     Ok(E164(format!("+{}{}", number.code().value(), number.national())))
 }
 
@@ -318,175 +292,6 @@ fn parse_reason(error: phonenumber::ParseError) -> String {
         TooShortAfterIdd | TooShortNsn => "too short".into(),
         TooLong => "too long".into(),
         MalformedInteger(_) => "not a phone number".into(),
-    }
-}
-
-/// `phonenumber::is_valid`, with each country's patterns compiled once.
-///
-/// The crate keeps its patterns in one shared 100-entry LRU cache behind a
-/// mutex, keyed by pattern text: every test of a number locks it and hashes
-/// each pattern with SipHash, and a team adding numbers from many countries
-/// makes it recompile patterns it evicted. On the Slack ack path that was most
-/// of the time spent on a number. The rules here are the crate's own
-/// (`validator::is_valid_with`, `source_for`, `number_type`), applied to the
-/// same pattern texts; a test checks both agree on numbers of every country.
-mod validity {
-    use std::collections::HashMap;
-    use std::sync::{Arc, OnceLock, RwLock};
-
-    use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
-    use regex::{Regex, RegexBuilder};
-
-    /// The patterns of one region's metadata, compiled.
-    struct Compiled {
-        /// `leading_digits`: which region of a shared country code a number belongs to.
-        leading: Option<Regex>,
-        /// `national_prefix_for_parsing`: what the parser strips from a national number.
-        prefix_for_parsing: Option<Regex>,
-        general: Pattern,
-        /// Fixed line, mobile, toll free, ...: a valid number matches one of them.
-        kinds: Vec<Pattern>,
-    }
-
-    /// `Descriptor::is_match`: a possible length, and the pattern matching from the first digit.
-    struct Pattern {
-        lengths: Vec<u16>,
-        re: Regex,
-    }
-
-    impl Pattern {
-        fn new(desc: &Descriptor) -> Pattern {
-            Pattern {
-                lengths: desc.possible_length().to_vec(),
-                re: anchored(desc.national_number().as_str()),
-            }
-        }
-
-        fn is_match(&self, national: &str) -> bool {
-            (self.lengths.is_empty() || self.lengths.contains(&(national.len() as u16))) && self.re.is_match(national)
-        }
-    }
-
-    /// The crate tests `find(..).start() == 0`: the leftmost match starts at the
-    /// first digit exactly when some match does, so an anchored search answers
-    /// the same without scanning the rest. The patterns are written for
-    /// whitespace-insensitive mode, as the crate compiles them; the newline
-    /// closes any comment before the group does.
-    fn anchored(source: &str) -> Regex {
-        RegexBuilder::new(&format!("^(?:{source}\n)"))
-            .ignore_whitespace(true)
-            .build()
-            .expect("libphonenumber's patterns compile, as they do in the crate")
-    }
-
-    impl Compiled {
-        fn new(meta: &Metadata) -> Compiled {
-            let d = meta.descriptors();
-            // Any one matching makes a number valid, so the order is free: the
-            // kinds people add to groups first.
-            let kinds = [
-                d.mobile(),
-                d.fixed_line(),
-                d.voip(),
-                d.personal_number(),
-                d.toll_free(),
-                d.premium_rate(),
-                d.shared_cost(),
-                d.pager(),
-                d.uan(),
-                d.voicemail(),
-            ];
-            Compiled {
-                leading: meta.leading_digits().map(|l| anchored(l.as_str())),
-                prefix_for_parsing: meta.national_prefix_for_parsing().map(|p| anchored(p.as_str())),
-                general: Pattern::new(d.general()),
-                kinds: kinds.into_iter().flatten().map(Pattern::new).collect(),
-            }
-        }
-
-        /// `number_type(..) != Type::Unknown`.
-        fn known_type(&self, national: &str) -> bool {
-            self.general.is_match(national) && self.kinds.iter().any(|k| k.is_match(national))
-        }
-    }
-
-    /// Compiled on first use, per region: a server sees a few countries, not all 250.
-    fn compiled(meta: &'static Metadata) -> Arc<Compiled> {
-        type Cache = RwLock<HashMap<(u16, &'static str), Arc<Compiled>>>;
-        static CACHE: OnceLock<Cache> = OnceLock::new();
-        let cache = CACHE.get_or_init(Cache::default);
-        let key = (meta.country_code(), meta.id());
-        if let Some(found) = cache.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return found.clone();
-        }
-        let made = Arc::new(Compiled::new(meta));
-        cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_insert(made)
-            .clone()
-    }
-
-    /// `phonenumber::is_valid`.
-    pub(super) fn is_valid(number: &phonenumber::PhoneNumber) -> bool {
-        is_valid_national(number.code().value(), &number.national().to_string())
-    }
-
-    /// `phonenumber::is_valid` of the number with this country code and national number.
-    pub(super) fn is_valid_national(code: u16, national: &str) -> bool {
-        source(code, national).is_some_and(|meta| compiled(meta).known_type(national))
-    }
-
-    /// The regions of each country code (`Database::by_code`, which builds a
-    /// vector on every call), read once.
-    fn regions_of(code: u16) -> &'static [&'static Metadata] {
-        static BY_CODE: OnceLock<Vec<Vec<&'static Metadata>>> = OnceLock::new();
-        let table = BY_CODE.get_or_init(|| (0..1000u16).map(|c| DATABASE.by_code(&c).unwrap_or_default()).collect());
-        table.get(usize::from(code)).map_or(&[], Vec::as_slice)
-    }
-
-    /// Whether `code` is a country code the parser knows.
-    pub(super) fn has_code(code: u16) -> bool {
-        !regions_of(code).is_empty()
-    }
-
-    /// Whether the parser could strip a national prefix from `national`: it
-    /// starts with the national prefix, or the prefix-for-parsing pattern
-    /// matches at its first digit, in some region of `code`.
-    pub(super) fn may_strip_prefix(code: u16, national: &str) -> bool {
-        regions_of(code).iter().any(|meta| {
-            // An empty match strips nothing; a transform rule may still rewrite.
-            let rewrites = |m: regex::Match| m.end() > 0 || meta.national_prefix_transform_rule().is_some();
-            meta.national_prefix().is_some_and(|p| national.starts_with(p))
-                || compiled(meta)
-                    .prefix_for_parsing
-                    .as_ref()
-                    .and_then(|re| re.find(national))
-                    .is_some_and(rewrites)
-        })
-    }
-
-    /// `validator::source_for`, then the metadata `is_valid_with` takes from it.
-    fn source(code: u16, national: &str) -> Option<&'static Metadata> {
-        let regions = DATABASE.region(&code)?;
-        if let [only] = regions[..] {
-            if only == "001" {
-                return DATABASE.by_code(&code)?.into_iter().next();
-            }
-            only.parse::<phonenumber::country::Id>().ok()?;
-            return DATABASE.by_id(only);
-        }
-        regions.into_iter().find_map(|region| {
-            let meta = DATABASE.by_id(region)?;
-            let compiled = compiled(meta);
-            let belongs = match &compiled.leading {
-                Some(leading) => leading.is_match(national),
-                None => compiled.known_type(national),
-            };
-            // The crate unwraps this parse; a region it cannot name is no source here.
-            (belongs && region.parse::<phonenumber::country::Id>().is_ok()).then_some(meta)
-        })
     }
 }
 
@@ -655,141 +460,5 @@ mod tests {
         assert_eq!(region(" DE "), Some(country::Id::DE));
         assert!(region("XX").is_none());
         assert!(region("Germany").is_none());
-    }
-
-    /// Pseudo-random numbers that repeat from run to run (xorshift64).
-    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
-        move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        }
-    }
-
-    /// `validity::is_valid` must say what `phonenumber::is_valid` says, and the
-    /// E.164 text must be the crate's. Inputs: every example number in the
-    /// metadata (every region, every number type), each also with a digit
-    /// changed, one dropped and one added, and pseudo-random digit strings after
-    /// every country code, so both valid and invalid numbers of every country,
-    /// shared country codes (+1, +7, +44, ...) included, are compared.
-    #[test]
-    fn validity_agrees_with_the_crate_on_every_country() {
-        use phonenumber::metadata::DATABASE;
-        let mut inputs = Vec::new();
-        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
-        for meta in DATABASE.iter() {
-            let code = meta.country_code();
-            let d = meta.descriptors();
-            let descs = [
-                Some(d.general()),
-                d.fixed_line(),
-                d.mobile(),
-                d.toll_free(),
-                d.premium_rate(),
-                d.shared_cost(),
-                d.personal_number(),
-                d.voip(),
-                d.pager(),
-                d.uan(),
-                d.voicemail(),
-            ];
-            for example in descs.into_iter().flatten().filter_map(|d| d.example()) {
-                inputs.push(format!("+{code}{example}"));
-                let mut changed: Vec<u8> = example.bytes().collect();
-                let at = next() as usize % changed.len();
-                changed[at] = b'0' + ((changed[at] - b'0' + 1 + (next() % 9) as u8) % 10);
-                inputs.push(format!("+{code}{}", String::from_utf8(changed).unwrap()));
-                inputs.push(format!("+{code}{}", &example[..example.len() - 1]));
-                inputs.push(format!("+{code}{example}{}", next() % 10));
-            }
-            for _ in 0..20 {
-                let len = 4 + next() as usize % 10;
-                let digits: String = (0..len).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
-                inputs.push(format!("+{code}{digits}"));
-            }
-        }
-        let (mut valid_count, mut invalid_count) = (0, 0);
-        for input in &inputs {
-            let Ok(number) = phonenumber::parse(None, input) else {
-                continue;
-            };
-            let crate_says = phonenumber::is_valid(&number);
-            assert_eq!(validity::is_valid(&number), crate_says, "{input}");
-            if crate_says {
-                valid_count += 1;
-                let ours = valid(number.clone(), None).unwrap();
-                assert_eq!(
-                    ours.as_str(),
-                    number.format().mode(phonenumber::Mode::E164).to_string(),
-                    "{input}"
-                );
-            } else {
-                invalid_count += 1;
-            }
-        }
-        // Both sides of the comparison were exercised, in numbers.
-        assert!(
-            valid_count > 1_000 && invalid_count > 1_000,
-            "{valid_count} valid, {invalid_count} invalid"
-        );
-    }
-
-    /// `plain_international` must give what the parser's path gives wherever it
-    /// answers, and answer for most valid numbers. Inputs as above (every
-    /// country's example numbers, changed, shortened, lengthened, and random
-    /// digits after every country code), plus national prefixes written after
-    /// the country code (`+44 0...`), which the parser strips.
-    #[test]
-    fn plain_international_numbers_read_as_the_parser_reads_them() {
-        use phonenumber::metadata::DATABASE;
-        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
-        // (input, whether it is an example number as written in E.164)
-        let mut inputs: Vec<(String, bool)> = Vec::new();
-        for meta in DATABASE.iter() {
-            let code = meta.country_code();
-            let d = meta.descriptors();
-            let descs = [Some(d.general()), d.fixed_line(), d.mobile(), d.toll_free(), d.voip()];
-            for example in descs.into_iter().flatten().filter_map(|d| d.example()) {
-                inputs.push((format!("+{code}{example}"), true));
-                inputs.push((format!("+{code}{}", &example[..example.len() - 1]), false));
-                inputs.push((format!("+{code}{example}{}", next() % 10), false));
-                if let Some(prefix) = meta.national_prefix() {
-                    inputs.push((format!("+{code}{prefix}{example}"), false));
-                }
-            }
-            for _ in 0..30 {
-                let len = 2 + next() as usize % 16;
-                let digits: String = (0..len).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
-                inputs.push((format!("+{code}{digits}"), false));
-            }
-        }
-        for _ in 0..2_000 {
-            let len = 1 + next() as usize % 19;
-            let digits: String = (0..len).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
-            inputs.push((format!("+{digits}"), false));
-        }
-        let (mut answered, mut examples, mut examples_answered) = (0, 0, 0);
-        for (input, example) in &inputs {
-            let parser = phonenumber::parse(None, input)
-                .map_err(parse_reason)
-                .and_then(|n| valid(n, None));
-            let plain = plain_international(input);
-            if let Some(number) = &plain {
-                answered += 1;
-                assert_eq!(Ok(number), parser.as_ref(), "{input}");
-            }
-            assert_eq!(international(input, input), parser, "{input}");
-            if *example && parser.is_ok() {
-                examples += 1;
-                examples_answered += usize::from(plain.is_some());
-            }
-        }
-        // Most valid numbers written in E.164 are read without the parser.
-        assert!(
-            answered > 1_000 && examples_answered * 10 > examples * 9,
-            "{examples_answered} of {examples} valid examples answered, {answered} of {} inputs",
-            inputs.len()
-        );
     }
 }

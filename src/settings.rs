@@ -93,6 +93,8 @@ pub struct ServerSettings {
     pub shutdown_grace_s: u64,
     /// Commands running off the request path at once; beyond it users get "busy, try again".
     pub max_in_flight: u32,
+    /// Client connections served at once; more wait in the listen backlog.
+    pub max_connections: u32,
 }
 
 /// `[log]`
@@ -434,6 +436,7 @@ impl Settings {
         let counts = [
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
             ("server.max_in_flight", u64::from(self.server.max_in_flight)),
+            ("server.max_connections", u64::from(self.server.max_connections)),
             ("limits.max_numbers_per_add", self.limits.max_numbers_per_add as u64),
             ("digests.tick_s", self.digests.tick_s),
             ("digests.lease_s", self.digests.lease_s),

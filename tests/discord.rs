@@ -591,29 +591,3 @@ async fn a_repeated_interaction_id_runs_once() {
     assert_eq!(h.app.audited("invite").await, 1, "the command ran once");
     assert!(h.calls.try_recv().is_err(), "one answer");
 }
-
-/// Follow-ups hold at most `CHAT_CONNECTIONS` requests in flight to Discord,
-/// the rest waiting their turn, so a burst of commands reuses that many
-/// connections instead of opening one each. Every call still gets through.
-#[tokio::test]
-async fn a_burst_of_follow_ups_holds_at_most_the_chat_connections() {
-    use waops::open_files::CHAT_CONNECTIONS;
-    let discord = MockServer::start().await;
-    let fake = common::Slow::new(Duration::from_millis(300), json!({"id": "m1"}));
-    Mock::given(method("POST"))
-        .and(path_regex(format!("^/api/webhooks/{APP}/t[0-9]+$")))
-        .respond_with(fake.clone())
-        .mount(&discord)
-        .await;
-    let client = std::sync::Arc::new(discord_client(&discord));
-    let calls = CHAT_CONNECTIONS as usize + 16;
-    let mut burst = tokio::task::JoinSet::new();
-    for i in 0..calls {
-        let client = client.clone();
-        burst.spawn(async move { client.follow_up(&format!("t{i}"), &json!({"content": "done"})).await });
-    }
-    while let Some(answer) = burst.join_next().await {
-        answer.unwrap().expect("every follow-up gets through");
-    }
-    fake.assert_at_most_in_flight(CHAT_CONNECTIONS as usize, calls);
-}

@@ -612,29 +612,3 @@ async fn chunked_post(base: &str, path: &str, body: &str) -> String {
     let _ = s.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
 }
-
-/// Posts to `response_url`s hold at most `CHAT_CONNECTIONS` requests in flight,
-/// the rest waiting their turn; every post still gets through.
-#[tokio::test]
-async fn a_burst_of_responses_holds_at_most_the_chat_connections() {
-    use waops::open_files::CHAT_CONNECTIONS;
-    let slack = MockServer::start().await;
-    let fake = common::Slow::new(Duration::from_millis(300), json!({"ok": true}));
-    Mock::given(method("POST"))
-        .and(path("/hooks/r1"))
-        .respond_with(fake.clone())
-        .mount(&slack)
-        .await;
-    let client = std::sync::Arc::new(slack_client(&slack));
-    let url = format!("{}/hooks/r1", slack.uri());
-    let calls = CHAT_CONNECTIONS as usize + 16;
-    let mut burst = tokio::task::JoinSet::new();
-    for _ in 0..calls {
-        let (client, url) = (client.clone(), url.clone());
-        burst.spawn(async move { client.respond(&url, &json!({"text": "done"})).await });
-    }
-    while let Some(answer) = burst.join_next().await {
-        answer.unwrap().expect("every post gets through");
-    }
-    fake.assert_at_most_in_flight(CHAT_CONNECTIONS as usize, calls);
-}

@@ -71,9 +71,10 @@ pub type ErrorMapper = fn(StatusCode, &[u8]) -> Option<ProviderErrorKind>;
 
 /// The shared HTTP machinery of one provider account.
 pub struct ApiClient {
-    /// At most `provider.max_connections` requests in flight, and as many idle
-    /// connections kept between them.
-    http: crate::open_files::Outbound,
+    http: reqwest::Client,
+    /// At most `provider.max_connections` requests in flight: a burst of adds
+    /// reuses a few kept-alive connections instead of opening one each.
+    connections: tokio::sync::Semaphore,
     base: Url,
     limiter: DefaultDirectRateLimiter,
     max_retries: u32,
@@ -106,17 +107,18 @@ impl ApiClient {
             settings.base_url.trim()
         };
         let base = Url::parse(base)?;
-        let http = crate::open_files::Outbound::new(
-            reqwest::Client::builder()
-                .timeout(Duration::from_millis(settings.timeout_ms))
-                .connect_timeout(Duration::from_millis(settings.timeout_ms.min(5_000)))
-                .user_agent(concat!("waops/", env!("CARGO_PKG_VERSION"))),
-            settings.max_connections,
-        )?;
+        let connections = settings.max_connections.max(1) as usize;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(settings.timeout_ms))
+            .connect_timeout(Duration::from_millis(settings.timeout_ms.min(5_000)))
+            .pool_max_idle_per_host(connections)
+            .user_agent(concat!("waops/", env!("CARGO_PKG_VERSION")))
+            .build()?;
         let rate = NonZeroU32::new(settings.rate_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
         Ok(ApiClient {
             http,
+            connections: tokio::sync::Semaphore::new(connections),
             base,
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             max_retries: settings.max_retries,
@@ -151,11 +153,10 @@ impl ApiClient {
         loop {
             // The connection first, then the quota: a request that waited for a
             // connection must not go out on a quota granted before the wait.
-            let connection = self.http.slot().await;
+            let connection = self.connections.acquire().await.expect("never closed");
             self.wait_for_quota().await;
             let mut builder = self
                 .http
-                .http()
                 .request(request.method.clone(), request.url.clone())
                 .headers(self.headers.clone());
             if let Some(body) = &request.body {

@@ -289,7 +289,7 @@ impl LocalKeys {
             spilled_until: None,
         }));
         let written = state.clone();
-        crate::workers::spawn_store_writer(super::write_batches(rx, BATCH, move |rows| {
+        tokio::spawn(super::write_batches(rx, BATCH, move |rows| {
             let (pool, state) = (pool.clone(), written.clone());
             async move {
                 let written = write_with_retries(&pool, &rows).await;

@@ -218,13 +218,13 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, requ
     let task_inv = inv.clone();
     let interrupted = {
         let (d, inv, token) = (d.clone(), inv.clone(), token.clone());
-        move || async move {
+        async move {
             deliver(&d.client, &token, messages::interrupted(&inv.request_id), ephemeral).await;
             commands::record_interrupted(&d.ctx, &inv).await;
         }
     };
     let started = d.workers.try_spawn_interruptible(
-        move || async move {
+        async move {
             // Each step boxed, so the task holds only the step running now.
             let reply = Box::pin(commands::run_later(&task.ctx, &task_inv, later, None)).await;
             Box::pin(deliver(&task.client, &token, reply, ephemeral)).await;
@@ -293,7 +293,7 @@ async fn component(d: Arc<Discord>, interaction: Interaction<'_>, request_id: St
     let apply = action == "apply";
     let confirmation = confirmation.to_string();
     let task = d.clone();
-    let started = d.workers.try_spawn(move || async move {
+    let started = d.workers.try_spawn(async move {
         let d = task;
         let caller = principals[0].to_string();
         let now = d.ctx.clock.now();

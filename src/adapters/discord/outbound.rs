@@ -27,8 +27,7 @@ pub enum DiscordError {
 
 /// The Discord REST client.
 pub struct DiscordClient {
-    /// At most `CHAT_CONNECTIONS` requests in flight (`open_files`).
-    http: crate::open_files::Outbound,
+    http: reqwest::Client,
     api_url: String,
     application_id: String,
     bot_token: Secret,
@@ -38,10 +37,7 @@ impl DiscordClient {
     /// Builds the client from settings.
     pub fn new(settings: &DiscordSettings) -> anyhow::Result<Self> {
         Ok(DiscordClient {
-            http: crate::open_files::Outbound::new(
-                reqwest::Client::builder().timeout(Duration::from_secs(10)),
-                crate::open_files::CHAT_CONNECTIONS,
-            )?,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?,
             api_url: settings.api_url.trim_end_matches('/').to_string(),
             application_id: settings.application_id.clone(),
             bot_token: settings.bot_token.clone(),
@@ -106,8 +102,7 @@ impl DiscordClient {
         loop {
             attempt += 1;
             let last = attempt >= ATTEMPTS;
-            let connection = self.http.slot().await;
-            let mut request = self.http.http().request(method.clone(), url);
+            let mut request = self.http.request(method.clone(), url);
             if bot {
                 request = request.header("authorization", format!("Bot {}", self.bot_token.expose()));
             }
@@ -117,8 +112,6 @@ impl DiscordClient {
             let response = match request.send().await {
                 Ok(r) => r,
                 Err(e) if e.is_connect() && !last => {
-                    // Not held through a retry's wait.
-                    drop(connection);
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                     continue;
                 }
@@ -133,7 +126,6 @@ impl DiscordClient {
             let status = response.status();
             let header_wait = crate::providers::http::wait_hint(response.headers(), chrono::Utc::now());
             let text = response.text().await.unwrap_or_default();
-            drop(connection);
             let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 // Discord puts the wait in the body (`retry_after`, seconds) and in Retry-After.

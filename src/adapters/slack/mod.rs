@@ -186,13 +186,13 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
     let task_inv = inv.clone();
     let interrupted = {
         let (slack, inv, url) = (slack.clone(), inv.clone(), response_url.clone());
-        move || async move {
+        async move {
             post(&slack.client, &url, &messages::interrupted(&inv.request_id), false).await;
             commands::record_interrupted(&slack.ctx, &inv).await;
         }
     };
     let started = slack.workers.try_spawn_interruptible(
-        move || async move {
+        async move {
             let slack = task_slack;
             let mut inv = task_inv;
             // Decided on the ack path with user groups that were fresh then;
@@ -242,7 +242,7 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
     let task_slack = slack.clone();
     let task_url = response_url.clone();
     // The confirmation is consumed inside the task, so a full pool never eats an Apply.
-    let started = slack.workers.try_spawn(move || async move {
+    let started = slack.workers.try_spawn(async move {
         let slack = task_slack;
         let principal = format!("slack:user:{user_id}");
         let now = slack.ctx.clock.now();

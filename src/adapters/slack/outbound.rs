@@ -30,8 +30,7 @@ pub enum SlackError {
 
 /// The Slack client (bot token for the Web API).
 pub struct SlackClient {
-    /// At most `CHAT_CONNECTIONS` requests in flight (`open_files`).
-    http: crate::open_files::Outbound,
+    http: reqwest::Client,
     api_url: String,
     bot_token: Secret,
 }
@@ -39,10 +38,7 @@ pub struct SlackClient {
 impl SlackClient {
     /// Builds the client from settings.
     pub fn new(settings: &SlackSettings) -> anyhow::Result<Self> {
-        let http = crate::open_files::Outbound::new(
-            reqwest::Client::builder().timeout(Duration::from_secs(10)),
-            crate::open_files::CHAT_CONNECTIONS,
-        )?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
         Ok(SlackClient {
             http,
             api_url: settings.api_url.trim_end_matches('/').to_string(),
@@ -52,9 +48,7 @@ impl SlackClient {
 
     /// Posts a message body to a `response_url`.
     pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), SlackError> {
-        self.send(|| self.http.http().post(response_url).json(body))
-            .await
-            .map(|_| ())
+        self.send(|| self.http.post(response_url).json(body)).await.map(|_| ())
     }
 
     /// Members of a user group (`usergroups.users.list`).
@@ -63,7 +57,6 @@ impl SlackClient {
         let body = self
             .send(|| {
                 self.http
-                    .http()
                     .get(&url)
                     .bearer_auth(self.bot_token.expose())
                     .query(&[("usergroup", usergroup)])
@@ -85,13 +78,7 @@ impl SlackClient {
             o.remove("response_type");
         }
         let answer = self
-            .send(|| {
-                self.http
-                    .http()
-                    .post(&url)
-                    .bearer_auth(self.bot_token.expose())
-                    .json(&body)
-            })
+            .send(|| self.http.post(&url).bearer_auth(self.bot_token.expose()).json(&body))
             .await?;
         Ok(answer.get("ts").and_then(Value::as_str).unwrap_or_default().to_string())
     }
@@ -110,7 +97,7 @@ impl SlackClient {
         let oldest = format!("{}.000000", after.timestamp());
         let body = self
             .send(|| {
-                self.http.http().get(&url).bearer_auth(self.bot_token.expose()).query(&[
+                self.http.get(&url).bearer_auth(self.bot_token.expose()).query(&[
                     ("channel", channel),
                     ("oldest", oldest.as_str()),
                     ("include_all_metadata", "true"),
@@ -138,12 +125,9 @@ impl SlackClient {
         loop {
             attempt += 1;
             let last = attempt >= ATTEMPTS;
-            let connection = self.http.slot().await;
             let response = match build().send().await {
                 Ok(r) => r,
                 Err(e) if e.is_connect() && !last => {
-                    // Not held through a retry's wait.
-                    drop(connection);
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                     continue;
                 }
@@ -165,7 +149,6 @@ impl SlackClient {
                         wait_ms = wait.as_millis() as u64,
                         "Slack busy; retrying"
                     );
-                    drop(connection);
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -178,7 +161,6 @@ impl SlackClient {
                 .text()
                 .await
                 .map_err(|_| SlackError::Transport("body not read".into()))?;
-            drop(connection);
             // response_url answers plain "ok"; the Web API answers JSON with `ok`.
             let Ok(json) = serde_json::from_str::<Value>(&text) else {
                 return Ok(Value::Null);

@@ -11,7 +11,7 @@ use waops::store::{AuditRecord, Store};
 
 fn row(i: usize) -> AuditRecord {
     AuditRecord {
-        at: chrono::Utc::now(),
+        at: jiff::Timestamp::now(),
         request_id: format!("bench-{i}"),
         platform: "slack".into(),
         principal: "slack:user:U1".into(),

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::json;
 use waops::settings::{LoadOptions, Settings};
 use waops::store::{JournalEntry, Subscription};
@@ -70,7 +70,7 @@ async fn bench(
     concurrency: usize,
 ) -> anyhow::Result<()> {
     let fake = fake_chat().await?;
-    let start: DateTime<Utc> = "2026-11-24T12:00:00Z".parse()?;
+    let start: Timestamp = "2026-11-24T12:00:00Z".parse()?;
     let ctx = waops::app::build_context(
         settings(store_url, &fake, concurrency)?,
         waops::core::Clock::Fixed(start),
@@ -100,18 +100,18 @@ async fn bench(
     let mut empty = Vec::new();
     let mut posting = Vec::new();
     for run in 0..runs as i64 {
-        let window = start + chrono::Duration::seconds(2 * run * every);
+        let window = start + jiff::SignedDuration::from_secs(2 * run * every);
         let t = Instant::now();
-        let r = scheduler.tick(window + chrono::Duration::seconds(30)).await?;
+        let r = scheduler.tick(window + jiff::SignedDuration::from_secs(30)).await?;
         idle.push(t.elapsed());
         assert_eq!(r.claimed, 0);
 
         let t = Instant::now();
-        let r = scheduler.tick(window + chrono::Duration::seconds(every)).await?;
+        let r = scheduler.tick(window + jiff::SignedDuration::from_secs(every)).await?;
         empty.push(t.elapsed());
         assert_eq!((r.empty, r.failed), (subscriptions, 0), "{r:?}");
 
-        let at = window + chrono::Duration::seconds(every + 1);
+        let at = window + jiff::SignedDuration::from_secs(every + 1);
         ctx.store
             .record_event(&JournalEntry {
                 provider: "wuts".into(),
@@ -126,7 +126,9 @@ async fn bench(
             })
             .await?;
         let t = Instant::now();
-        let r = scheduler.tick(window + chrono::Duration::seconds(2 * every)).await?;
+        let r = scheduler
+            .tick(window + jiff::SignedDuration::from_secs(2 * every))
+            .await?;
         posting.push(t.elapsed());
         assert_eq!((r.posted, r.failed), (subscriptions, 0), "{r:?}");
     }

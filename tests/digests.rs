@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use jiff::{SignedDuration as Duration, Timestamp};
 use serde_json::{json, Value};
 use waops::core::Context;
 use waops::digests::Scheduler;
@@ -19,7 +19,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 const SALES: &str = "120363041234567890@g.us";
 const SUPPORT: &str = "120363039000000001@g.us";
 
-fn t0() -> DateTime<Utc> {
+fn t0() -> Timestamp {
     common::NOW.parse().unwrap()
 }
 
@@ -89,7 +89,7 @@ fn subscription(
     channel: &str,
     group: &str,
     every_s: i64,
-    created: DateTime<Utc>,
+    created: Timestamp,
 ) -> Subscription {
     Subscription {
         id: id.into(),
@@ -109,7 +109,7 @@ fn subscription(
     }
 }
 
-fn event(id: &str, group: &str, kind: &str, subject: &str, at: DateTime<Utc>) -> JournalEntry {
+fn event(id: &str, group: &str, kind: &str, subject: &str, at: Timestamp) -> JournalEntry {
     JournalEntry {
         provider: "wuts".into(),
         event_id: id.into(),
@@ -175,7 +175,7 @@ async fn a_digest_lists_the_windows_changes_per_kind_with_masked_numbers() {
     let server = fake(0).await;
     let dir = tempfile::tempdir().unwrap();
     let (ctx, scheduler) = replica(&sqlite_url(&dir), &toml(&server.uri(), "wuts", ""), "r1").await;
-    let start = t0() - Duration::hours(2);
+    let start = t0() - Duration::from_hours(2);
     subscribe(&ctx, subscription("s-sales", "slack", "C1", SALES, 3600, start)).await;
     subscribe(&ctx, subscription("s-all", "discord", "555", "*", 7200, start)).await;
     // Windows: [10:00, 11:00) and [11:00, 12:00) for the hourly one, [10:00, 12:00) for `*`.
@@ -185,22 +185,28 @@ async fn a_digest_lists_the_windows_changes_per_kind_with_masked_numbers() {
             SALES,
             "joined",
             "4915112345678@c.us",
-            start + Duration::minutes(5),
+            start + Duration::from_mins(5),
         ),
         event(
             "e2",
             SALES,
             "joined",
             "4915112345679@c.us",
-            start + Duration::minutes(6),
+            start + Duration::from_mins(6),
         ),
-        event("e3", SALES, "left", "4915112345670@c.us", start + Duration::minutes(70)),
+        event(
+            "e3",
+            SALES,
+            "left",
+            "4915112345670@c.us",
+            start + Duration::from_mins(70),
+        ),
         event(
             "e4",
             SUPPORT,
             "added",
             "4915112349999@c.us",
-            start + Duration::minutes(80),
+            start + Duration::from_mins(80),
         ),
         // Outside every closed window: at 12:00 exactly, the next window's start.
         event("e5", SALES, "removed", "4915112340001@c.us", t0()),
@@ -275,7 +281,7 @@ async fn a_digest_lists_the_windows_changes_per_kind_with_masked_numbers() {
 
     // Both cursors moved past `now`, and the posted windows are recorded.
     let (ws, we, error) = ctx.store.digest_cursor("s-sales").await.unwrap().unwrap();
-    assert_eq!((ws, we, error), (t0(), t0() + Duration::hours(1), None));
+    assert_eq!((ws, we, error), (t0(), t0() + Duration::from_hours(1), None));
     assert_eq!(ctx.store.posted_digests("s-sales").await.unwrap().len(), 2);
     assert_eq!(
         ctx.store.posted_digests("s-all").await.unwrap()[0].2,
@@ -290,11 +296,11 @@ async fn digests_from_the_providers_own_history() {
     let server = fake(0).await;
     let dir = tempfile::tempdir().unwrap();
     let (ctx, scheduler) = replica(&sqlite_url(&dir), &toml(&server.uri(), "sandbox", ""), "r1").await;
-    let start = t0() - Duration::days(3);
+    let start = t0() - Duration::from_hours(24 * 3);
     subscribe(&ctx, subscription("s1", "slack", "C1", SALES, 86_400, start)).await;
     let gid = waops::group_ref::GroupId::parse(SALES).unwrap();
     let seeded = ctx.provider.history(&gid, start).await.unwrap();
-    let last_end: DateTime<Utc> = "2026-11-24T00:00:00Z".parse().unwrap();
+    let last_end: Timestamp = "2026-11-24T00:00:00Z".parse().unwrap();
     let expected = seeded.iter().filter(|e| e.at < last_end).count();
     assert!(expected > 0, "the sandbox seeds events in these windows");
 
@@ -334,7 +340,7 @@ async fn empty_windows_post_nothing_unless_post_empty() {
         let (ctx, scheduler) = replica(&sqlite_url(&dir), &toml(&server.uri(), "wuts", &extra), "r1").await;
         subscribe(
             &ctx,
-            subscription("s1", "slack", "C1", SALES, 60, t0() - Duration::minutes(3)),
+            subscription("s1", "slack", "C1", SALES, 60, t0() - Duration::from_mins(3)),
         )
         .await;
         let report = scheduler.tick(t0()).await.unwrap();
@@ -360,7 +366,7 @@ async fn a_restart_does_not_post_again() {
         let (ctx, scheduler) = replica(&url, &config, "before").await;
         subscribe(
             &ctx,
-            subscription("s1", "slack", "C1", SALES, 60, t0() - Duration::minutes(5)),
+            subscription("s1", "slack", "C1", SALES, 60, t0() - Duration::from_mins(5)),
         )
         .await;
         assert_eq!(scheduler.tick(t0()).await.unwrap().posted, 5);
@@ -371,8 +377,8 @@ async fn a_restart_does_not_post_again() {
         scheduler.tick(t0()).await.unwrap(),
         waops::digests::TickReport::default()
     );
-    assert_eq!(scheduler.tick(t0() + Duration::seconds(59)).await.unwrap().posted, 0);
-    assert_eq!(scheduler.tick(t0() + Duration::minutes(1)).await.unwrap().posted, 1);
+    assert_eq!(scheduler.tick(t0() + Duration::from_secs(59)).await.unwrap().posted, 0);
+    assert_eq!(scheduler.tick(t0() + Duration::from_mins(1)).await.unwrap().posted, 1);
     let posted = posts(&server).await;
     assert_eq!(posted.len(), 6);
     assert!(posted.values().all(|bodies| bodies.len() == 1), "every window once");
@@ -404,12 +410,18 @@ async fn a_failed_post_is_retried_next_tick_and_never_skipped() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let (ctx, scheduler) = replica(&sqlite_url(&dir), &toml(&server.uri(), "wuts", ""), "r1").await;
-    let start = t0() - Duration::minutes(2);
+    let start = t0() - Duration::from_mins(2);
     subscribe(&ctx, subscription("s1", "slack", "C1", SALES, 60, start)).await;
     journal(&ctx, event("e1", SALES, "joined", "4915112345678@c.us", start)).await;
     journal(
         &ctx,
-        event("e2", SALES, "left", "4915112345678@c.us", start + Duration::seconds(61)),
+        event(
+            "e2",
+            SALES,
+            "left",
+            "4915112345678@c.us",
+            start + Duration::from_secs(61),
+        ),
     )
     .await;
 
@@ -421,7 +433,7 @@ async fn a_failed_post_is_retried_next_tick_and_never_skipped() {
     // The same tick instant does not retry at once.
     assert_eq!(scheduler.tick(t0()).await.unwrap().claimed, 0);
 
-    let second = scheduler.tick(t0() + Duration::seconds(1)).await.unwrap();
+    let second = scheduler.tick(t0() + Duration::from_secs(1)).await.unwrap();
     assert_eq!((second.posted, second.failed), (2, 0));
     let received = server.received_requests().await.unwrap();
     assert_eq!(requests_to(&received, "/conversations.history"), 1);
@@ -437,7 +449,7 @@ async fn a_failed_post_is_retried_next_tick_and_never_skipped() {
     let posted = ctx.store.posted_digests("s1").await.unwrap();
     assert_eq!(
         posted.iter().map(|p| p.0).collect::<Vec<_>>(),
-        [start, start + Duration::minutes(1)]
+        [start, start + Duration::from_mins(1)]
     );
 }
 
@@ -446,7 +458,7 @@ async fn a_post_recorded_by_nobody_is_found_in_slack_instead_of_posted_twice() {
     let server = fake(0).await;
     let dir = tempfile::tempdir().unwrap();
     let (ctx, scheduler) = replica(&sqlite_url(&dir), &toml(&server.uri(), "wuts", ""), "r2").await;
-    let start = t0() - Duration::minutes(1);
+    let start = t0() - Duration::from_mins(1);
     subscribe(&ctx, subscription("s1", "slack", "C1", SALES, 60, start)).await;
     journal(&ctx, event("e1", SALES, "joined", "4915112345678@c.us", start)).await;
     // Replica r1 claimed the window, began its post and died before recording it.
@@ -467,16 +479,16 @@ async fn a_post_recorded_by_nobody_is_found_in_slack_instead_of_posted_twice() {
         .respond_with(
             ResponseTemplate::new(200).set_body_json(json!({"ok": true, "messages": [
                 {"ts": "1764000000.000777", "metadata": {"event_type": "waops_digest",
-                  "event_payload": {"subscription": "s1", "window_start": start.timestamp_millis()}}}
+                  "event_payload": {"subscription": "s1", "window_start": start.as_millisecond()}}}
             ]})),
         )
         .mount(&server)
         .await;
 
     // While r1's lease runs, nobody else touches the window.
-    assert_eq!(scheduler.tick(t0() + Duration::seconds(59)).await.unwrap().claimed, 0);
+    assert_eq!(scheduler.tick(t0() + Duration::from_secs(59)).await.unwrap().claimed, 0);
     // After it expires, r2 takes over, finds r1's message and records it.
-    let report = scheduler.tick(t0() + Duration::seconds(60)).await.unwrap();
+    let report = scheduler.tick(t0() + Duration::from_secs(60)).await.unwrap();
     assert_eq!((report.claimed, report.posted), (1, 1));
     let received = server.received_requests().await.unwrap();
     assert_eq!(requests_to(&received, "/chat.postMessage"), 0);
@@ -487,7 +499,7 @@ async fn a_post_recorded_by_nobody_is_found_in_slack_instead_of_posted_twice() {
     let query: BTreeMap<String, String> = history.url.query_pairs().into_owned().collect();
     assert_eq!(query["channel"], "C1");
     assert_eq!(query["include_all_metadata"], "true");
-    assert_eq!(query["oldest"], format!("{}.000000", t0().timestamp()));
+    assert_eq!(query["oldest"], format!("{}.000000", t0().as_second()));
     assert_eq!(ctx.store.posted_digests("s1").await.unwrap()[0].2, "1764000000.000777");
 }
 
@@ -503,7 +515,7 @@ async fn a_crashed_replicas_lease_expires_and_another_takes_over() {
     .await;
     subscribe(
         &ctx,
-        subscription("s1", "discord", "555", SALES, 60, t0() - Duration::minutes(1)),
+        subscription("s1", "discord", "555", SALES, 60, t0() - Duration::from_mins(1)),
     )
     .await;
     let platforms = Platforms {
@@ -516,15 +528,15 @@ async fn a_crashed_replicas_lease_expires_and_another_takes_over() {
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
-    assert_eq!(scheduler.tick(t0() + Duration::seconds(30)).await.unwrap().claimed, 0);
-    let report = scheduler.tick(t0() + Duration::seconds(61)).await.unwrap();
+    assert_eq!(scheduler.tick(t0() + Duration::from_secs(30)).await.unwrap().claimed, 0);
+    let report = scheduler.tick(t0() + Duration::from_secs(61)).await.unwrap();
     assert_eq!(
         (report.claimed, report.posted),
         (1, 2),
         "the window r1 held and the one after it"
     );
     // r1 comes back and tries to move the cursor it no longer owns: refused.
-    let next = t0() + Duration::minutes(1);
+    let next = t0() + Duration::from_mins(1);
     assert!(!ctx
         .store
         .close_digest_window(&taken[0], None, "r1", next, next, None)
@@ -541,7 +553,7 @@ async fn race(store_url: &str, windows_per_subscription: i64) {
     let config = toml(&server.uri(), "wuts", "post_empty = true");
     let (ctx_a, a) = replica(store_url, &config, "replica-a").await;
     let (_ctx_b, b) = replica(store_url, &config, "replica-b").await;
-    let start = t0() - Duration::seconds(windows_per_subscription);
+    let start = t0() - Duration::from_secs(windows_per_subscription);
     let mut nonces = BTreeMap::new();
     for i in 0..12 {
         let platform = if i % 2 == 0 { "slack" } else { "discord" };
@@ -551,12 +563,12 @@ async fn race(store_url: &str, windows_per_subscription: i64) {
             for w in 0..windows_per_subscription {
                 let claimed = waops::store::Claimed {
                     subscription: s.clone(),
-                    window_start: start + Duration::seconds(w),
-                    window_end: start + Duration::seconds(w + 1),
+                    window_start: start + Duration::from_secs(w),
+                    window_end: start + Duration::from_secs(w + 1),
                 };
                 nonces.insert(
                     waops::digests::nonce(&claimed),
-                    (s.id.clone(), claimed.window_start.timestamp_millis()),
+                    (s.id.clone(), claimed.window_start.as_millisecond()),
                 );
             }
         }
@@ -567,7 +579,7 @@ async fn race(store_url: &str, windows_per_subscription: i64) {
         .step_by(7)
         .chain([windows_per_subscription])
     {
-        let now = start + Duration::seconds(step);
+        let now = start + Duration::from_secs(step);
         let (ra, rb) = tokio::join!(a.tick(now), b.tick(now));
         let (ra, rb) = (ra.unwrap(), rb.unwrap());
         assert_eq!(ra.failed + rb.failed + ra.lost + rb.lost, 0, "{ra:?} {rb:?}");
@@ -632,7 +644,7 @@ async fn serve_runs_the_scheduler_and_stops_with_the_server() {
     let (ctx, _) = replica(&sqlite_url(&dir), &config, "unused").await;
     subscribe(
         &ctx,
-        subscription("s1", "slack", "C9", SALES, 60, t0() - Duration::minutes(2)),
+        subscription("s1", "slack", "C9", SALES, 60, t0() - Duration::from_mins(2)),
     )
     .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

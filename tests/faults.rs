@@ -101,7 +101,7 @@ impl Chat {
             ("trigger_id", &uuid::Uuid::new_v4().to_string()),
         ])
         .unwrap();
-        let ts = self.app.ctx.clock.now().timestamp().to_string();
+        let ts = self.app.ctx.clock.now().as_second().to_string();
         let r = reqwest::Client::new()
             .post(format!("{}/slack/commands", self.base))
             .header("x-slack-request-timestamp", &ts)

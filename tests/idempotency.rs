@@ -176,7 +176,7 @@ async fn claims_are_decided_once_across_store_handles_on_postgres() {
     let a = waops::store::Store::connect(&url).await.unwrap();
     a.migrate().await.unwrap();
     let b = waops::store::Store::connect(&url).await.unwrap();
-    let now: chrono::DateTime<chrono::Utc> = common::NOW.parse().unwrap();
+    let now: jiff::Timestamp = common::NOW.parse().unwrap();
     let ttl = std::time::Duration::from_secs(120);
     let mut tasks = Vec::new();
     for i in 0..40 {
@@ -201,12 +201,17 @@ async fn claims_are_decided_once_across_store_handles_on_postgres() {
         }
     );
     // Expired: the next claim is new again, and purging removes what is left.
-    let later = now + chrono::Duration::seconds(121);
+    let later = now + jiff::SignedDuration::from_secs(121);
     assert_eq!(
         b.claim_key("k1", later, ttl).await.unwrap(),
         waops::store::KeyClaim::New
     );
-    assert_eq!(a.purge_keys(later + chrono::Duration::seconds(121)).await.unwrap(), 1);
+    assert_eq!(
+        a.purge_keys(later + jiff::SignedDuration::from_secs(121))
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 // ---- SQLite: keys decided in memory, results written behind (store/idempotency.rs)
@@ -218,7 +223,7 @@ async fn sqlite_store(dir: &tempfile::TempDir) -> waops::store::Store {
     store
 }
 
-fn seen(at: chrono::DateTime<chrono::Utc>, result: Option<&str>) -> waops::store::KeyClaim {
+fn seen(at: jiff::Timestamp, result: Option<&str>) -> waops::store::KeyClaim {
     waops::store::KeyClaim::Seen {
         at,
         result: result.map(str::to_string),
@@ -230,7 +235,7 @@ const TTL: std::time::Duration = std::time::Duration::from_secs(120);
 #[tokio::test]
 async fn on_sqlite_a_finished_result_outlives_a_restart_and_an_unfinished_claim_does_not() {
     let dir = tempfile::tempdir().unwrap();
-    let now: chrono::DateTime<chrono::Utc> = common::NOW.parse().unwrap();
+    let now: jiff::Timestamp = common::NOW.parse().unwrap();
     let store = sqlite_store(&dir).await;
     assert_eq!(
         store.claim_key("done", now, TTL).await.unwrap(),
@@ -250,7 +255,7 @@ async fn on_sqlite_a_finished_result_outlives_a_restart_and_an_unfinished_claim_
     store.close().await;
 
     let store = sqlite_store(&dir).await;
-    let later = now + chrono::Duration::seconds(5);
+    let later = now + jiff::SignedDuration::from_secs(5);
     assert_eq!(
         store.claim_key("done", later, TTL).await.unwrap(),
         seen(now, Some("{\"r\":1}")),
@@ -261,7 +266,7 @@ async fn on_sqlite_a_finished_result_outlives_a_restart_and_an_unfinished_claim_
         waops::store::KeyClaim::New,
         "the process that claimed it is gone: nothing is running it"
     );
-    let expired = now + chrono::Duration::seconds(121);
+    let expired = now + jiff::SignedDuration::from_secs(121);
     assert_eq!(
         store.claim_key("done", expired, TTL).await.unwrap(),
         waops::store::KeyClaim::New
@@ -271,7 +276,7 @@ async fn on_sqlite_a_finished_result_outlives_a_restart_and_an_unfinished_claim_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sqlite_racing_claims_give_one_new_and_a_forgotten_key_runs_again() {
     let dir = tempfile::tempdir().unwrap();
-    let now: chrono::DateTime<chrono::Utc> = common::NOW.parse().unwrap();
+    let now: jiff::Timestamp = common::NOW.parse().unwrap();
     let store = sqlite_store(&dir).await;
     let tasks: Vec<_> = (0..40)
         .map(|_| {
@@ -297,7 +302,7 @@ async fn on_sqlite_racing_claims_give_one_new_and_a_forgotten_key_runs_again() {
 #[tokio::test]
 async fn on_sqlite_keys_beyond_the_memory_limit_are_found_in_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let now: chrono::DateTime<chrono::Utc> = common::NOW.parse().unwrap();
+    let now: jiff::Timestamp = common::NOW.parse().unwrap();
     let store = sqlite_store(&dir).await;
     store.limit_keys_in_memory(4);
     for i in 0..10 {
@@ -324,7 +329,7 @@ async fn on_sqlite_keys_beyond_the_memory_limit_are_found_in_the_store() {
     assert_eq!(store.claim_key("fresh", now, TTL).await.unwrap(), seen(now, None));
     // Once every spilled key has expired, memory alone decides again, and purging
     // removes the rows.
-    let expired = now + chrono::Duration::seconds(121);
+    let expired = now + jiff::SignedDuration::from_secs(121);
     assert_eq!(store.purge_keys(expired).await.unwrap(), 10);
     assert_eq!(
         store.claim_key("k0", expired, TTL).await.unwrap(),

@@ -199,9 +199,6 @@ async fn error_envelope_maps_by_code() {
 #[tokio::test]
 async fn history_says_where_it_will_come_from() {
     let (_server, p) = fake().await;
-    let err = p
-        .history(&gid(GROUP), chrono::DateTime::<chrono::Utc>::MIN_UTC)
-        .await
-        .unwrap_err();
+    let err = p.history(&gid(GROUP), jiff::Timestamp::MIN).await.unwrap_err();
     assert!(matches!(err.kind, ProviderErrorKind::Unsupported(_)));
 }

@@ -91,7 +91,7 @@ impl Harness {
     }
 
     fn now(&self) -> i64 {
-        self.app.ctx.clock.now().timestamp()
+        self.app.ctx.clock.now().as_second()
     }
 
     async fn command(&self, user: &str, channel: &str, text: &str) -> (u16, Value, Duration) {

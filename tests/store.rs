@@ -3,10 +3,10 @@
 
 mod common;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use waops::store::{AuditRecord, Backend, Store, Subscription};
 
-fn audit(request_id: &str, decision: &str, at: DateTime<Utc>) -> AuditRecord {
+fn audit(request_id: &str, decision: &str, at: Timestamp) -> AuditRecord {
     AuditRecord {
         at,
         request_id: request_id.into(),
@@ -43,8 +43,8 @@ async fn exercise(store: Store) {
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
 
-    let now: DateTime<Utc> = common::NOW.parse().unwrap();
-    let mut refused = audit("r2", "refused", now + chrono::Duration::seconds(1));
+    let now: Timestamp = common::NOW.parse().unwrap();
+    let mut refused = audit("r2", "refused", now + jiff::SignedDuration::from_secs(1));
     refused.group_id = None;
     refused.provider_trace_id = Some("trace-1".into());
     // Two transactions, as two writer batches would be.
@@ -69,7 +69,7 @@ async fn exercise(store: Store) {
     // window's start; the window now ends at the new schedule's next boundary.
     let mut changed = subscription("s3", "120363041234567890@g.us", 7_200);
     changed.at_time = None;
-    changed.created_at = now + chrono::Duration::minutes(30);
+    changed.created_at = now + jiff::SignedDuration::from_mins(30);
     assert!(!store.upsert_subscription(&changed).await.unwrap());
     let cursor = store.digest_cursor("s1").await.unwrap().unwrap();
     assert_eq!(cursor, (now, "2026-11-24T14:00:00Z".parse().unwrap(), None));
@@ -114,7 +114,7 @@ async fn exercise(store: Store) {
         principal: "slack:user:U1".into(),
         channel: "slack:C1".into(),
         command_text: "add sales +4915112345678 --yes".into(),
-        expires_at: now + chrono::Duration::minutes(15),
+        expires_at: now + jiff::SignedDuration::from_mins(15),
     };
     store.create_confirmation(&confirmation, now).await.unwrap();
     let late = waops::store::Confirmation {
@@ -136,7 +136,7 @@ async fn exercise(store: Store) {
         None,
         "a second click"
     );
-    let after = now + chrono::Duration::minutes(15);
+    let after = now + jiff::SignedDuration::from_mins(15);
     assert_eq!(
         store.consume_confirmation("c2", "slack:user:U1", after).await.unwrap(),
         None,

@@ -73,11 +73,7 @@ async fn periskope_notifications_are_verified_parsed_and_deduplicated() {
     let events = app
         .ctx
         .store
-        .group_events(
-            "periskope",
-            "120363371308389685@g.us",
-            chrono::DateTime::<chrono::Utc>::MIN_UTC,
-        )
+        .group_events("periskope", "120363371308389685@g.us", jiff::Timestamp::MIN)
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
@@ -147,7 +143,7 @@ async fn wawp_events_with_the_secret_in_the_path() {
     let events = app
         .ctx
         .store
-        .group_events("wawp", GROUP, chrono::DateTime::<chrono::Utc>::MIN_UTC)
+        .group_events("wawp", GROUP, jiff::Timestamp::MIN)
         .await
         .unwrap();
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();

@@ -9,8 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{routing, Json, Router};
-use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -144,15 +144,13 @@ fn text(v: &Value, keys: &[&str]) -> Option<String> {
 }
 
 /// ISO-8601 text, or Unix seconds or milliseconds; `now` when absent or unreadable.
-fn time(v: Option<&Value>, now: DateTime<Utc>) -> DateTime<Utc> {
+fn time(v: Option<&Value>, now: Timestamp) -> Timestamp {
     match v {
-        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or(now),
+        Some(Value::String(s)) => s.parse::<Timestamp>().unwrap_or(now),
         Some(Value::Number(n)) => {
             let n = n.as_i64().unwrap_or_default();
             let ms = if n > 10_000_000_000 { n } else { n * 1000 };
-            Utc.timestamp_millis_opt(ms).single().unwrap_or(now)
+            Timestamp::from_millisecond(ms).unwrap_or(now)
         }
         _ => now,
     }
@@ -180,8 +178,8 @@ fn entry(
     actor: Option<String>,
     subjects: Vec<String>,
     detail: Option<String>,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
+    at: Timestamp,
+    now: Timestamp,
 ) -> JournalEntry {
     JournalEntry {
         provider: provider.as_str().into(),
@@ -197,7 +195,7 @@ fn entry(
 }
 
 /// Periskope `chat.notification.created` (the envelope's key is `event`, some senders use `event_type`).
-pub fn periskope(event: &Value, now: DateTime<Utc>) -> Vec<JournalEntry> {
+pub fn periskope(event: &Value, now: Timestamp) -> Vec<JournalEntry> {
     if text(event, &["event", "event_type"]).as_deref() != Some("chat.notification.created") {
         return Vec::new();
     }
@@ -230,7 +228,7 @@ pub fn periskope(event: &Value, now: DateTime<Utc>) -> Vec<JournalEntry> {
 
 /// WUTS `group.info` (whatsmeow's GroupInfo: lists of who joined, left, was promoted
 /// or demoted, and setting changes) and `group.joined` (waops' number joined).
-pub fn wuts(event: &Value, fallback_id: &str, now: DateTime<Utc>) -> Vec<JournalEntry> {
+pub fn wuts(event: &Value, fallback_id: &str, now: Timestamp) -> Vec<JournalEntry> {
     let name = text(event, &["event", "type"]).unwrap_or_default();
     let data = event.get("data").or_else(|| event.get("payload")).unwrap_or(event);
     let base = text(event, &["id", "event_id"]).unwrap_or_else(|| fallback_id.to_string());
@@ -306,7 +304,7 @@ pub fn wuts(event: &Value, fallback_id: &str, now: DateTime<Utc>) -> Vec<Journal
 }
 
 /// Wawp (WAHA) `group.v2.join`, `group.v2.leave`, `group.v2.participants`, `group.v2.update`.
-pub fn wawp(event: &Value, fallback_id: &str, now: DateTime<Utc>) -> Vec<JournalEntry> {
+pub fn wawp(event: &Value, fallback_id: &str, now: Timestamp) -> Vec<JournalEntry> {
     let name = text(event, &["event"]).unwrap_or_default();
     let payload = &event["payload"];
     let id = text(event, &["id"]).unwrap_or_else(|| fallback_id.to_string());

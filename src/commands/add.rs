@@ -244,7 +244,7 @@ fn dedupe_key(call: &Call<'_>, group: &GroupId, numbers: &[E164]) -> String {
 }
 
 /// How long a preview can be applied.
-pub const CONFIRM_WITHIN: chrono::Duration = chrono::Duration::minutes(15);
+pub const CONFIRM_WITHIN: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
 
 /// Stores the previewed command (with `--yes`) for the caller's Apply.
 async fn save_confirmation(call: &Call<'_>) -> Result<String, CommandError> {
@@ -317,7 +317,7 @@ mod tests {
             store.migrate().await.unwrap();
             store
         });
-        let (now, ttl) = (chrono::Utc::now(), Duration::from_secs(120));
+        let (now, ttl) = (jiff::Timestamp::now(), Duration::from_secs(120));
         for multi_thread in [true, false] {
             let key = format!("add-key-{multi_thread}");
             let runtime = if multi_thread {

@@ -1,7 +1,7 @@
 //! `history <group> [--limit N] [--since DURATION] [--type KINDS]`: membership
 //! changes, newest first.
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 
 use super::{Call, CommandError};
 use crate::core::messages;
@@ -79,8 +79,8 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Re
     let ctx = call.ctx;
     let now = ctx.clock.now();
     let since = match args.since {
-        Some(d) => now - chrono::Duration::from_std(d).map_err(anyhow::Error::from)?,
-        None => DateTime::<Utc>::MIN_UTC,
+        Some(d) => now - jiff::SignedDuration::try_from(d).map_err(anyhow::Error::from)?,
+        None => Timestamp::MIN,
     };
     let capabilities = ctx.provider.capabilities();
     let kind = ctx.provider.kind();

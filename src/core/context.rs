@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 
 use super::permissions::Permissions;
 use crate::group_ref::{GroupId, GroupInfo};
@@ -18,14 +18,14 @@ pub enum Clock {
     /// The system clock.
     System,
     /// Always this instant.
-    Fixed(DateTime<Utc>),
+    Fixed(Timestamp),
 }
 
 impl Clock {
     /// Now.
-    pub fn now(&self) -> DateTime<Utc> {
+    pub fn now(&self) -> Timestamp {
         match self {
-            Clock::System => Utc::now(),
+            Clock::System => Timestamp::now(),
             Clock::Fixed(t) => *t,
         }
     }

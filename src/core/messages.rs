@@ -2,7 +2,7 @@
 //! module words. User- and provider-controlled text goes in `Span::Text` so the
 //! frontends escape it.
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 
 use super::parser::{CommandSpec, UsageError};
 use super::permissions::Refusal;
@@ -340,8 +340,8 @@ pub fn reset_unsupported(provider: ProviderKind) -> Reply {
 }
 
 /// A time as "2026-11-24 10:00 UTC (2h ago)".
-pub fn when(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let secs = (now - at).num_seconds();
+pub fn when(at: Timestamp, now: Timestamp) -> String {
+    let secs = now.duration_since(at).as_secs();
     let relative = match secs {
         s if s < 60 => "just now".to_string(),
         s if s < 3600 => format!("{}m ago", s / 60),
@@ -349,7 +349,7 @@ pub fn when(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
         s if s < 14 * 86_400 => format!("{}d ago", s / 86_400),
         s => format!("{}w ago", s / 604_800),
     };
-    format!("{} UTC ({relative})", at.format("%Y-%m-%d %H:%M"))
+    format!("{} UTC ({relative})", at.strftime("%Y-%m-%d %H:%M"))
 }
 
 /// A party as shown: masked numbers unless configured otherwise.
@@ -362,13 +362,13 @@ pub fn party(p: &Party, mask: bool) -> String {
 }
 
 /// Where history comes from, in words.
-pub fn history_source(source: HistorySource, provider: ProviderKind, journal_since: Option<DateTime<Utc>>) -> String {
+pub fn history_source(source: HistorySource, provider: ProviderKind, journal_since: Option<Timestamp>) -> String {
     match (source, journal_since) {
         (HistorySource::Provider, _) => format!("Source: the {} provider's history.", provider.as_str()),
         (HistorySource::Journal, Some(since)) => format!(
             "History on {} comes from events waops has received since {}.",
             provider.as_str(),
-            since.format("%Y-%m-%d %H:%M UTC")
+            since.strftime("%Y-%m-%d %H:%M UTC")
         ),
         (HistorySource::Journal, None) => format!(
             "History on {} comes from events waops receives; none yet.",
@@ -383,7 +383,7 @@ pub fn history(
     group: &GroupInfo,
     events: &[MemberEvent],
     more: usize,
-    now: DateTime<Utc>,
+    now: Timestamp,
     mask: bool,
     source_line: String,
     visibility: Visibility,
@@ -484,7 +484,7 @@ pub fn subscriptions(list: &[Subscription]) -> Reply {
                 vec![
                     s.group_name.clone(),
                     schedule(s),
-                    s.created_at.format("%Y-%m-%d").to_string(),
+                    s.created_at.strftime("%Y-%m-%d").to_string(),
                 ]
             })
             .collect(),
@@ -513,7 +513,7 @@ pub fn already_received() -> Reply {
 }
 
 /// An identical add within the dedupe window: the first one's result, marked.
-pub fn add_repeated(earlier: Reply, at: DateTime<Utc>, now: DateTime<Utc>) -> Reply {
+pub fn add_repeated(earlier: Reply, at: Timestamp, now: Timestamp) -> Reply {
     earlier.footer(format!(
         "Same as your add at {}: this is its result; nothing was sent again.",
         when(at, now)
@@ -521,7 +521,7 @@ pub fn add_repeated(earlier: Reply, at: DateTime<Utc>, now: DateTime<Utc>) -> Re
 }
 
 /// An identical add is still running.
-pub fn add_still_running(at: DateTime<Utc>, now: DateTime<Utc>) -> Reply {
+pub fn add_still_running(at: Timestamp, now: Timestamp) -> Reply {
     Reply::user_error(format!(
         "The same add, sent {}, is still running; its result will be posted",
         when(at, now)
@@ -536,7 +536,7 @@ const DIGEST_PARTIES: usize = 25;
 /// it affected. `groups` are (name, events oldest first); empty ones are skipped.
 pub fn digest(
     s: &Subscription,
-    window: (DateTime<Utc>, DateTime<Utc>),
+    window: (Timestamp, Timestamp),
     groups: &[(String, Vec<MemberEvent>)],
     mask: bool,
 ) -> Reply {
@@ -706,8 +706,8 @@ mod tests {
 
     #[test]
     fn relative_times() {
-        let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
-        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let now: Timestamp = "2026-11-24T12:00:00Z".parse().unwrap();
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
         assert_eq!(when(at("2026-11-24T11:59:30Z"), now), "2026-11-24 11:59 UTC (just now)");
         assert_eq!(when(at("2026-11-24T11:15:00Z"), now), "2026-11-24 11:15 UTC (45m ago)");
         assert_eq!(when(at("2026-11-24T10:00:00Z"), now), "2026-11-24 10:00 UTC (2h ago)");

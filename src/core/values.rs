@@ -5,7 +5,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use jiff::{civil, tz::TimeZone, Timestamp};
 
 /// Parses `30s`, `30m`, `6h`, `7d` or `2w`: a whole number and one unit.
@@ -176,19 +175,8 @@ pub fn zone_name(tz: &TimeZone) -> &str {
 }
 
 /// An instant as wall-clock time in `tz`.
-pub fn wall_clock(tz: &TimeZone, t: DateTime<Utc>) -> civil::DateTime {
-    tz.to_datetime(timestamp(t))
-}
-
-/// A chrono instant as a jiff one, clamped to jiff's range (years -9999 to 9999),
-/// which every instant this service handles is far inside.
-pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
-    let nanos = i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0);
-    Timestamp::new(t.timestamp(), nanos).unwrap_or(if t.timestamp() < 0 {
-        Timestamp::MIN
-    } else {
-        Timestamp::MAX
-    })
+pub fn wall_clock(tz: &TimeZone, t: Timestamp) -> civil::DateTime {
+    tz.to_datetime(t)
 }
 
 #[cfg(test)]

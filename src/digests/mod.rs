@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -160,7 +160,7 @@ impl Scheduler {
 
     /// One tick at `now`: claims due subscriptions in batches and works
     /// through their closed windows, `digests.concurrency` at a time.
-    pub async fn tick(self: &Arc<Self>, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
+    pub async fn tick(self: &Arc<Self>, now: Timestamp) -> anyhow::Result<TickReport> {
         let concurrency = self.ctx.settings.digests.concurrency as usize;
         let mut report = TickReport::default();
         loop {
@@ -185,14 +185,14 @@ impl Scheduler {
 
     /// Posts a claimed subscription's closed windows in order; the last one
     /// closed gives the lease back in the same statement that moves the cursor.
-    async fn work(&self, mut claimed: Claimed, now: DateTime<Utc>) -> TickReport {
+    async fn work(&self, mut claimed: Claimed, now: Timestamp) -> TickReport {
         let id = claimed.subscription.id.clone();
         let schedule = claimed.subscription.schedule();
         let mut report = TickReport {
             claimed: 1,
             ..TickReport::default()
         };
-        let renewed = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
+        let renewed = now + jiff::SignedDuration::try_from(self.lease).unwrap_or_default();
         for done in 1..=WINDOWS_PER_CLAIM {
             let posted = match self.post_window(&claimed).await {
                 Ok(posted) => posted,
@@ -257,8 +257,8 @@ impl Scheduler {
 
     /// Releases the lease after a failure. The subscription stays out of this
     /// tick (its retry belongs to the next one) by holding it until just after `now`.
-    async fn give_back(&self, id: &str, now: DateTime<Utc>, error: &str) {
-        let retry_after = now + chrono::Duration::milliseconds(1);
+    async fn give_back(&self, id: &str, now: Timestamp, error: &str) {
+        let retry_after = now + jiff::SignedDuration::from_millis(1);
         if let Err(e) = self.ctx.store.release_digest(id, &self.owner, error, retry_after).await {
             // The lease then simply expires.
             tracing::warn!(subscription = %id, error = format!("{e:#}"), "cannot release the digest lease");
@@ -384,7 +384,7 @@ impl Scheduler {
                 let mut body = crate::adapters::slack::render::message(reply);
                 body["metadata"] = json!({
                     "event_type": SLACK_EVENT_TYPE,
-                    "event_payload": {"subscription": sub.id, "window_start": claimed.window_start.timestamp_millis()},
+                    "event_payload": {"subscription": sub.id, "window_start": claimed.window_start.as_millisecond()},
                 });
                 slack.post_message(channel, &body).await.map_err(|e| match e {
                     SlackError::Api(_) => Failure::Refused(e.to_string()),
@@ -415,7 +415,7 @@ impl Scheduler {
     async fn find_earlier_post(&self, claimed: &Claimed) -> Option<String> {
         let sub = &claimed.subscription;
         let slack = self.slack.as_ref().filter(|_| sub.platform == "slack")?;
-        let window = claimed.window_start.timestamp_millis();
+        let window = claimed.window_start.as_millisecond();
         match slack
             .find_message_with_metadata(channel_id(&sub.channel), claimed.window_end, SLACK_EVENT_TYPE, |p| {
                 p.get("subscription").and_then(Value::as_str) == Some(sub.id.as_str())
@@ -446,7 +446,7 @@ pub fn nonce(claimed: &Claimed) -> String {
     let digest = Sha256::digest(format!(
         "{}:{}",
         claimed.subscription.id,
-        claimed.window_start.timestamp_millis()
+        claimed.window_start.as_millisecond()
     ));
     hex::encode(digest)[..25].to_string()
 }

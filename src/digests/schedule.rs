@@ -9,10 +9,11 @@
 //! - Anything else (`30m`, `6h`, `36h`): multiples of the period since the Unix
 //!   epoch in UTC, so they never drift and DST cannot make two windows overlap.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone as _, Timelike, Utc};
+use jiff::civil::{self, Date};
 use jiff::tz::{AmbiguousOffset, TimeZone};
+use jiff::{Timestamp, ToSpan as _};
 
-use crate::core::values::{parse_tz, timestamp, TimeOfDay};
+use crate::core::values::{parse_tz, TimeOfDay};
 
 const DAY: i64 = 86_400;
 
@@ -38,30 +39,26 @@ impl Schedule {
     }
 
     /// The first window boundary strictly after `t`.
-    pub fn next_after(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+    pub fn next_after(&self, t: Timestamp) -> Timestamp {
         if self.every_s % DAY != 0 {
             let every = self.every_s;
-            let next = (t.timestamp().div_euclid(every) + 1) * every;
-            return Utc
-                .timestamp_opt(next, 0)
-                .single()
-                .unwrap_or(t + Duration::seconds(every));
+            let next = (t.as_second().div_euclid(every) + 1) * every;
+            return Timestamp::from_second(next).unwrap_or(Timestamp::MAX);
         }
         let days = self.every_s / DAY;
         let at = self.at.unwrap_or(TimeOfDay { hour: 0, minute: 0 });
-        let offset = self.tz.to_offset(timestamp(t)).seconds();
-        let local_date = (t.naive_utc() + Duration::seconds(offset.into())).date();
-        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+        let epoch = civil::date(1970, 1, 1);
+        let local_date = self.tz.to_datetime(t).date();
+        let days_since_epoch = i64::from(epoch.until(local_date).map_or(0, |span| span.get_days()));
         // The boundary is on a day d with (d - epoch) % days == 0; start one
         // period back so a boundary later today (or just after a DST gap) is seen.
-        let from = (local_date - epoch).num_days() - days - 1;
+        let from = days_since_epoch - days - 1;
         let mut day = from + (days - from.rem_euclid(days)) % days;
         loop {
-            let date = epoch + Duration::days(day);
-            let boundary = self.local(
-                date.and_hms_opt(u32::from(at.hour), u32::from(at.minute), 0)
-                    .expect("valid time"),
-            );
+            let Ok(date) = epoch.checked_add(day.days()) else {
+                return Timestamp::MAX;
+            };
+            let boundary = self.local(date, at);
             if boundary > t {
                 return boundary;
             }
@@ -69,47 +66,31 @@ impl Schedule {
         }
     }
 
-    /// A local wall-clock time as an instant; inside a DST gap, the first instant after it.
-    fn local(&self, naive: NaiveDateTime) -> DateTime<Utc> {
-        let mut probe = naive;
+    /// A local wall-clock time as an instant: in a fold (clocks set back) the
+    /// earlier of the two; inside a DST gap, the first minute after it.
+    fn local(&self, date: Date, at: TimeOfDay) -> Timestamp {
+        let mut wall = date.at(at.hour as i8, at.minute as i8, 0, 0);
+        // Gaps are at most a few hours; 180 minutes covers every zone's.
         for _ in 0..180 {
-            let Some(civil) = civil(probe) else { break };
-            let ambiguous = self.tz.to_ambiguous_timestamp(civil);
-            // In a fold (clocks set back) the earlier of the two instants; in a gap, none.
+            let ambiguous = self.tz.to_ambiguous_timestamp(wall);
             if !matches!(ambiguous.offset(), AmbiguousOffset::Gap { .. }) {
-                if let Some(t) = ambiguous
-                    .earlier()
-                    .ok()
-                    .and_then(|t| Utc.timestamp_opt(t.as_second(), 0).single())
-                {
+                if let Ok(t) = ambiguous.earlier() {
                     return t;
                 }
             }
-            probe += Duration::minutes(1);
+            let Ok(next) = wall.checked_add(1.minute()) else { break };
+            wall = next;
         }
-        Utc.from_utc_datetime(&naive)
+        TimeZone::UTC.to_timestamp(wall).unwrap_or(Timestamp::MAX)
     }
-}
-
-/// A chrono wall-clock time as jiff's, to the second; `None` outside jiff's years.
-fn civil(naive: NaiveDateTime) -> Option<jiff::civil::DateTime> {
-    jiff::civil::DateTime::new(
-        i16::try_from(naive.year()).ok()?,
-        i8::try_from(naive.month()).ok()?,
-        i8::try_from(naive.day()).ok()?,
-        i8::try_from(naive.hour()).ok()?,
-        i8::try_from(naive.minute()).ok()?,
-        i8::try_from(naive.second()).ok()?,
-        0,
-    )
-    .ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::SignedDuration;
 
-    fn t(s: &str) -> DateTime<Utc> {
+    fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
 
@@ -150,7 +131,10 @@ mod tests {
         let before = s.next_after(t("2026-03-28T12:00:00Z"));
         assert_eq!(before, t("2026-03-29T07:00:00Z"));
         // The window across the change is 23 hours long.
-        assert_eq!(before - s.next_after(t("2026-03-27T12:00:00Z")), Duration::hours(23));
+        assert_eq!(
+            before.duration_since(s.next_after(t("2026-03-27T12:00:00Z"))),
+            SignedDuration::from_hours(23)
+        );
         // New York falls back on 2026-11-01 at 02:00 → 01:00: 01:30 happens twice,
         // and the window ends at the first (EDT, UTC-4).
         let s = schedule(DAY, Some("01:30"), "America/New_York");

@@ -8,8 +8,8 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use jiff::Timestamp;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use url::Url;
@@ -248,7 +248,7 @@ impl ApiClient {
             .and_then(|h| headers.get(h))
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let hint = wait_hint(&headers, Utc::now());
+        let hint = wait_hint(&headers, Timestamp::now());
         if remaining(&headers) == Some(0) {
             // The quota is spent: hold the next request until the reset the server named.
             let wait = hint.unwrap_or(Duration::from_secs(1)).min(MAX_WAIT);
@@ -297,14 +297,14 @@ fn backoff(attempt: u32) -> Duration {
 
 /// How long the server asked us to wait: `Retry-After` (seconds or HTTP date),
 /// else `X-RateLimit-Reset` (seconds when below 10^9, else a Unix time).
-pub fn wait_hint(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+pub fn wait_hint(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(value) = header("retry-after") {
         if let Ok(seconds) = value.parse::<f64>() {
             return (seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)));
         }
-        if let Ok(at) = DateTime::parse_from_rfc2822(value) {
-            return Some((at.with_timezone(&Utc) - now).to_std().unwrap_or(Duration::ZERO));
+        if let Ok(at) = jiff::fmt::rfc2822::parse(value) {
+            return Some(until(at.timestamp(), now));
         }
     }
     let reset = header("x-ratelimit-reset")?.parse::<f64>().ok()?;
@@ -314,8 +314,13 @@ pub fn wait_hint(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     if reset < 1e9 {
         return Some(Duration::from_secs_f64(reset.min(86_400.0)));
     }
-    let at = DateTime::<Utc>::from_timestamp(reset as i64, 0)?;
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+    let at = Timestamp::from_second(reset as i64).ok()?;
+    Some(until(at, now))
+}
+
+/// The time from `now` to `at`; zero when `at` has passed.
+fn until(at: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
 fn remaining(headers: &HeaderMap) -> Option<u64> {
@@ -383,7 +388,7 @@ mod tests {
 
     #[test]
     fn wait_hints() {
-        let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
+        let now: Timestamp = "2026-11-24T12:00:00Z".parse().unwrap();
         assert_eq!(
             wait_hint(&headers(&[("retry-after", "3")]), now),
             Some(Duration::from_secs(3))
@@ -396,7 +401,7 @@ mod tests {
             wait_hint(&headers(&[("x-ratelimit-reset", "7")]), now),
             Some(Duration::from_secs(7))
         );
-        let unix = now.timestamp() + 9;
+        let unix = now.as_second() + 9;
         assert_eq!(
             wait_hint(&headers(&[("x-ratelimit-reset", &unix.to_string())]), now),
             Some(Duration::from_secs(9))

@@ -10,7 +10,7 @@ pub mod wuts;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 
 use crate::core::values::EventKind;
 use crate::group_ref::{GroupId, GroupInfo};
@@ -88,7 +88,7 @@ pub enum Party {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberEvent {
     /// When it happened.
-    pub at: DateTime<Utc>,
+    pub at: Timestamp,
     /// What kind of change.
     pub kind: EventKind,
     /// Who did it, if known.
@@ -198,7 +198,7 @@ pub trait Provider: Send + Sync {
     /// Revokes the invite code and returns the new one.
     async fn reset_invite(&self, group: &GroupId) -> Result<InviteCode, ProviderError>;
     /// Membership changes since `since`, newest first.
-    async fn history(&self, group: &GroupId, since: DateTime<Utc>) -> Result<Vec<MemberEvent>, ProviderError>;
+    async fn history(&self, group: &GroupId, since: Timestamp) -> Result<Vec<MemberEvent>, ProviderError>;
     /// Cheap reachability check for `/readyz`.
     async fn health(&self) -> Result<(), ProviderError>;
 }

@@ -3,7 +3,7 @@
 //! membership history (chat notifications).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::Method;
 use serde::Deserialize;
@@ -61,7 +61,7 @@ struct Notification {
     recipientids: Option<Vec<String>>,
     #[serde(rename = "type")]
     kind: String,
-    timestamp: DateTime<Utc>,
+    timestamp: Timestamp,
 }
 
 impl Chat {
@@ -269,7 +269,7 @@ impl Provider for Periskope {
         Err(ProviderErrorKind::Unsupported("reset invite links").into())
     }
 
-    async fn history(&self, group: &GroupId, since: DateTime<Utc>) -> Result<Vec<MemberEvent>, ProviderError> {
+    async fn history(&self, group: &GroupId, since: Timestamp) -> Result<Vec<MemberEvent>, ProviderError> {
         let mut events = Vec::new();
         let mut seen = HashSet::new();
         let mut offset = 0;

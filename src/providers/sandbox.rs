@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 
 use super::*;
 use crate::core::Clock;
@@ -136,7 +136,7 @@ impl Sandbox {
             ),
         ];
         let now = clock.now();
-        let ago = |h: i64| now - chrono::Duration::hours(h);
+        let ago = |h: i64| now - jiff::SignedDuration::from_hours(h);
         let n = |s: &str| Party::Number(num(s));
         let ev = |at, kind, actor: Option<Party>, subjects: Vec<Party>, detail: Option<&str>| MemberEvent {
             at,
@@ -392,7 +392,7 @@ impl Provider for Sandbox {
         Ok(new)
     }
 
-    async fn history(&self, gid: &GroupId, since: DateTime<Utc>) -> Result<Vec<MemberEvent>, ProviderError> {
+    async fn history(&self, gid: &GroupId, since: Timestamp) -> Result<Vec<MemberEvent>, ProviderError> {
         let mut state = self.state();
         state.member_group(gid)?;
         let mut events: Vec<MemberEvent> = state
@@ -479,7 +479,7 @@ mod tests {
         // The add is now a member and shows in history.
         let again = s.add(&sales(), &[num("+4915112345678")]).await.unwrap();
         assert_eq!(again[0].outcome, AddOutcome::AlreadyMember);
-        let history = s.history(&sales(), DateTime::<Utc>::MIN_UTC).await.unwrap();
+        let history = s.history(&sales(), Timestamp::MIN).await.unwrap();
         assert_eq!(history[0].kind, EventKind::Added);
         assert_eq!(history[0].subjects, [Party::Number(num("+4915112345678"))]);
     }
@@ -517,7 +517,7 @@ mod tests {
     #[tokio::test]
     async fn history_is_newest_first_and_since_bounded() {
         let s = sandbox();
-        let all = s.history(&sales(), DateTime::<Utc>::MIN_UTC).await.unwrap();
+        let all = s.history(&sales(), Timestamp::MIN).await.unwrap();
         assert_eq!(all.len(), 8);
         assert!(all.windows(2).all(|w| w[0].at >= w[1].at));
         let kinds: std::collections::BTreeSet<_> = all.iter().map(|e| e.kind).collect();

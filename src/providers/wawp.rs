@@ -4,7 +4,7 @@
 //! Paths Wawp does not document (join, list groups) follow WAHA's.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -315,7 +315,7 @@ impl Provider for Wawp {
         code_of(&r)
     }
 
-    async fn history(&self, _group: &GroupId, _since: DateTime<Utc>) -> Result<Vec<MemberEvent>, ProviderError> {
+    async fn history(&self, _group: &GroupId, _since: Timestamp) -> Result<Vec<MemberEvent>, ProviderError> {
         Err(journal_history_missing())
     }
 

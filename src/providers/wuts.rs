@@ -4,7 +4,7 @@
 //! webhook journal.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -305,7 +305,7 @@ impl Provider for Wuts {
         invite_link::parse_from_provider(&r.invite_link).map_err(|_| ProviderErrorKind::Malformed.into())
     }
 
-    async fn history(&self, _group: &GroupId, _since: DateTime<Utc>) -> Result<Vec<MemberEvent>, ProviderError> {
+    async fn history(&self, _group: &GroupId, _since: Timestamp) -> Result<Vec<MemberEvent>, ProviderError> {
         Err(journal_history_missing())
     }
 

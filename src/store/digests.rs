@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use sqlx::Row;
 
 use super::{from_millis, millis, subscription_from_row, Backend, JournalEntry, Store, Subscription};
@@ -23,9 +23,9 @@ pub struct Claimed {
     /// The subscription.
     pub subscription: Subscription,
     /// Start of the unposted window (inclusive).
-    pub window_start: DateTime<Utc>,
+    pub window_start: Timestamp,
     /// End of the unposted window (exclusive).
-    pub window_end: DateTime<Utc>,
+    pub window_end: Timestamp,
 }
 
 /// What was known about a window before this attempt to post it.
@@ -57,7 +57,7 @@ impl Store {
     pub async fn claim_due_digests(
         &self,
         owner: &str,
-        now: DateTime<Utc>,
+        now: Timestamp,
         lease: Duration,
         limit: i64,
         platforms: Platforms,
@@ -76,7 +76,7 @@ impl Store {
              AND (lease_until IS NULL OR lease_until <= $3) \
              RETURNING {SUBSCRIPTION_COLUMNS}"
         );
-        let until = now + chrono::Duration::from_std(lease)?;
+        let until = now + jiff::SignedDuration::try_from(lease)?;
         let rows = sqlx::query(&sql)
             .bind(owner)
             .bind(millis(until))
@@ -135,9 +135,9 @@ impl Store {
         claimed: &Claimed,
         posted: Option<&str>,
         owner: &str,
-        now: DateTime<Utc>,
-        next_end: DateTime<Utc>,
-        lease_until: Option<DateTime<Utc>>,
+        now: Timestamp,
+        next_end: Timestamp,
+        lease_until: Option<Timestamp>,
     ) -> anyhow::Result<bool> {
         let mut tx = self.pool.begin().await.context("cannot close the digest window")?;
         if let Some(message_ref) = posted {
@@ -194,7 +194,7 @@ impl Store {
         subscription_id: &str,
         owner: &str,
         error: &str,
-        not_before: DateTime<Utc>,
+        not_before: Timestamp,
     ) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE subscriptions SET lease_owner = NULL, lease_until = $1, last_error = $2 \
@@ -211,10 +211,7 @@ impl Store {
     }
 
     /// The posted windows of a subscription, oldest first: (start, end, message).
-    pub async fn posted_digests(
-        &self,
-        subscription_id: &str,
-    ) -> anyhow::Result<Vec<(DateTime<Utc>, DateTime<Utc>, String)>> {
+    pub async fn posted_digests(&self, subscription_id: &str) -> anyhow::Result<Vec<(Timestamp, Timestamp, String)>> {
         let rows = sqlx::query(
             "SELECT window_start, window_end, message_ref FROM digest_windows \
              WHERE subscription_id = $1 AND state = 'posted' ORDER BY window_start",
@@ -238,7 +235,7 @@ impl Store {
     pub async fn digest_cursor(
         &self,
         subscription_id: &str,
-    ) -> anyhow::Result<Option<(DateTime<Utc>, DateTime<Utc>, Option<String>)>> {
+    ) -> anyhow::Result<Option<(Timestamp, Timestamp, Option<String>)>> {
         let row = sqlx::query("SELECT window_start, window_end, last_error FROM subscriptions WHERE id = $1")
             .bind(subscription_id)
             .fetch_optional(&self.pool)
@@ -259,8 +256,8 @@ impl Store {
         &self,
         provider: &str,
         group_id: Option<&str>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        from: Timestamp,
+        to: Timestamp,
     ) -> anyhow::Result<Vec<JournalEntry>> {
         let rows = sqlx::query(
             "SELECT provider, event_id, group_id, kind, actor, subjects, detail, at, received_at FROM journal \

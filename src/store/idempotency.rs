@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, OnceCell};
 
@@ -26,7 +26,7 @@ pub enum KeyClaim {
     /// Claimed before, at `at`, with its result once there is one.
     Seen {
         /// When the first claim was made.
-        at: DateTime<Utc>,
+        at: Timestamp,
         /// What the first one stored with `finish_key`.
         result: Option<String>,
     },
@@ -34,8 +34,8 @@ pub enum KeyClaim {
 
 impl Store {
     /// Claims `key` for `ttl`: `New` for exactly one caller until it expires.
-    pub async fn claim_key(&self, key: &str, now: DateTime<Utc>, ttl: Duration) -> anyhow::Result<KeyClaim> {
-        let expires = now + chrono::Duration::from_std(ttl)?;
+    pub async fn claim_key(&self, key: &str, now: Timestamp, ttl: Duration) -> anyhow::Result<KeyClaim> {
+        let expires = now + jiff::SignedDuration::try_from(ttl)?;
         match &self.keys {
             Some(local) => local.claim(&self.pool, key, now, expires).await,
             None => claim_in_store(&self.pool, key, now, expires).await,
@@ -100,7 +100,7 @@ impl Store {
     }
 
     /// Deletes expired keys; returns how many rows the store dropped.
-    pub async fn purge_keys(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+    pub async fn purge_keys(&self, now: Timestamp) -> anyhow::Result<u64> {
         if let Some(local) = &self.keys {
             local.state().purge(now);
         }
@@ -113,12 +113,7 @@ impl Store {
     }
 }
 
-async fn claim_in_store(
-    pool: &AnyPool,
-    key: &str,
-    now: DateTime<Utc>,
-    expires: DateTime<Utc>,
-) -> anyhow::Result<KeyClaim> {
+async fn claim_in_store(pool: &AnyPool, key: &str, now: Timestamp, expires: Timestamp) -> anyhow::Result<KeyClaim> {
     let taken = sqlx::query(
         "INSERT INTO idempotency (key, created_at, expires_at, result) VALUES ($1, $2, $3, NULL) \
          ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at, expires_at = excluded.expires_at, result = NULL \
@@ -179,12 +174,12 @@ struct LocalState {
     capacity: usize,
     /// Finished keys were dropped from memory (at `CAPACITY`) or not loaded at
     /// start: until this time, a key missing here may still be in the store.
-    spilled_until: Option<DateTime<Utc>>,
+    spilled_until: Option<Timestamp>,
 }
 
 struct Entry {
-    at: DateTime<Utc>,
-    expires: DateTime<Utc>,
+    at: Timestamp,
+    expires: Timestamp,
     stage: Stage,
 }
 
@@ -200,8 +195,8 @@ enum Stage {
 /// One finished key for the writer.
 struct Finished {
     key: String,
-    at: DateTime<Utc>,
-    expires: DateTime<Utc>,
+    at: Timestamp,
+    expires: Timestamp,
     result: Arc<str>,
 }
 
@@ -217,7 +212,7 @@ enum Known {
 }
 
 impl LocalState {
-    fn known(&self, key: &str, now: DateTime<Utc>) -> Known {
+    fn known(&self, key: &str, now: Timestamp) -> Known {
         match self.keys.get(key).filter(|e| e.expires > now) {
             Some(e) => match &e.stage {
                 Stage::Running => Known::Claim(KeyClaim::Seen { at: e.at, result: None }),
@@ -232,7 +227,7 @@ impl LocalState {
         }
     }
 
-    fn insert(&mut self, key: &str, at: DateTime<Utc>, expires: DateTime<Utc>, stage: Stage) {
+    fn insert(&mut self, key: &str, at: Timestamp, expires: Timestamp, stage: Stage) {
         if self.keys.len() >= self.capacity {
             self.purge(at);
         }
@@ -252,7 +247,7 @@ impl LocalState {
         self.keys.insert(key.to_string(), Entry { at, expires, stage });
     }
 
-    fn purge(&mut self, now: DateTime<Utc>) {
+    fn purge(&mut self, now: Timestamp) {
         self.keys.retain(|_, e| e.expires > now);
         if self.spilled_until.is_some_and(|t| t <= now) {
             self.spilled_until = None;
@@ -307,13 +302,7 @@ impl LocalKeys {
         lock(&self.state)
     }
 
-    async fn claim(
-        &self,
-        pool: &AnyPool,
-        key: &str,
-        now: DateTime<Utc>,
-        expires: DateTime<Utc>,
-    ) -> anyhow::Result<KeyClaim> {
+    async fn claim(&self, pool: &AnyPool, key: &str, now: Timestamp, expires: Timestamp) -> anyhow::Result<KeyClaim> {
         self.loaded.get_or_try_init(|| self.load(pool, now)).await?;
         {
             // Decided under the lock: of two racing claims, one is new.
@@ -392,7 +381,7 @@ impl LocalKeys {
 
     /// Reads the results kept by an earlier run that have not expired. Claims
     /// without a result are not loaded: the process that made them is gone.
-    async fn load(&self, pool: &AnyPool, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn load(&self, pool: &AnyPool, now: Timestamp) -> anyhow::Result<()> {
         let rows = sqlx::query(
             "SELECT key, created_at, expires_at FROM idempotency \
              WHERE expires_at > $1 AND result IS NOT NULL ORDER BY expires_at DESC LIMIT $2",

@@ -3,7 +3,7 @@
 //! for what the domain does, never for SQL.
 
 use anyhow::Context as _;
-use chrono::{DateTime, TimeZone, Utc};
+use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
@@ -151,7 +151,7 @@ pub type Label = std::borrow::Cow<'static, str>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRecord {
     /// When.
-    pub at: DateTime<Utc>,
+    pub at: Timestamp,
     /// The request id users see as "ref".
     pub request_id: String,
     /// console, slack, discord.
@@ -198,15 +198,15 @@ pub struct Subscription {
     /// Who subscribed.
     pub created_by: String,
     /// When.
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
 }
 
-fn millis(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
+fn millis(t: Timestamp) -> i64 {
+    t.as_millisecond()
 }
 
-fn from_millis(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+fn from_millis(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or_default()
 }
 
 /// Connections in a SQLite file store's pool.
@@ -494,12 +494,12 @@ pub struct Confirmation {
     /// The command to run on Apply (with `--yes`).
     pub command_text: String,
     /// Until when it may be applied.
-    pub expires_at: DateTime<Utc>,
+    pub expires_at: Timestamp,
 }
 
 impl Store {
     /// Saves a preview waiting for confirmation.
-    pub async fn create_confirmation(&self, c: &Confirmation, now: DateTime<Utc>) -> anyhow::Result<()> {
+    pub async fn create_confirmation(&self, c: &Confirmation, now: Timestamp) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO confirmations (id, platform, principal, channel, command_text, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -523,7 +523,7 @@ impl Store {
         &self,
         id: &str,
         principal: &str,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> anyhow::Result<Option<Confirmation>> {
         let taken = sqlx::query(
             "UPDATE confirmations SET consumed_at = $1 \
@@ -638,9 +638,9 @@ pub struct JournalEntry {
     /// Extra text.
     pub detail: Option<String>,
     /// When it happened.
-    pub at: DateTime<Utc>,
+    pub at: Timestamp,
     /// When waops received it.
-    pub received_at: DateTime<Utc>,
+    pub received_at: Timestamp,
 }
 
 impl Store {
@@ -671,7 +671,7 @@ impl Store {
         &self,
         provider: &str,
         group_id: &str,
-        since: DateTime<Utc>,
+        since: Timestamp,
     ) -> anyhow::Result<Vec<JournalEntry>> {
         let rows = sqlx::query(
             "SELECT provider, event_id, group_id, kind, actor, subjects, detail, at, received_at FROM journal \
@@ -687,7 +687,7 @@ impl Store {
     }
 
     /// When the first event from this provider arrived: the journal is complete since then.
-    pub async fn journal_started(&self, provider: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    pub async fn journal_started(&self, provider: &str) -> anyhow::Result<Option<Timestamp>> {
         let row = sqlx::query("SELECT MIN(received_at) AS first FROM journal WHERE provider = $1")
             .bind(provider)
             .fetch_one(&self.pool)

@@ -124,7 +124,7 @@ impl DiscordClient {
                 }
             };
             let status = response.status();
-            let header_wait = crate::providers::http::wait_hint(response.headers(), chrono::Utc::now());
+            let header_wait = crate::providers::http::wait_hint(response.headers(), jiff::Timestamp::now());
             let text = response.text().await.unwrap_or_default();
             let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {

@@ -114,7 +114,7 @@ pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Option<Router>> 
 
 /// Checks the signature; logs why a request was refused.
 fn verified(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> bool {
-    let now = slack.ctx.clock.now().timestamp();
+    let now = slack.ctx.clock.now().as_second();
     match verify::verify(&slack.secret, headers, body, now) {
         Ok(()) => true,
         Err(e) => {

@@ -89,12 +89,12 @@ impl SlackClient {
     pub async fn find_message_with_metadata(
         &self,
         channel: &str,
-        after: chrono::DateTime<chrono::Utc>,
+        after: jiff::Timestamp,
         event_type: &str,
         matches: impl Fn(&Value) -> bool,
     ) -> Result<Option<String>, SlackError> {
         let url = format!("{}/conversations.history", self.api_url);
-        let oldest = format!("{}.000000", after.timestamp());
+        let oldest = format!("{}.000000", after.as_second());
         let body = self
             .send(|| {
                 self.http.get(&url).bearer_auth(self.bot_token.expose()).query(&[
@@ -141,7 +141,7 @@ impl SlackClient {
             };
             let status = response.status();
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                let wait = wait_hint(response.headers(), chrono::Utc::now())
+                let wait = wait_hint(response.headers(), jiff::Timestamp::now())
                     .unwrap_or(Duration::from_millis(500 * u64::from(attempt)));
                 if !last && wait <= MAX_WAIT {
                     tracing::info!(

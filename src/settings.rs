@@ -564,11 +564,20 @@ impl Settings {
         Ok(())
     }
 
-    /// Aliases as typed ids; only call after `validate`.
+    /// Aliases as typed ids: the sandbox's own (only with the sandbox
+    /// provider), then `groups.aliases`, which may override them. Only call
+    /// after `validate`.
     pub fn alias_map(&self) -> BTreeMap<String, GroupId> {
-        self.groups
-            .aliases
+        let built_in: &[(&str, &str)] = if self.provider.kind == ProviderKind::Sandbox {
+            &crate::providers::sandbox::Sandbox::ALIASES
+        } else {
+            &[]
+        };
+        let configured = self.groups.aliases.iter().map(|(a, id)| (a.as_str(), id.as_str()));
+        built_in
             .iter()
+            .copied()
+            .chain(configured)
             .filter_map(|(alias, id)| Some((alias.to_lowercase(), GroupId::parse(id)?)))
             .collect()
     }
@@ -766,6 +775,36 @@ mod tests {
         );
         let e = load_with("", &[("WAOPS__SERVER__NOPE", "1")]).unwrap_err();
         assert_eq!((e.file.as_str(), e.key.as_str()), ("environment", "server.nope"));
+    }
+
+    #[test]
+    fn the_sandbox_aliases_exist_only_with_the_sandbox() {
+        let sandbox = load_with("", &[]).unwrap().alias_map();
+        assert_eq!(
+            sandbox.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["sales", "support"]
+        );
+        let periskope = load_with(
+            "[provider]\nkind = \"periskope\"\ntoken = \"t\"\nphone = \"+4915100000000\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(periskope.alias_map().is_empty(), "{:?}", periskope.alias_map());
+        let own = load_with(
+            "[provider]\nkind = \"periskope\"\ntoken = \"t\"\nphone = \"+4915100000000\"\n\
+             [groups.aliases]\nSales = \"120363000000000001@g.us\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(own.alias_map()["sales"].as_str(), "120363000000000001@g.us");
+        // A role naming the sandbox's alias on a real provider is a configuration error.
+        let e = load_with(
+            "[provider]\nkind = \"periskope\"\ntoken = \"t\"\nphone = \"+4915100000000\"\n\
+             [permissions.roles.x]\ncommands = [\"add\"]\ngroups = [\"sales\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("unknown alias"), "{e:?}");
     }
 
     #[test]

@@ -57,6 +57,14 @@ fn id(text: &str) -> GroupId {
 
 impl Sandbox {
     /// A sandbox seeded relative to the clock's current time.
+    /// Aliases for two seeded groups, so the README's examples (`add sales …`)
+    /// work out of the box. They exist only with this provider: on a real
+    /// account these ids are nobody's groups (`Settings::alias_map`).
+    pub const ALIASES: [(&'static str, &'static str); 2] = [
+        ("sales", "120363041234567890@g.us"),
+        ("support", "120363041234567891@g.us"),
+    ];
+
     pub fn new(clock: Clock) -> Self {
         let group =
             |gid: &str, name: &str, admin: bool, member: bool, approval: bool, invite: &str, members: &[&str]| Group {
@@ -482,6 +490,15 @@ mod tests {
         let history = s.history(&sales(), Timestamp::MIN).await.unwrap();
         assert_eq!(history[0].kind, EventKind::Added);
         assert_eq!(history[0].subjects, [Party::Number(num("+4915112345678"))]);
+    }
+
+    #[tokio::test]
+    async fn the_aliases_name_seeded_groups() {
+        let groups = sandbox().list_groups().await.unwrap();
+        for (alias, gid) in Sandbox::ALIASES {
+            let group = groups.iter().find(|g| g.id == id(gid));
+            assert!(group.is_some_and(|g| g.name.to_lowercase().starts_with(alias)), "{alias}");
+        }
     }
 
     #[tokio::test]

@@ -300,39 +300,30 @@ async fn on_sqlite_racing_claims_give_one_new_and_a_forgotten_key_runs_again() {
 }
 
 #[tokio::test]
-async fn on_sqlite_keys_beyond_the_memory_limit_are_found_in_the_store() {
+async fn on_sqlite_a_delivery_id_outlives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let now: jiff::Timestamp = common::NOW.parse().unwrap();
+    let hour = std::time::Duration::from_secs(3600);
     let store = sqlite_store(&dir).await;
-    store.limit_keys_in_memory(4);
-    for i in 0..10 {
-        let key = format!("k{i}");
-        assert_eq!(
-            store.claim_key(&key, now, TTL).await.unwrap(),
-            waops::store::KeyClaim::New
-        );
-        store.finish_key(&key, &format!("{{\"r\":{i}}}")).await.unwrap();
-        // Written keys are the ones memory may let go of.
-        store.flush_keys().await;
-    }
-    for i in 0..10 {
-        assert_eq!(
-            store.claim_key(&format!("k{i}"), now, TTL).await.unwrap(),
-            seen(now, Some(&format!("{{\"r\":{i}}}"))),
-            "k{i}"
-        );
-    }
-    assert_eq!(
-        store.claim_key("fresh", now, TTL).await.unwrap(),
-        waops::store::KeyClaim::New
+    assert!(store.claim_delivery("discord:interaction:1", now, hour).await.unwrap());
+    assert!(!store.claim_delivery("discord:interaction:1", now, hour).await.unwrap());
+    store.close().await;
+    let store = sqlite_store(&dir).await;
+    let later = now + jiff::SignedDuration::from_secs(60);
+    assert!(
+        !store
+            .claim_delivery("discord:interaction:1", later, hour)
+            .await
+            .unwrap(),
+        "a replay after a restart is still a replay"
     );
-    assert_eq!(store.claim_key("fresh", now, TTL).await.unwrap(), seen(now, None));
-    // Once every spilled key has expired, memory alone decides again, and purging
-    // removes the rows.
-    let expired = now + jiff::SignedDuration::from_secs(121);
-    assert_eq!(store.purge_keys(expired).await.unwrap(), 10);
-    assert_eq!(
-        store.claim_key("k0", expired, TTL).await.unwrap(),
-        waops::store::KeyClaim::New
-    );
+    assert!(store
+        .claim_delivery("discord:interaction:2", later, hour)
+        .await
+        .unwrap());
+    let expired = now + jiff::SignedDuration::from_secs(3601);
+    assert!(store
+        .claim_delivery("discord:interaction:1", expired, hour)
+        .await
+        .unwrap());
 }

@@ -42,8 +42,6 @@ pub struct Context {
     pub store: Store,
     /// The audit log's batch writer (rows reach the store shortly after).
     pub audit: crate::audit::AuditLog,
-    /// Delivery ids this process has seen (Slack trigger ids, Discord interaction ids).
-    pub deliveries: Arc<crate::adapters::Deliveries>,
     /// The permission evaluator.
     pub permissions: Arc<Permissions>,
     /// Group aliases, lower-cased.
@@ -135,7 +133,6 @@ impl Context {
         Ok(Context {
             groups,
             audit: crate::audit::AuditLog::start(store.clone()),
-            deliveries: Arc::default(),
             settings: Arc::new(settings),
             provider,
             store,

@@ -497,7 +497,10 @@ mod tests {
         let groups = sandbox().list_groups().await.unwrap();
         for (alias, gid) in Sandbox::ALIASES {
             let group = groups.iter().find(|g| g.id == id(gid));
-            assert!(group.is_some_and(|g| g.name.to_lowercase().starts_with(alias)), "{alias}");
+            assert!(
+                group.is_some_and(|g| g.name.to_lowercase().starts_with(alias)),
+                "{alias}"
+            );
         }
     }
 

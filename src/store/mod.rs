@@ -138,8 +138,6 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite only: idempotency keys decided in this process (store/idempotency.rs).
-    keys: Option<std::sync::Arc<idempotency::LocalKeys>>,
 }
 
 /// An audit field whose values come from a fixed set in the program
@@ -214,15 +212,19 @@ const SQLITE_CONNECTIONS: u32 = 4;
 /// Connections in a PostgreSQL store's pool.
 const POSTGRES_CONNECTIONS: u32 = 10;
 
-/// The most descriptors a store at `url` holds open: a PostgreSQL connection
-/// is one socket; a SQLite connection in WAL mode has the database, its `-wal`
-/// and its `-shm` file open.
-pub fn files(url: &str) -> u64 {
-    if url.starts_with("sqlite:") {
-        u64::from(SQLITE_CONNECTIONS) * 3
-    } else {
-        u64::from(POSTGRES_CONNECTIONS)
-    }
+/// Creates the SQLite file if missing and switches it to WAL (readers run
+/// while the one writer writes) on one connection, before the pool opens the
+/// others. WAL mode is kept in the file; several new connections setting it on
+/// a fresh file at once failed with "database is locked".
+async fn create_in_wal_mode(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .context("cannot open the Sqlite store")?;
+    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut conn).await?;
+    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
 }
 
 impl Store {
@@ -240,53 +242,48 @@ impl Store {
         } else {
             url.to_string()
         };
+        if backend == Backend::Sqlite && !memory {
+            create_in_wal_mode(&url).await?;
+        }
         let mut options = AnyPoolOptions::new();
         if backend == Backend::Postgres {
             options = options.max_connections(POSTGRES_CONNECTIONS);
-        } else {
-            // Every connection opened here, at start-up, and kept for the process.
-            // A memory connection is its own database, so there is exactly one.
-            // A file's connections each have a sqlx thread, which takes its
-            // scheduling from the thread that opens the connection: one opened
-            // later by a follow-up or store-writer thread would run at their low
-            // priority, where an ack that reads the store (a preview's
-            // confirmation) would wait behind a burst (docs/design.md, the audit
-            // writer).
-            let connections = if memory { 1 } else { SQLITE_CONNECTIONS };
+        } else if memory {
+            // A memory connection is its own database: exactly one, kept for the process.
             options = options
-                .max_connections(connections)
-                .min_connections(connections)
+                .max_connections(1)
+                .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None);
-            if !memory {
-                options = options.after_connect(|conn, _| {
-                    Box::pin(async move {
-                        // WAL lets readers run while the one writer writes.
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
-                        // crash of waops loses nothing, a power cut may lose the last
-                        // commits. Writes get much cheaper (docs/benchmarks.md, digest tick).
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
-                        Ok(())
-                    })
-                });
-            }
+        } else {
+            options = options.max_connections(SQLITE_CONNECTIONS).after_connect(|conn, _| {
+                Box::pin(async move {
+                    // First, so the statements below wait for a busy writer instead of failing.
+                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                    // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
+                    // crash of waops loses nothing, a power cut may lose the last
+                    // commits. Writes get much cheaper.
+                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            });
         }
         let pool = options
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the {backend:?} store"))?;
-        let keys =
-            (backend == Backend::Sqlite).then(|| std::sync::Arc::new(idempotency::LocalKeys::start(pool.clone())));
-        Ok(Store { pool, backend, keys })
+        Ok(Store { pool, backend })
     }
 
     /// Runs the migrations in `migrations/`.
     pub async fn migrate(&self) -> anyhow::Result<usize> {
         let migrator = sqlx::migrate!("./migrations");
         migrator.run(&self.pool).await.context("store migration failed")?;
+        if self.backend == Backend::Sqlite {
+            // Where a SQLite store opens for work: see `forget_unfinished_keys`.
+            self.forget_unfinished_keys().await?;
+        }
         Ok(migrator.iter().count())
     }
 
@@ -304,12 +301,8 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool, after writing what is written behind (SQLite's add
-    /// results), and flushing SQLite's WAL on the way out.
+    /// Closes the pool (SQLite checkpoints its WAL on the way out).
     pub async fn close(&self) {
-        if let Some(keys) = &self.keys {
-            keys.flush().await;
-        }
         self.pool.close().await;
     }
 
@@ -711,15 +704,24 @@ mod tests {
     };
 
     #[tokio::test]
-    async fn a_sqlite_file_store_opens_every_connection_at_start_and_keeps_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("waops.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        // Opened by this (the connecting) thread, none left for a low-priority
-        // thread to open later.
-        assert_eq!(store.pool.size(), SQLITE_CONNECTIONS);
-        assert_eq!(store.pool.options().get_idle_timeout(), None);
-        assert_eq!(store.pool.options().get_max_lifetime(), None);
+    async fn a_fresh_sqlite_file_is_created_in_wal_mode_without_lock_errors() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("waops.db").display());
+            // Every pool connection at once, as a first `waops exec` opens them.
+            let store = Store::connect(&url).await.unwrap();
+            let p = &store.pool;
+            let (a, b, c, d) = tokio::join!(p.acquire(), p.acquire(), p.acquire(), p.acquire());
+            for connection in [a, b, c, d] {
+                connection.expect("no lock error while connecting");
+            }
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            store.close().await;
+        }
         let memory = Store::connect("sqlite::memory:").await.unwrap();
         assert_eq!(
             (memory.pool.size(), memory.pool.options().get_max_connections()),

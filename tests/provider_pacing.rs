@@ -179,3 +179,32 @@ async fn a_burst_of_calls_holds_at_most_max_connections() {
     }
     fake.assert_at_most_in_flight(2, 8);
 }
+
+/// SPEC section 8: an audit row carries the provider's trace id on success too.
+#[tokio::test]
+async fn a_successful_add_is_audited_with_the_providers_trace_id() {
+    let server = MockServer::start().await;
+    common::mount_periskope_groups(&server, GROUP).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/add")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-periskope-trace-id", "trace-ok-1")
+                .set_body_json(serde_json::json!({
+                    "4915130000001@c.us": {"is_success": true, "message": "Participant added"}
+                })),
+        )
+        .mount(&server)
+        .await;
+    let config = provider_toml("periskope", &format!("{}/v1", server.uri()), "");
+    let app = TestApp::with_config(&config).await;
+    let (reply, id) = app
+        .run_as(&["console"], "local", &format!("add {GROUP} {}", numbers(1)))
+        .await;
+    assert!(reply.plain().contains("added"), "{}", reply.plain());
+    let row = app.audit(&id).await;
+    assert_eq!(
+        (row.outcome.as_ref(), row.provider_trace_id.as_deref()),
+        ("ok", Some("trace-ok-1"))
+    );
+}

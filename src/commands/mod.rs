@@ -517,21 +517,25 @@ pub async fn execute(
     // and each follow-up task) is as large as the largest command's, allocated
     // and copied per request. With its steps boxed too, the follow-up task went
     // from 11,968 to 1,016 bytes (docs/benchmarks.md, "Third pass").
-    let result = match command {
-        Command::Join(a) => Box::pin(join::run(&mut call, a)).await,
-        Command::Add(a) => {
-            let numbers = numbers.expect("prepare reads an add's numbers");
-            Box::pin(add::run(&mut call, a, group.expect("add has a group"), numbers)).await
+    let (result, trace_id) = crate::providers::traced(async {
+        match command {
+            Command::Join(a) => Box::pin(join::run(&mut call, a)).await,
+            Command::Add(a) => {
+                let numbers = numbers.expect("prepare reads an add's numbers");
+                Box::pin(add::run(&mut call, a, group.expect("add has a group"), numbers)).await
+            }
+            Command::Invite(a) => Box::pin(invite::run(&mut call, a, group.expect("invite has a group"))).await,
+            Command::History(a) => Box::pin(history::run(&mut call, a, group.expect("history has a group"))).await,
+            Command::Groups(a) => Box::pin(groups::run(&mut call, a)).await,
+            Command::Subscribe(a) => Box::pin(subscribe::run(&mut call, a, group)).await,
+            Command::Unsubscribe(a) => Box::pin(subscribe::run_unsubscribe(&mut call, a, group)).await,
+            Command::Subscriptions => Box::pin(subscribe::run_list(&mut call)).await,
+            Command::Help(a) => help::run(&mut call, a).await,
+            Command::Whoami => whoami::run(&mut call).await,
         }
-        Command::Invite(a) => Box::pin(invite::run(&mut call, a, group.expect("invite has a group"))).await,
-        Command::History(a) => Box::pin(history::run(&mut call, a, group.expect("history has a group"))).await,
-        Command::Groups(a) => Box::pin(groups::run(&mut call, a)).await,
-        Command::Subscribe(a) => Box::pin(subscribe::run(&mut call, a, group)).await,
-        Command::Unsubscribe(a) => Box::pin(subscribe::run_unsubscribe(&mut call, a, group)).await,
-        Command::Subscriptions => Box::pin(subscribe::run_list(&mut call)).await,
-        Command::Help(a) => help::run(&mut call, a).await,
-        Command::Whoami => whoami::run(&mut call).await,
-    };
+    })
+    .await;
+    audit.provider_trace_id = trace_id;
     audit.numbers_count = call.numbers_count as i64;
     let reply = match result {
         Ok(reply) => {

@@ -179,6 +179,7 @@ impl ApiClient {
                         ms = started.elapsed().as_millis() as u64,
                         "provider call"
                     );
+                    super::note_trace(response.trace_id.as_deref());
                     metrics::counter!("waops_provider_calls_total", "provider" => self.kind.as_str(), "outcome" => "ok").increment(1);
                     metrics::histogram!("waops_provider_call_seconds", "provider" => self.kind.as_str())
                         .record(started.elapsed().as_secs_f64());

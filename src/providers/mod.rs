@@ -143,6 +143,31 @@ pub enum ProviderErrorKind {
     Unsupported(&'static str),
 }
 
+tokio::task_local! {
+    /// The trace id of the last provider answer of the command running on
+    /// this task: a task-local rather than a field of every provider method's
+    /// result, since only the audit row reads it.
+    static LAST_TRACE: std::cell::RefCell<Option<String>>;
+}
+
+/// Runs `command` and returns its output with the trace id of the last
+/// provider answer it got (SPEC section 8: audit rows carry it on success too).
+pub async fn traced<F: std::future::Future>(command: F) -> (F::Output, Option<String>) {
+    LAST_TRACE
+        .scope(std::cell::RefCell::new(None), async {
+            let output = command.await;
+            (output, LAST_TRACE.with(|t| t.borrow_mut().take()))
+        })
+        .await
+}
+
+/// Notes a provider answer's trace id for `traced` (no effect outside it).
+pub(crate) fn note_trace(trace_id: Option<&str>) {
+    if let Some(id) = trace_id {
+        let _ = LAST_TRACE.try_with(|t| *t.borrow_mut() = Some(id.to_owned()));
+    }
+}
+
 /// A provider error with the provider's trace id (kept for logs and audit).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}")]

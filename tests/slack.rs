@@ -435,12 +435,11 @@ async fn long_results_fit_and_names_are_escaped() {
     );
 }
 
+const USERGROUP_ROLES: &str = "[permissions.roles.sales]\ncommands = [\"invite\", \"groups\"]\ngroups = [\"sales\"]\n\n[permissions.bindings]\nadmin = [\"slack:user:UADMIN\"]\nsales = [\"slack:usergroup:S0SALES\"]\n";
+
 #[tokio::test]
 async fn usergroup_members_are_fetched_and_cached() {
-    let mut h = Harness::new(
-        "[permissions.roles.sales]\ncommands = [\"invite\", \"groups\"]\ngroups = [\"sales\"]\n\n[permissions.bindings]\nadmin = [\"slack:user:UADMIN\"]\nsales = [\"slack:usergroup:S0SALES\"]\n",
-    )
-    .await;
+    let h = Harness::new(USERGROUP_ROLES).await;
     Mock::given(method("GET"))
         .and(path("/api/usergroups.users.list"))
         .and(query_param("usergroup", "S0SALES"))
@@ -449,12 +448,10 @@ async fn usergroup_members_are_fetched_and_cached() {
         .expect(1)
         .mount(&h.slack)
         .await;
-    // Cold cache: the answer waits for Slack, so it comes as a follow-up.
+    // Cold cache, Slack answers at once: still answered inline.
     let (_, body, _) = h.command("U1", "C1", "whoami").await;
-    assert_eq!(text_of(&body).lines().next().unwrap(), "Working on it…");
-    let post = h.next_post().await;
-    assert!(text_of(&post).contains("*Roles:* sales"), "{post}");
-    assert!(text_of(&post).contains("*Also:* slack:usergroup:S0SALES"), "{post}");
+    assert!(text_of(&body).contains("*Roles:* sales"), "{body}");
+    assert!(text_of(&body).contains("*Also:* slack:usergroup:S0SALES"), "{body}");
     // Warm cache: inline, and Slack is not asked again (expect(1) above).
     let (_, body, _) = h.command("U1", "C1", "whoami").await;
     assert!(text_of(&body).contains("*Roles:* sales"), "{body}");
@@ -462,6 +459,56 @@ async fn usergroup_members_are_fetched_and_cached() {
     assert!(
         text_of(&body).contains("You may not run `groups` (no role is bound to you; ask an admin)"),
         "{body}"
+    );
+}
+
+/// A slow user-group list: a usage error is still answered inline at once,
+/// a command that needs the caller's roles is deferred and decided in the
+/// follow-up, and only one fetch is made for both.
+#[tokio::test]
+async fn with_slow_usergroups_parse_errors_are_inline_and_commands_deferred() {
+    let mut h = Harness::new(USERGROUP_ROLES).await;
+    Mock::given(method("GET"))
+        .and(path("/api/usergroups.users.list"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "users": ["U1"]}))
+                .set_delay(Duration::from_millis(2500)),
+        )
+        .expect(1)
+        .mount(&h.slack)
+        .await;
+    let (_, body, elapsed) = h.command("U1", "C1", "frobnicate").await;
+    assert!(text_of(&body).contains("frobnicate"), "{body}");
+    assert!(elapsed < Duration::from_millis(900), "not held for Slack: {elapsed:?}");
+    let (_, body, elapsed) = h.command("U1", "C1", "whoami").await;
+    assert_eq!(text_of(&body).lines().next().unwrap(), "Working on it…");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    let post = h.next_post().await;
+    assert!(text_of(&post).contains("*Roles:* sales"), "{post}");
+}
+
+/// Fail closed: when Slack cannot list a user group, its members get nothing
+/// from it, and are told to try again.
+#[tokio::test]
+async fn usergroups_slack_cannot_list_grant_nothing() {
+    let h = Harness::new(USERGROUP_ROLES).await;
+    Mock::given(method("GET"))
+        .and(path("/api/usergroups.users.list"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "missing_scope"})))
+        .mount(&h.slack)
+        .await;
+    let (_, body, _) = h.command("U1", "C1", "groups").await;
+    assert!(
+        text_of(&body).contains("waops could not check your Slack user groups; try again in a moment"),
+        "{body}"
+    );
+    h.app.ctx.audit.flush().await;
+    let rows = h.app.ctx.store.recent_audit(10).await.unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.command == "groups" && r.outcome == "usergroups_unavailable"),
+        "{rows:?}"
     );
 }
 

@@ -263,6 +263,11 @@ pub fn working() -> Reply {
     Reply::info("Working on it…")
 }
 
+/// Slack could not say which user groups the caller is in; nothing ran.
+pub fn usergroups_unavailable() -> Reply {
+    Reply::user_error("waops could not check your Slack user groups; try again in a moment").footer("Nothing was run.")
+}
+
 /// The answer when every worker is busy.
 pub fn busy() -> Reply {
     Reply::user_error("waops is busy; try again in a moment").footer("Nothing was run.")

@@ -7,9 +7,9 @@
 
 pub mod outbound;
 pub mod render;
+pub mod usergroups;
 pub mod verify;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -30,9 +30,12 @@ use crate::http::HeadersAndBody;
 use crate::settings::Secret;
 use crate::workers::Workers;
 use outbound::SlackClient;
+use usergroups::Usergroups;
 
-/// How long a user group's member list is trusted.
-pub const USERGROUP_TTL: Duration = Duration::from_secs(300);
+/// How long the ack path waits for user groups it does not know yet before
+/// answering "Working on it…" and deciding in the follow-up: well inside
+/// Slack's 3-second deadline.
+const COLD_USERGROUPS_WAIT: Duration = Duration::from_secs(1);
 /// Most progress posts per command (Slack allows 5 posts per `response_url`; the result is one).
 const MAX_PROGRESS_POSTS: usize = 3;
 /// Least time between two progress posts.
@@ -44,7 +47,7 @@ pub struct Slack {
     secret: Secret,
     client: Arc<SlackClient>,
     workers: Workers,
-    usergroups: UsergroupCache,
+    usergroups: Arc<Usergroups>,
 }
 
 /// Slack's slash-command form (the fields waops uses).
@@ -91,7 +94,7 @@ pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Option<Router>> 
     if !settings.signing_secret.is_set() {
         return Ok(None);
     }
-    let usergroups = UsergroupCache::new(
+    let usergroups = Usergroups::new(
         ctx.permissions
             .bound_principals()
             .filter_map(|p| p.as_str().strip_prefix("slack:usergroup:").map(str::to_string))
@@ -102,7 +105,7 @@ pub fn router(ctx: Context, workers: Workers) -> anyhow::Result<Option<Router>> 
         client: Arc::new(SlackClient::new(settings)?),
         ctx,
         workers,
-        usergroups,
+        usergroups: Arc::new(usergroups),
     });
     Ok(Some(
         Router::new()
@@ -168,9 +171,27 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
         text: form.text,
         request_id: crate::http::request_id(&headers),
     };
-    // Inline only when the caller's user groups are known without a Slack call.
+    // The caller's user groups: known, fetched within a second, or decided
+    // in the follow-up. Text that does not parse is answered at once whatever
+    // they are: no role changes a usage error.
+    let parses = commands::Command::parse(&inv.text).is_ok();
+    let groups = match slack.usergroups.principals_cached(&slack.client, &form.user_id) {
+        Some(groups) => Some(groups),
+        None if !parses => Some(Vec::new()),
+        None => {
+            let fetch = slack.usergroups.principals(&slack.client, &form.user_id);
+            match tokio::time::timeout(COLD_USERGROUPS_WAIT, fetch).await {
+                Ok(Ok(groups)) => Some(groups),
+                Ok(Err(_)) => {
+                    commands::record_not_run(&slack.ctx, &inv, "usergroups_unavailable");
+                    return inline(&messages::usergroups_unavailable());
+                }
+                Err(_) => None,
+            }
+        }
+    };
     let mut later = commands::Later::default();
-    if let Some(groups) = slack.usergroups.principals_of(&form.user_id) {
+    if let Some(groups) = groups {
         inv.principals.extend(groups);
         match commands::answer_without_provider(&slack.ctx, &inv).await {
             commands::Ack::Answered(reply) => return inline(&reply),
@@ -200,9 +221,14 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
             if !later.is_decided() {
                 let own = Arc::make_mut(&mut inv);
                 own.principals.truncate(1);
-                // Each step boxed, so the task holds only the step running now.
-                let fresh = Box::pin(slack.usergroups.principals_fresh(&slack.client, &user_id)).await;
-                own.principals.extend(fresh);
+                match slack.usergroups.principals(&slack.client, &user_id).await {
+                    Ok(groups) => own.principals.extend(groups),
+                    Err(_) => {
+                        post(&slack.client, &response_url, &messages::usergroups_unavailable(), true).await;
+                        commands::record_not_run(&slack.ctx, &inv, "usergroups_unavailable");
+                        return;
+                    }
+                }
             }
             let poster = ResponsePoster::start(slack.client.clone(), response_url, inv.request_id.clone());
             let reply = Box::pin(commands::run_later(&slack.ctx, &inv, later, Some(&poster))).await;
@@ -271,7 +297,13 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
             return;
         };
         let mut principals = vec![caller];
-        principals.extend(slack.usergroups.principals_fresh(&slack.client, &user_id).await);
+        match slack.usergroups.principals(&slack.client, &user_id).await {
+            Ok(groups) => principals.extend(groups),
+            Err(_) => {
+                post(&slack.client, &task_url, &messages::usergroups_unavailable(), false).await;
+                return;
+            }
+        }
         let inv = Invocation {
             platform: Platform::Slack,
             principals,
@@ -365,65 +397,6 @@ impl Progress for ResponsePoster {
         if due {
             self.update_now(&messages::progress(done, total));
         }
-    }
-}
-
-/// Members of the user groups that bindings name, each trusted for `USERGROUP_TTL`.
-struct UsergroupCache {
-    ids: Vec<String>,
-    members: Mutex<HashMap<String, (Instant, HashSet<String>)>>,
-}
-
-impl UsergroupCache {
-    fn new(ids: Vec<String>) -> Self {
-        UsergroupCache {
-            ids,
-            members: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The caller's usergroup principals, or `None` when some list is unknown or stale.
-    fn principals_of(&self, user: &str) -> Option<Vec<Principal>> {
-        let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = Vec::new();
-        for id in &self.ids {
-            let (at, users) = members.get(id)?;
-            if at.elapsed() >= USERGROUP_TTL {
-                return None;
-            }
-            if users.contains(user) {
-                out.push(Principal::parse(&format!("slack:usergroup:{id}")).ok()?);
-            }
-        }
-        Some(out)
-    }
-
-    /// Refreshes stale lists from Slack, then answers. A list Slack cannot give
-    /// keeps its last known members (or none), and the failure is logged.
-    async fn principals_fresh(&self, client: &SlackClient, user: &str) -> Vec<Principal> {
-        let stale: Vec<String> = {
-            let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
-            self.ids
-                .iter()
-                .filter(|id| members.get(*id).is_none_or(|(at, _)| at.elapsed() >= USERGROUP_TTL))
-                .cloned()
-                .collect()
-        };
-        for id in stale {
-            match client.usergroup_members(&id).await {
-                Ok(users) => {
-                    let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
-                    members.insert(id, (Instant::now(), users.into_iter().collect()));
-                }
-                Err(e) => tracing::warn!(usergroup = %id, error = %e, "user group members unavailable"),
-            }
-        }
-        let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
-        self.ids
-            .iter()
-            .filter(|id| members.get(*id).is_some_and(|(_, users)| users.contains(user)))
-            .filter_map(|id| Principal::parse(&format!("slack:usergroup:{id}")).ok())
-            .collect()
     }
 }
 

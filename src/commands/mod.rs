@@ -353,10 +353,16 @@ fn identified(mut audit: AuditRecord, inv: &Invocation) -> AuditRecord {
     audit
 }
 
-/// Audits a command that was not run at all (every worker busy). On the ack
-/// path, so it never waits for the audit writer.
+/// Audits a command that was not run at all. On the ack path, so it never
+/// waits for the audit writer.
 pub fn record_not_run(ctx: &Context, inv: &Invocation, outcome: &'static str) {
     ctx.audit.record_now(unfinished_row(ctx, inv, "not_run", outcome));
+}
+
+/// Audits a command refused because every follow-up slot is busy (summed up
+/// under a flood: `AuditLog::record_busy`).
+pub fn record_busy(ctx: &Context, inv: &Invocation) {
+    ctx.audit.record_busy(unfinished_row(ctx, inv, "not_run", "busy"));
 }
 
 /// Audits a command cut short by shutdown (it may have partly happened).

@@ -232,7 +232,7 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, requ
         interrupted,
     );
     if !started {
-        commands::record_not_run(&d.ctx, &inv, "busy");
+        commands::record_busy(&d.ctx, &inv);
         return Ok(inline(&messages::busy()));
     }
     Ok(if ephemeral {

@@ -237,7 +237,7 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
         interrupted,
     );
     if !started {
-        commands::record_not_run(&slack.ctx, &inv, "busy");
+        commands::record_busy(&slack.ctx, &inv);
         return inline(&messages::busy());
     }
     working()

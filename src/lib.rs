@@ -2,7 +2,8 @@
 //!
 //! Map of the crate:
 //! - [`settings`]: layered configuration, validated once.
-//! - [`core`]: invocations, replies, the command language, permissions, messages.
+//! - [`core`]: the `waops-core` crate (invocations, replies, the command table and parser,
+//!   permissions, messages, the `Provider` port) and the service's `Context`.
 //! - [`commands`]: one module per command and `dispatch`, the single path every frontend calls.
 //! - [`phone`], [`invite_link`], [`group_ref`]: pure parsers for what users type.
 //! - [`providers`]: the `Provider` trait and the built-in sandbox.
@@ -18,12 +19,11 @@ pub mod audit;
 pub mod commands;
 pub mod core;
 pub mod digests;
-pub mod group_ref;
 pub mod http;
-pub mod invite_link;
-pub mod phone;
 pub mod providers;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
 pub mod workers;
+
+pub use waops_core::{group_ref, invite_link, phone};

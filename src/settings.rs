@@ -12,6 +12,8 @@ use crate::core::permissions::{self, GroupScope};
 use crate::core::values::parse_duration;
 use crate::core::{CommandId, Principal};
 use crate::group_ref::GroupId;
+pub use waops_core::permissions::{PermissionSettings, RoleSettings};
+pub use waops_core::provider::ProviderKind;
 
 /// The built-in defaults: the same text as `config/default.toml`, so a binary
 /// without its config folder (the container) behaves like a checkout.
@@ -121,32 +123,6 @@ pub enum LogFormat {
 pub struct StoreSettings {
     /// `sqlite://PATH`, `sqlite::memory:` or `postgres://...`. May hold a password: never logged.
     pub url: Secret,
-}
-
-/// Which WhatsApp API provider waops talks to.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// The built-in, in-memory sandbox.
-    Sandbox,
-    /// Periskope.
-    Periskope,
-    /// WUTS.
-    Wuts,
-    /// Wawp.
-    Wawp,
-}
-
-impl ProviderKind {
-    /// The kind's name as configured.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Sandbox => "sandbox",
-            ProviderKind::Periskope => "periskope",
-            ProviderKind::Wuts => "wuts",
-            ProviderKind::Wawp => "wawp",
-        }
-    }
 }
 
 /// `[provider]`
@@ -300,30 +276,6 @@ pub enum DiscordMode {
     Http,
     /// A gateway connection.
     Gateway,
-}
-
-/// `[permissions]`
-#[derive(Clone, Debug, Deserialize)]
-pub struct PermissionSettings {
-    /// Role name → role.
-    pub roles: BTreeMap<String, RoleSettings>,
-    /// Role name → principals.
-    pub bindings: BTreeMap<String, Vec<String>>,
-}
-
-/// `[permissions.roles.<name>]`
-#[derive(Clone, Debug, Deserialize)]
-pub struct RoleSettings {
-    /// Command ids, or `*`.
-    #[serde(default)]
-    pub commands: Vec<String>,
-    /// Group scopes: alias, `name:<glob>`, group id, or `*`.
-    #[serde(default)]
-    pub groups: Vec<String>,
-    /// If set, only usable in these channels (`slack:C…`, `discord:…`, `console:…`).
-    pub channels: Option<Vec<String>>,
-    /// If set, the most numbers per add this role allows.
-    pub max_numbers: Option<usize>,
 }
 
 /// A configuration problem: which file, which key, and why.

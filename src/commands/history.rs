@@ -1,78 +1,17 @@
 //! `history <group> [--limit N] [--since DURATION] [--type KINDS]`: membership
 //! changes, newest first.
 
+pub use waops_core::command::history::*;
+
 use jiff::Timestamp;
 
 use super::{Call, CommandError};
 use crate::core::messages;
-use crate::core::parser::{CommandSpec, OptionSpec, Parts, UsageError};
 use crate::core::reply::Reply;
-use crate::core::values::{parse_duration, parse_kinds, EventKind};
-use crate::core::CommandId;
+use crate::core::values::EventKind;
 use crate::group_ref::GroupInfo;
 use crate::providers::{party, HistorySource, MemberEvent};
 use crate::store::JournalEntry;
-
-/// Events shown when `--limit` is not given.
-pub const DEFAULT_LIMIT: usize = 20;
-/// The largest `--limit`.
-pub const MAX_LIMIT: usize = 200;
-
-/// The spec row.
-pub const SPEC: CommandSpec = CommandSpec {
-    id: CommandId::History,
-    args: "<group>",
-    summary: "membership changes, newest first",
-    options: &[
-        OptionSpec {
-            name: "limit",
-            value: Some("N"),
-            help: "show at most N events (default 20, at most 200)",
-        },
-        OptionSpec {
-            name: "since",
-            value: Some("DURATION"),
-            help: "only events within this long ago (30m, 6h, 7d, 2w)",
-        },
-        OptionSpec {
-            name: "type",
-            value: Some("KINDS"),
-            help: "comma list of joined,left,added,removed,promoted,demoted,settings,other",
-        },
-    ],
-};
-
-/// Typed arguments.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Args {
-    /// The group reference.
-    pub group: String,
-    /// How many events.
-    pub limit: usize,
-    /// How far back.
-    pub since: Option<std::time::Duration>,
-    /// Which kinds; `None` = all.
-    pub kinds: Option<Vec<EventKind>>,
-}
-
-/// Parses `history`.
-pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
-    let group = parts.required("<group>")?.text;
-    let limit = parts
-        .parsed("limit", |v| match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(format!("`{v}` is not a number from 1 to {MAX_LIMIT}")),
-        })?
-        .unwrap_or(DEFAULT_LIMIT);
-    let since = parts.parsed("since", parse_duration)?;
-    let kinds = parts.parsed("type", parse_kinds)?;
-    Ok(Args {
-        group,
-        limit,
-        since,
-        kinds,
-    })
-}
 
 /// Reads history from the provider and cuts it to the limit.
 pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {

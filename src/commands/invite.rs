@@ -1,40 +1,11 @@
 //! `invite <group> [--reset]`: show (or renew) the group's invite link.
 
+pub use waops_core::command::invite::*;
+
 use super::{Call, CommandError};
 use crate::core::messages;
-use crate::core::parser::{CommandSpec, OptionSpec, Parts, UsageError};
 use crate::core::reply::Reply;
-use crate::core::CommandId;
 use crate::group_ref::GroupInfo;
-
-/// The spec row.
-pub const SPEC: CommandSpec = CommandSpec {
-    id: CommandId::Invite,
-    args: "<group>",
-    summary: "show the group's invite link",
-    options: &[OptionSpec {
-        name: "reset",
-        value: None,
-        help: "revoke the current link and show the new one",
-    }],
-};
-
-/// Typed arguments.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Args {
-    /// The group reference.
-    pub group: String,
-    /// Revoke and renew.
-    pub reset: bool,
-}
-
-/// Parses `invite`.
-pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
-    Ok(Args {
-        group: parts.required("<group>")?.text,
-        reset: parts.flag("reset"),
-    })
-}
 
 /// Shows or resets the link.
 pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {

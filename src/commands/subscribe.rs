@@ -1,117 +1,14 @@
 //! `subscribe`, `unsubscribe` and `subscriptions`: a channel's digests of
 //! membership changes. The scheduler that posts them reads the same rows.
 
-use std::time::Duration;
+pub use waops_core::command::subscribe::*;
 
 use super::{Call, CommandError};
 use crate::core::messages;
-use crate::core::parser::{CommandSpec, OptionSpec, Parts, UsageError};
 use crate::core::reply::Reply;
-use crate::core::values::{format_duration, parse_duration, parse_tz, zone_name, TimeOfDay};
-use crate::core::CommandId;
+use crate::core::values::{format_duration, parse_duration, zone_name};
 use crate::group_ref::GroupInfo;
 use crate::store::Subscription;
-
-/// `subscribe`'s spec row.
-pub const SPEC: CommandSpec = CommandSpec {
-    id: CommandId::Subscribe,
-    args: "<group|*>",
-    summary: "post digests of membership changes to this channel",
-    options: &[
-        OptionSpec {
-            name: "every",
-            value: Some("DURATION"),
-            help: "how often (default 1d)",
-        },
-        OptionSpec {
-            name: "at",
-            value: Some("HH:MM"),
-            help: "time of day to post (needs --every in whole days)",
-        },
-        OptionSpec {
-            name: "tz",
-            value: Some("ZONE"),
-            help: "time zone for --at, e.g. Europe/Berlin (default UTC)",
-        },
-    ],
-};
-
-/// `unsubscribe`'s spec row.
-pub const UNSUBSCRIBE_SPEC: CommandSpec = CommandSpec {
-    id: CommandId::Unsubscribe,
-    args: "<group|*>",
-    summary: "stop this channel's digests (* stops all of them)",
-    options: &[],
-};
-
-/// `subscriptions`' spec row.
-pub const SUBSCRIPTIONS_SPEC: CommandSpec = CommandSpec {
-    id: CommandId::Subscriptions,
-    args: "",
-    summary: "list this channel's digest subscriptions",
-    options: &[],
-};
-
-/// Default digest period.
-pub const DEFAULT_EVERY: Duration = Duration::from_secs(86_400);
-
-/// One group, or all of them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SubTarget {
-    /// `*`
-    All,
-    /// A group reference as typed.
-    Group(String),
-}
-
-/// `subscribe` arguments.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Args {
-    /// What to follow.
-    pub target: SubTarget,
-    /// Window length.
-    pub every: Duration,
-    /// Time-of-day alignment.
-    pub at: Option<TimeOfDay>,
-    /// Time zone.
-    pub tz: jiff::tz::TimeZone,
-}
-
-/// `unsubscribe` arguments.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnsubscribeArgs {
-    /// What to stop.
-    pub target: SubTarget,
-}
-
-fn target(parts: &mut Parts) -> Result<SubTarget, UsageError> {
-    let token = parts.required("<group|*>")?;
-    Ok(if token.text == "*" && !token.quoted {
-        SubTarget::All
-    } else {
-        SubTarget::Group(token.text)
-    })
-}
-
-/// Parses `subscribe`.
-pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
-    let target = target(parts)?;
-    let every = parts.parsed("every", parse_duration)?.unwrap_or(DEFAULT_EVERY);
-    let at = parts.parsed("at", |v| v.parse::<TimeOfDay>())?;
-    let tz = parts.parsed("tz", parse_tz)?.unwrap_or(jiff::tz::TimeZone::UTC);
-    if at.is_some() && every.as_secs() % 86_400 != 0 {
-        return Err(parts.error(format!(
-            "--at needs --every in whole days (1d, 7d, 2w); got {}",
-            format_duration(every)
-        )));
-    }
-    Ok(Args { target, every, at, tz })
-}
-
-/// Parses `unsubscribe`.
-pub fn parse_unsubscribe(parts: &mut Parts) -> Result<UnsubscribeArgs, UsageError> {
-    Ok(UnsubscribeArgs { target: target(parts)? })
-}
 
 fn group_key(group: Option<&GroupInfo>) -> (String, String) {
     match group {
@@ -193,7 +90,7 @@ mod tests {
     fn parses_schedules() {
         let a = sub("subscribe * --every 1d --at 09:00 --tz Europe/Berlin").unwrap();
         assert_eq!(a.target, SubTarget::All);
-        assert_eq!(a.at, Some(TimeOfDay { hour: 9, minute: 0 }));
+        assert_eq!(a.at, Some(crate::core::values::TimeOfDay { hour: 9, minute: 0 }));
         assert_eq!(zone_name(&a.tz), "Europe/Berlin");
         let a = sub("subscribe \"Sales Team\"").unwrap();
         assert_eq!(

@@ -1,20 +1,13 @@
 //! `whoami`: the caller's identity, roles, and the commands and groups they may
 //! use here. Answers without a provider call.
 
+pub use waops_core::command::whoami::*;
+
 use super::{Call, CommandError};
 use crate::core::messages;
-use crate::core::parser::CommandSpec;
 use crate::core::permissions::GroupScope;
 use crate::core::reply::Reply;
 use crate::core::CommandId;
-
-/// The spec row.
-pub const SPEC: CommandSpec = CommandSpec {
-    id: CommandId::Whoami,
-    args: "",
-    summary: "your identity, roles, and what you may use",
-    options: &[],
-};
 
 /// Shows who the caller is.
 pub async fn run(call: &mut Call<'_>) -> Result<Reply, CommandError> {

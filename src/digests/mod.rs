@@ -11,7 +11,7 @@
 //! whose earlier attempt ended without an answer is first looked up in the
 //! channel's recent history.
 
-pub mod schedule;
+pub use waops_core::schedule;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

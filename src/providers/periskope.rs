@@ -93,7 +93,7 @@ impl Periskope {
         })?;
         Ok(Periskope {
             api,
-            pacing: Pacing::from_settings(settings),
+            pacing: super::pacing(settings),
             force_add: settings.force_add,
         })
     }

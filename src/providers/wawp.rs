@@ -101,7 +101,7 @@ impl Wawp {
         let api = ApiClient::new(settings, DEFAULT_BASE, HeaderMap::new(), None, map_error)?;
         Ok(Wawp {
             api,
-            pacing: Pacing::from_settings(settings),
+            pacing: super::pacing(settings),
             instance_id: settings.instance_id.trim().to_string(),
             access_token: settings.access_token.clone(),
         })

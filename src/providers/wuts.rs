@@ -145,7 +145,7 @@ impl Wuts {
         let api = ApiClient::new(settings, DEFAULT_BASE, headers, None, map_error)?;
         Ok(Wuts {
             api,
-            pacing: Pacing::from_settings(settings),
+            pacing: super::pacing(settings),
         })
     }
 

@@ -174,30 +174,7 @@ pub struct AuditRecord {
     pub provider_trace_id: Option<String>,
 }
 
-/// A channel's digest subscription.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Subscription {
-    /// Random id.
-    pub id: String,
-    /// console, slack, discord.
-    pub platform: String,
-    /// `platform:id` of the channel.
-    pub channel: String,
-    /// A group id, or `*`.
-    pub group_ref: String,
-    /// The group's name when subscribed (or `all groups`).
-    pub group_name: String,
-    /// Window length in seconds.
-    pub every_s: i64,
-    /// `HH:MM` alignment, if any.
-    pub at_time: Option<String>,
-    /// IANA time zone.
-    pub tz: String,
-    /// Who subscribed.
-    pub created_by: String,
-    /// When.
-    pub created_at: Timestamp,
-}
+pub use waops_core::subscription::Subscription;
 
 fn millis(t: Timestamp) -> i64 {
     t.as_millisecond()
@@ -464,13 +441,6 @@ fn subscription_from_row(r: &AnyRow) -> anyhow::Result<Subscription> {
         created_by: r.try_get("created_by")?,
         created_at: from_millis(r.try_get("created_at")?),
     })
-}
-
-impl Subscription {
-    /// When its windows begin and end.
-    pub fn schedule(&self) -> crate::digests::schedule::Schedule {
-        crate::digests::schedule::Schedule::from_stored(self.every_s, self.at_time.as_deref(), &self.tz)
-    }
 }
 
 /// A preview waiting for its Apply.

@@ -217,6 +217,66 @@ impl Reply {
     }
     /// The whole reply as plain text, for logs and tests.
     pub fn plain(&self) -> String {
-        crate::adapters::console::render(self, false)
+        plain(self, false)
     }
+}
+/// Renders a reply as plain text; `color` adds ANSI bold to the title.
+pub fn plain(reply: &Reply, color: bool) -> String {
+    let mut out = String::new();
+    let title = rich(&reply.title.0);
+    if color {
+        out.push_str(&format!("\x1b[1m{title}\x1b[0m\n"));
+    } else {
+        out.push_str(&title);
+        out.push('\n');
+    }
+    for line in &reply.lines {
+        out.push_str("  ");
+        out.push_str(&rich(&line.0));
+        out.push('\n');
+    }
+    if !reply.fields.is_empty() {
+        let width = reply.fields.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
+        for (name, value) in &reply.fields {
+            out.push_str(&format!("  {name:<width$}  {}\n", rich(&value.0)));
+        }
+    }
+    if let Some(table) = &reply.table {
+        out.push_str(&render_table(table));
+    }
+    if !reply.buttons.is_empty() {
+        let labels: Vec<_> = reply.buttons.iter().map(|b| format!("[{}]", b.label)).collect();
+        out.push_str(&format!("  {}\n", labels.join(" ")));
+    }
+    for line in &reply.footer {
+        out.push_str(&rich(&line.0));
+        out.push('\n');
+    }
+    out
+}
+
+fn rich(spans: &[Span]) -> String {
+    spans
+        .iter()
+        .map(|s| match s {
+            Span::Text(t) | Span::Strong(t) | Span::Link(t) => sanitize(t),
+            Span::Code(t) => format!("`{}`", sanitize(t)),
+        })
+        .collect()
+}
+
+/// Terminal control characters from user or provider text could rewrite the
+/// operator's screen; show them as `?` instead.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
+        .collect()
+}
+
+fn render_table(table: &Table) -> String {
+    table
+        .aligned_lines()
+        .iter()
+        .map(|line| format!("  {}\n", sanitize(line)))
+        .collect()
 }

@@ -13,7 +13,7 @@ use jiff::civil::{self, Date};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{Timestamp, ToSpan as _};
 
-use crate::core::values::{parse_tz, TimeOfDay};
+use crate::values::{parse_tz, TimeOfDay};
 
 const DAY: i64 = 86_400;
 
@@ -151,9 +151,7 @@ mod tests {
             let next = s.next_after(at);
             assert!(next > last);
             assert_eq!(
-                crate::core::values::wall_clock(&s.tz, next)
-                    .strftime("%a %H:%M")
-                    .to_string(),
+                crate::values::wall_clock(&s.tz, next).strftime("%a %H:%M").to_string(),
                 "Thu 09:00"
             );
             last = next;

@@ -3,7 +3,7 @@
 //! file turns the `Parts` into typed arguments.
 
 use super::CommandId;
-use crate::commands;
+use crate::command as commands;
 
 /// A word of the command text.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -74,7 +74,7 @@ pub fn resolve(reference: &str, aliases: &BTreeMap<String, GroupId>, groups: &[G
         return Resolve::Found(by_id(&id));
     }
     // Lowered once, for the aliases and the names.
-    let needle = crate::core::parser::lowercase(reference);
+    let needle = crate::parser::lowercase(reference);
     if let Some(id) = aliases.get(&*needle) {
         return Resolve::Found(by_id(id));
     }

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use wildmatch::WildMatchPattern;
 
 use super::{ChannelRef, CommandId, Principal};
 use crate::group_ref::{GroupId, GroupInfo};
-use crate::settings::PermissionSettings;
 
 type CaseInsensitiveGlob = WildMatchPattern<'*', '?'>;
 
@@ -301,10 +301,33 @@ impl Permissions {
     }
 }
 
+/// `[permissions]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct PermissionSettings {
+    /// Role name → role.
+    pub roles: BTreeMap<String, RoleSettings>,
+    /// Role name → principals.
+    pub bindings: BTreeMap<String, Vec<String>>,
+}
+
+/// `[permissions.roles.<name>]`
+#[derive(Clone, Debug, Deserialize)]
+pub struct RoleSettings {
+    /// Command ids, or `*`.
+    #[serde(default)]
+    pub commands: Vec<String>,
+    /// Group scopes: alias, `name:<glob>`, group id, or `*`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// If set, only usable in these channels (`slack:C…`, `discord:…`, `console:…`).
+    pub channels: Option<Vec<String>>,
+    /// If set, the most numbers per add this role allows.
+    pub max_numbers: Option<usize>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::RoleSettings;
 
     fn group(id: &str, name: &str) -> GroupInfo {
         GroupInfo {

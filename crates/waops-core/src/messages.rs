@@ -12,9 +12,10 @@ use super::CommandId;
 use crate::group_ref::GroupInfo;
 use crate::invite_link::InviteCode;
 use crate::phone::{Accepted, InvalidNumber};
-use crate::providers::{AddOutcome, AddResult, HistorySource, MemberEvent, Party, ProviderError, ProviderErrorKind};
-use crate::settings::ProviderKind;
-use crate::store::Subscription;
+use crate::provider::{
+    AddOutcome, AddResult, HistorySource, MemberEvent, Party, ProviderError, ProviderErrorKind, ProviderKind,
+};
+use crate::subscription::Subscription;
 
 /// Bad command text, with the usage line.
 pub fn usage_error(e: &UsageError) -> Reply {
@@ -572,7 +573,7 @@ pub fn digest(
                     .text(format!(" · {}", count(events.len(), "change"))),
             );
         }
-        for kind in crate::core::values::EventKind::ALL {
+        for kind in crate::values::EventKind::ALL {
             let of_kind: Vec<&MemberEvent> = events.iter().filter(|e| e.kind == kind).collect();
             if of_kind.is_empty() {
                 continue;
@@ -697,7 +698,7 @@ mod tests {
             "You may not run add on Sales Team (no role grants it; ask an admin)"
         );
         assert_eq!(
-            crate::adapters::console::render(&r, false),
+            crate::reply::plain(&r, false),
             "You may not run `add` on Sales Team (no role grants it; ask an admin)\n"
         );
         assert_eq!(r.status, Status::UserError);

@@ -1,0 +1,234 @@
+//! The port to WhatsApp API providers: the `Provider` trait the core calls,
+//! and the domain types it speaks (outcomes, events, errors, capabilities).
+//! The clients that implement it for each provider live outside the core.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use crate::group_ref::{GroupId, GroupInfo};
+use crate::invite_link::InviteCode;
+use crate::phone::E164;
+use crate::values::EventKind;
+
+/// Which WhatsApp API provider waops talks to.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// The built-in, in-memory sandbox.
+    Sandbox,
+    /// Periskope.
+    Periskope,
+    /// WUTS.
+    Wuts,
+    /// Wawp.
+    Wawp,
+}
+
+impl ProviderKind {
+    /// The kind's name as configured.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Sandbox => "sandbox",
+            ProviderKind::Periskope => "periskope",
+            ProviderKind::Wuts => "wuts",
+            ProviderKind::Wawp => "wawp",
+        }
+    }
+}
+
+/// Where `/wa history` reads from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistorySource {
+    /// The provider's own notification history.
+    Provider,
+    /// waops' journal of provider webhooks.
+    Journal,
+}
+
+/// What a provider can do; commands degrade honestly where it cannot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Where history comes from.
+    pub history: HistorySource,
+    /// `invite --reset` is possible.
+    pub invite_reset: bool,
+    /// A join can report "waiting for admin approval".
+    pub pending_approval: bool,
+    /// Adds can be forced past the invite-instead-of-add privacy rule.
+    pub forced_add: bool,
+}
+
+/// The result of a join.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// Joined; the group.
+    Joined(GroupInfo),
+    /// A join request was sent; an admin must approve it.
+    PendingApproval(Option<GroupId>),
+}
+
+/// What happened to one number in an add.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// Now a member.
+    Added,
+    /// Their privacy settings forbid direct adds; WhatsApp sent them an invite.
+    InviteSent,
+    /// Was a member already.
+    AlreadyMember,
+    /// The number has no WhatsApp account.
+    NotOnWhatsApp,
+    /// Sent to the provider, which does not report per-number results.
+    Requested,
+    /// Failed, with the provider's reason.
+    Failed(String),
+}
+
+/// One number's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddResult {
+    /// The number.
+    pub number: E164,
+    /// What happened.
+    pub outcome: AddOutcome,
+}
+
+/// A participant in an event: a phone number when the provider gives one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Party {
+    /// A phone number.
+    Number(E164),
+    /// Anything else the provider sent (a LID, a name).
+    Other(String),
+}
+
+/// One membership change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// What kind of change.
+    pub kind: EventKind,
+    /// Who did it, if known.
+    pub actor: Option<Party>,
+    /// Whom it affected.
+    pub subjects: Vec<Party>,
+    /// Extra text (which setting changed, the provider's raw type for `other`).
+    pub detail: Option<String>,
+}
+
+/// What went wrong at the provider, in terms the user can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderErrorKind {
+    /// Credentials rejected.
+    #[error("authentication failed")]
+    Auth,
+    /// The connected number is not an admin of the group.
+    #[error("not a group admin")]
+    NotAdmin,
+    /// Not allowed for another reason (the provider's words, if any).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The group (or resource) does not exist for this number.
+    #[error("not found")]
+    NotFound,
+    /// The invite is invalid, expired or revoked.
+    #[error("invalid or revoked invite")]
+    InvalidInvite,
+    /// The provider rejected the input.
+    #[error("validation failed: {0}")]
+    Validation(String),
+    /// Too many requests; wait this long if known.
+    #[error("rate limited")]
+    RateLimited(Option<Duration>),
+    /// The WhatsApp session behind the account is not connected.
+    #[error("device not connected")]
+    DeviceNotConnected,
+    /// The provider failed (5xx, garbage).
+    #[error("upstream error {0}")]
+    Upstream(u16),
+    /// The request did not get through.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// No answer in time; `true` when it was a write that may have taken effect.
+    #[error("timed out")]
+    Timeout(bool),
+    /// The provider answered with something waops cannot read.
+    #[error("malformed response")]
+    Malformed,
+    /// The provider cannot do this at all.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+}
+
+/// A provider error with the provider's trace id (kept for logs and audit).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}")]
+pub struct ProviderError {
+    /// What went wrong.
+    pub kind: ProviderErrorKind,
+    /// The provider's trace id, if it sent one.
+    pub trace_id: Option<String>,
+}
+
+impl From<ProviderErrorKind> for ProviderError {
+    fn from(kind: ProviderErrorKind) -> Self {
+        ProviderError { kind, trace_id: None }
+    }
+}
+
+/// How bulk adds are split and spaced for this provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pacing {
+    /// Numbers per add request.
+    pub chunk_size: usize,
+    /// Pause between add requests.
+    pub pause: Duration,
+}
+
+/// A WhatsApp API provider.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The configured kind.
+    fn kind(&self) -> ProviderKind;
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+    /// How the core splits and spaces bulk adds.
+    fn pacing(&self) -> Pacing;
+    /// Groups the connected number is in.
+    async fn list_groups(&self) -> Result<Vec<GroupInfo>, ProviderError>;
+    /// Joins the group behind an invite.
+    async fn join(&self, invite: &InviteCode) -> Result<JoinOutcome, ProviderError>;
+    /// Adds numbers to a group; one result per number, in order.
+    async fn add(&self, group: &GroupId, numbers: &[E164]) -> Result<Vec<AddResult>, ProviderError>;
+    /// The group's current invite code.
+    async fn invite_code(&self, group: &GroupId) -> Result<InviteCode, ProviderError>;
+    /// Revokes the invite code and returns the new one.
+    async fn reset_invite(&self, group: &GroupId) -> Result<InviteCode, ProviderError>;
+    /// Membership changes since `since`, newest first.
+    async fn history(&self, group: &GroupId, since: Timestamp) -> Result<Vec<MemberEvent>, ProviderError>;
+    /// Cheap reachability check for `/readyz`.
+    async fn health(&self) -> Result<(), ProviderError>;
+}
+
+/// A person id from a provider (`491511234567@c.us`, `…@s.whatsapp.net`, bare
+/// digits, or a LID): a number when it is one, else kept as it came.
+pub fn party(jid: &str) -> Party {
+    let user = jid.split('@').next().unwrap_or(jid);
+    let user = user.split(':').next().unwrap_or(user);
+    let is_phone = !jid.ends_with("@lid") && !jid.ends_with("@g.us");
+    match E164::from_trusted(user) {
+        Some(n) if is_phone => Party::Number(n),
+        _ => Party::Other(jid.to_string()),
+    }
+}
+
+/// The answer of providers without a history endpoint: their history is waops'
+/// webhook journal, which the core reads instead of calling them.
+pub fn journal_history_missing() -> ProviderError {
+    ProviderErrorKind::Unsupported("list membership history itself: it comes from waops' journal of its webhooks")
+        .into()
+}

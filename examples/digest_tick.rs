@@ -76,7 +76,7 @@ async fn bench(
         waops::core::Clock::Fixed(start),
     )
     .await?;
-    let scheduler = waops::digests::Scheduler::new(ctx.clone(), "bench")?;
+    let scheduler = waops::digests::Scheduler::new(ctx.clone(), "bench", waops::app::chat_posters(&ctx.settings)?);
     let every = 60i64;
     for i in 0..subscriptions {
         let platform = if i % 2 == 0 { "slack" } else { "discord" };

@@ -19,6 +19,19 @@ pub async fn build_context(settings: Settings, clock: Clock) -> anyhow::Result<C
     Context::new(settings, provider, store, clock)
 }
 
+/// The digest posters of the chat platforms whose bot tokens are set.
+pub fn chat_posters(settings: &Settings) -> anyhow::Result<crate::digests::Posters> {
+    use crate::adapters::{discord::outbound::DiscordClient, slack::outbound::SlackClient};
+    let mut posters = crate::digests::Posters::default();
+    if settings.slack.bot_token.is_set() {
+        posters.slack = Some(std::sync::Arc::new(SlackClient::new(&settings.slack)?));
+    }
+    if settings.discord.bot_token.is_set() {
+        posters.discord = Some(std::sync::Arc::new(DiscordClient::new(&settings.discord)?));
+    }
+    Ok(posters)
+}
+
 /// Time for "interrupted" messages to go out after the grace period.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 
@@ -49,7 +62,11 @@ pub async fn serve(
             }
         });
     }
-    let scheduler = crate::digests::Scheduler::new(ctx.clone(), crate::digests::Scheduler::replica_id())?;
+    let scheduler = crate::digests::Scheduler::new(
+        ctx.clone(),
+        crate::digests::Scheduler::replica_id(),
+        chat_posters(&ctx.settings)?,
+    );
     let digests = tokio::spawn(scheduler.run(stopping_rx.clone()));
     tokio::spawn(purge_expired_keys(ctx.clone(), stopping_rx.clone()));
     let server = crate::http::serve(listener, router, ctx.settings.server.max_connections, async move {

@@ -40,7 +40,7 @@ async fn replica(store_url: &str, toml: &str, owner: &str) -> (Context, Arc<Sche
     let dir = tempfile::tempdir().unwrap();
     let settings = common::settings(dir.path(), toml, store_url);
     let ctx = waops::app::build_context(settings, common::clock()).await.unwrap();
-    let scheduler = Scheduler::new(ctx.clone(), owner).unwrap();
+    let scheduler = Scheduler::new(ctx.clone(), owner, waops::app::chat_posters(&ctx.settings).unwrap());
     (ctx, scheduler)
 }
 
@@ -567,7 +567,7 @@ async fn race(store_url: &str, windows_per_subscription: i64) {
                     window_end: start + Duration::from_secs(w + 1),
                 };
                 nonces.insert(
-                    waops::digests::nonce(&claimed),
+                    waops::adapters::discord::outbound::nonce(&waops::digests::key(&claimed)),
                     (s.id.clone(), claimed.window_start.as_millisecond()),
                 );
             }

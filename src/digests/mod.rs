@@ -18,13 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
-use crate::adapters::discord::outbound::{DiscordClient, DiscordError};
-use crate::adapters::slack::outbound::{SlackClient, SlackError};
 use crate::core::messages;
-use crate::core::Context;
+use crate::core::{ChatPoster, Context, PostError, PostKey};
 use crate::group_ref::GroupId;
 use crate::providers::{HistorySource, MemberEvent};
 use crate::store::{Claimed, Platforms, PriorAttempt};
@@ -85,32 +81,20 @@ impl From<anyhow::Error> for Failure {
 pub struct Scheduler {
     ctx: Context,
     owner: String,
-    slack: Option<SlackClient>,
-    discord: Option<DiscordClient>,
+    posters: Posters,
     lease: Duration,
 }
 
 impl Scheduler {
-    /// A scheduler posting with the configured bot tokens, as replica `owner`.
-    pub fn new(ctx: Context, owner: impl Into<String>) -> anyhow::Result<Arc<Self>> {
-        let slack = if ctx.settings.slack.bot_token.is_set() {
-            Some(SlackClient::new(&ctx.settings.slack)?)
-        } else {
-            None
-        };
-        let discord = if ctx.settings.discord.bot_token.is_set() {
-            Some(DiscordClient::new(&ctx.settings.discord)?)
-        } else {
-            None
-        };
+    /// A scheduler posting through `posters`, as replica `owner`.
+    pub fn new(ctx: Context, owner: impl Into<String>, posters: Posters) -> Arc<Self> {
         let lease = Duration::from_secs(ctx.settings.digests.lease_s);
-        Ok(Arc::new(Scheduler {
+        Arc::new(Scheduler {
             ctx,
             owner: owner.into(),
-            slack,
-            discord,
+            posters,
             lease,
-        }))
+        })
     }
 
     /// A replica id unique to this process: host, pid and a random part.
@@ -123,8 +107,8 @@ impl Scheduler {
     /// Which platforms can be posted to; subscriptions of the others wait.
     pub fn platforms(&self) -> Platforms {
         Platforms {
-            slack: self.slack.is_some(),
-            discord: self.discord.is_some(),
+            slack: self.posters.slack.is_some(),
+            discord: self.posters.discord.is_some(),
         }
     }
 
@@ -374,55 +358,16 @@ impl Scheduler {
     /// Posts the digest; returns the platform's message reference.
     async fn post(&self, claimed: &Claimed, reply: &crate::core::Reply) -> Result<String, Failure> {
         let sub = &claimed.subscription;
-        let channel = channel_id(&sub.channel);
-        match sub.platform.as_str() {
-            "slack" => {
-                let slack = self
-                    .slack
-                    .as_ref()
-                    .ok_or_else(|| Failure::Unknown("Slack is not configured".into()))?;
-                let mut body = crate::adapters::slack::render::message(reply);
-                body["metadata"] = json!({
-                    "event_type": SLACK_EVENT_TYPE,
-                    "event_payload": {"subscription": sub.id, "window_start": claimed.window_start.as_millisecond()},
-                });
-                slack.post_message(channel, &body).await.map_err(|e| match e {
-                    SlackError::Api(_) => Failure::Refused(e.to_string()),
-                    SlackError::Status(s) if s < 500 => Failure::Refused(e.to_string()),
-                    _ => Failure::Unknown(e.to_string()),
-                })
-            }
-            "discord" => {
-                let discord = self
-                    .discord
-                    .as_ref()
-                    .ok_or_else(|| Failure::Unknown("Discord is not configured".into()))?;
-                let mut body = crate::adapters::discord::render::message(reply);
-                body["nonce"] = Value::String(nonce(claimed));
-                body["enforce_nonce"] = Value::Bool(true);
-                discord.channel_message(channel, &body).await.map_err(|e| match e {
-                    DiscordError::Status(s, _) if s < 500 && s != 429 => Failure::Refused(e.to_string()),
-                    _ => Failure::Unknown(e.to_string()),
-                })
-            }
-            other => Err(Failure::Refused(format!("cannot post digests to {other}"))),
-        }
+        let poster = self.poster(&sub.platform)?;
+        Ok(poster.post(channel_id(&sub.channel), reply, &key(claimed)).await?)
     }
 
     /// After an attempt that ended without an answer: the message it may have
-    /// posted, looked up by its metadata (Slack). Discord needs no look-up: the
-    /// repeated post carries the same nonce.
+    /// posted, if the platform needs looking (Slack: by its metadata).
     async fn find_earlier_post(&self, claimed: &Claimed) -> Option<String> {
         let sub = &claimed.subscription;
-        let slack = self.slack.as_ref().filter(|_| sub.platform == "slack")?;
-        let window = claimed.window_start.as_millisecond();
-        match slack
-            .find_message_with_metadata(channel_id(&sub.channel), claimed.window_end, SLACK_EVENT_TYPE, |p| {
-                p.get("subscription").and_then(Value::as_str) == Some(sub.id.as_str())
-                    && p.get("window_start").and_then(Value::as_i64) == Some(window)
-            })
-            .await
-        {
+        let poster = self.poster(&sub.platform).ok()?;
+        match poster.find_earlier(channel_id(&sub.channel), &key(claimed)).await {
             Ok(found) => found,
             Err(e) => {
                 // Posting again risks a duplicate; not posting risks a lost digest. Post.
@@ -431,22 +376,45 @@ impl Scheduler {
             }
         }
     }
+
+    fn poster(&self, platform: &str) -> Result<&Arc<dyn ChatPoster>, Failure> {
+        let poster = match platform {
+            "slack" => self.posters.slack.as_ref(),
+            "discord" => self.posters.discord.as_ref(),
+            other => return Err(Failure::Refused(format!("cannot post digests to {other}"))),
+        };
+        poster.ok_or_else(|| Failure::Unknown(format!("{platform} is not configured")))
+    }
 }
 
-/// The Slack message metadata type of digests.
-pub const SLACK_EVENT_TYPE: &str = "waops_digest";
+/// The digest posters of the configured platforms (`app::chat_posters`).
+#[derive(Clone, Default)]
+pub struct Posters {
+    /// Slack's, when a bot token is set.
+    pub slack: Option<Arc<dyn ChatPoster>>,
+    /// Discord's, when a bot token is set.
+    pub discord: Option<Arc<dyn ChatPoster>>,
+}
+
+impl From<PostError> for Failure {
+    fn from(e: PostError) -> Self {
+        match e {
+            PostError::Refused(t) => Failure::Refused(t),
+            PostError::Unknown(t) => Failure::Unknown(t),
+        }
+    }
+}
+
+/// The post's key: its subscription and window.
+pub fn key(claimed: &Claimed) -> PostKey {
+    PostKey {
+        subscription: claimed.subscription.id.clone(),
+        window_start: claimed.window_start,
+        window_end: claimed.window_end,
+    }
+}
 
 /// `slack:C123` → `C123`.
 fn channel_id(channel: &str) -> &str {
     channel.split_once(':').map_or(channel, |(_, id)| id)
-}
-
-/// A Discord nonce for the window: stable, at most 25 characters.
-pub fn nonce(claimed: &Claimed) -> String {
-    let digest = Sha256::digest(format!(
-        "{}:{}",
-        claimed.subscription.id,
-        claimed.window_start.as_millisecond()
-    ));
-    hex::encode(digest)[..25].to_string()
 }

@@ -5,6 +5,7 @@ pub mod http;
 pub mod periskope;
 pub mod sandbox;
 pub mod wawp;
+pub mod webhook;
 pub mod wuts;
 
 use std::time::Duration;

@@ -334,6 +334,39 @@ impl Provider for Periskope {
     }
 }
 
+/// Periskope `chat.notification.created` (the envelope's key is `event`, some senders use `event_type`).
+pub fn webhook_events(event: &serde_json::Value, now: Timestamp) -> Vec<crate::store::JournalEntry> {
+    use super::webhook::{entry, ids, text, time};
+    if text(event, &["event", "event_type"]).as_deref() != Some("chat.notification.created") {
+        return Vec::new();
+    }
+    let data = &event["data"];
+    let (Some(id), Some(group), Some(kind)) = (
+        text(data, &["notification_id"]),
+        text(data, &["chat_id"]),
+        text(data, &["type"]),
+    ) else {
+        return Vec::new();
+    };
+    if !group.ends_with("@g.us") {
+        return Vec::new();
+    }
+    let actor = text(data, &["author"]);
+    let subjects = ids(data.get("recipientids"));
+    let (kind, detail) = crate::providers::periskope::kind_of(&kind, actor.as_deref(), &subjects);
+    vec![entry(
+        ProviderKind::Periskope,
+        id,
+        group,
+        kind,
+        actor,
+        subjects,
+        detail,
+        time(data.get("timestamp"), now),
+        now,
+    )]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

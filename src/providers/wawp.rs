@@ -333,6 +333,44 @@ impl Provider for Wawp {
     }
 }
 
+/// Wawp (WAHA) `group.v2.join`, `group.v2.leave`, `group.v2.participants`, `group.v2.update`.
+pub fn webhook_events(event: &serde_json::Value, fallback_id: &str, now: Timestamp) -> Vec<crate::store::JournalEntry> {
+    use super::webhook::{entry, ids, text, time};
+    let name = text(event, &["event"]).unwrap_or_default();
+    let payload = &event["payload"];
+    let id = text(event, &["id"]).unwrap_or_else(|| fallback_id.to_string());
+    let group = text(payload, &["chatId"]).or_else(|| payload.get("group").and_then(|g| text(g, &["id"])));
+    let Some(group) = group.filter(|g| g.ends_with("@g.us")) else {
+        return Vec::new();
+    };
+    let at = time(payload.get("timestamp").or_else(|| event.get("timestamp")), now);
+    let subjects = ids(payload.get("participants"));
+    let (kind, detail) = match name.as_str() {
+        "group.v2.join" => (EventKind::Joined, Some("waops' number joined".to_string())),
+        "group.v2.leave" => (EventKind::Left, None),
+        "group.v2.update" => (EventKind::Settings, Some("changed group settings".to_string())),
+        "group.v2.participants" => match text(payload, &["type", "action"]).as_deref() {
+            Some("join" | "add") => (EventKind::Added, None),
+            Some("leave" | "remove") => (EventKind::Left, None),
+            Some("promote") => (EventKind::Promoted, None),
+            Some("demote") => (EventKind::Demoted, None),
+            other => (EventKind::Other, other.map(str::to_string)),
+        },
+        _ => return Vec::new(),
+    };
+    vec![entry(
+        ProviderKind::Wawp,
+        id,
+        group,
+        kind,
+        None,
+        subjects,
+        detail,
+        at,
+        now,
+    )]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

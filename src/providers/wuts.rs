@@ -316,6 +316,84 @@ impl Provider for Wuts {
     }
 }
 
+/// WUTS `group.info` (whatsmeow's GroupInfo: lists of who joined, left, was promoted
+/// or demoted, and setting changes) and `group.joined` (waops' number joined).
+pub fn webhook_events(event: &serde_json::Value, fallback_id: &str, now: Timestamp) -> Vec<crate::store::JournalEntry> {
+    use super::webhook::{entry, ids, text, time};
+    let name = text(event, &["event", "type"]).unwrap_or_default();
+    let data = event.get("data").or_else(|| event.get("payload")).unwrap_or(event);
+    let base = text(event, &["id", "event_id"]).unwrap_or_else(|| fallback_id.to_string());
+    let Some(group) = text(data, &["jid", "JID", "group_jid", "chat_jid"]).filter(|g| g.ends_with("@g.us")) else {
+        return Vec::new();
+    };
+    let at = time(
+        data.get("timestamp")
+            .or_else(|| data.get("Timestamp"))
+            .or_else(|| event.get("timestamp")),
+        now,
+    );
+    let actor = text(data, &["sender", "Sender"]);
+    match name.as_str() {
+        "group.joined" => vec![entry(
+            ProviderKind::Wuts,
+            base,
+            group,
+            EventKind::Joined,
+            None,
+            Vec::new(),
+            Some("waops' number joined".into()),
+            at,
+            now,
+        )],
+        "group.info" => {
+            let mut out = Vec::new();
+            for (keys, kind) in [
+                (["join", "Join"], EventKind::Joined),
+                (["leave", "Leave"], EventKind::Left),
+                (["promote", "Promote"], EventKind::Promoted),
+                (["demote", "Demote"], EventKind::Demoted),
+            ] {
+                let who: Vec<String> = keys.iter().flat_map(|k| ids(data.get(*k))).collect();
+                if !who.is_empty() {
+                    out.push(entry(
+                        ProviderKind::Wuts,
+                        format!("{base}:{kind}"),
+                        group.clone(),
+                        kind,
+                        actor.clone(),
+                        who,
+                        None,
+                        at,
+                        now,
+                    ));
+                }
+            }
+            for (keys, what) in [
+                (["name", "Name"], "changed the name"),
+                (["topic", "Topic"], "changed the description"),
+                (["locked", "Locked"], "changed who may edit group info"),
+                (["announce", "Announce"], "changed who may send messages"),
+            ] {
+                if keys.iter().any(|k| data.get(*k).is_some_and(|v| !v.is_null())) {
+                    out.push(entry(
+                        ProviderKind::Wuts,
+                        format!("{base}:{what}"),
+                        group.clone(),
+                        EventKind::Settings,
+                        actor.clone(),
+                        Vec::new(),
+                        Some(what.into()),
+                        at,
+                        now,
+                    ));
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! This crate depends on no chat platform, HTTP, store or provider client
 //! crate, so an import from it to an adapter cannot compile.
 
+pub mod chat;
 pub mod command;
 pub mod group_ref;
 pub mod invite_link;
@@ -23,6 +24,7 @@ pub mod values;
 use std::fmt;
 use std::str::FromStr;
 
+pub use chat::{ChatPoster, PostError, PostKey};
 pub use reply::{Reply, Status, Visibility};
 
 /// Where a command came from.

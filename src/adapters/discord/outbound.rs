@@ -157,3 +157,32 @@ impl DiscordClient {
         }
     }
 }
+
+/// A Discord nonce for a scheduled post: stable, at most 25 characters.
+pub fn nonce(key: &crate::core::PostKey) -> String {
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::digest(format!("{}:{}", key.subscription, key.window_start.as_millisecond()));
+    hex::encode(digest)[..25].to_string()
+}
+
+/// Digests in Discord: a channel message with a nonce derived from the
+/// window and `enforce_nonce`, so Discord answers a repeat with the first
+/// message instead of posting it twice.
+#[async_trait::async_trait]
+impl crate::core::ChatPoster for DiscordClient {
+    async fn post(
+        &self,
+        channel: &str,
+        reply: &crate::core::Reply,
+        key: &crate::core::PostKey,
+    ) -> Result<String, crate::core::PostError> {
+        use crate::core::PostError;
+        let mut body = super::render::message(reply);
+        body["nonce"] = Value::String(nonce(key));
+        body["enforce_nonce"] = Value::Bool(true);
+        self.channel_message(channel, &body).await.map_err(|e| match e {
+            DiscordError::Status(s, _) if s < 500 && s != 429 => PostError::Refused(e.to_string()),
+            _ => PostError::Unknown(e.to_string()),
+        })
+    }
+}

@@ -181,3 +181,45 @@ impl SlackClient {
         }
     }
 }
+
+/// The Slack message metadata type of digests.
+pub const DIGEST_EVENT_TYPE: &str = "waops_digest";
+
+/// Digests in Slack: `chat.postMessage` with metadata naming the window, and a
+/// window whose earlier attempt ended without an answer is looked for in the
+/// channel's history by that metadata (Slack has no idempotency key).
+#[async_trait::async_trait]
+impl crate::core::ChatPoster for SlackClient {
+    async fn post(
+        &self,
+        channel: &str,
+        reply: &crate::core::Reply,
+        key: &crate::core::PostKey,
+    ) -> Result<String, crate::core::PostError> {
+        use crate::core::PostError;
+        let mut body = super::render::message(reply);
+        body["metadata"] = serde_json::json!({
+            "event_type": DIGEST_EVENT_TYPE,
+            "event_payload": {"subscription": key.subscription, "window_start": key.window_start.as_millisecond()},
+        });
+        self.post_message(channel, &body).await.map_err(|e| match e {
+            SlackError::Api(_) => PostError::Refused(e.to_string()),
+            SlackError::Status(s) if s < 500 => PostError::Refused(e.to_string()),
+            _ => PostError::Unknown(e.to_string()),
+        })
+    }
+
+    async fn find_earlier(
+        &self,
+        channel: &str,
+        key: &crate::core::PostKey,
+    ) -> Result<Option<String>, crate::core::PostError> {
+        let window = key.window_start.as_millisecond();
+        self.find_message_with_metadata(channel, key.window_end, DIGEST_EVENT_TYPE, |p| {
+            p.get("subscription").and_then(Value::as_str) == Some(key.subscription.as_str())
+                && p.get("window_start").and_then(Value::as_i64) == Some(window)
+        })
+        .await
+        .map_err(|e| crate::core::PostError::Unknown(e.to_string()))
+    }
+}

@@ -47,8 +47,10 @@ fn main() -> anyhow::Result<()> {
         let port: u16 = args.get(2).and_then(|p| p.parse().ok()).expect("floor PORT");
         return runtime.block_on(floor(port));
     }
-    let waops = args.get(1).cloned().unwrap_or_else(|| "target/release/waops".into());
-    runtime.block_on(bench(&waops))
+    let waops = args.get(1).map_or("target/release/waops", String::as_str);
+    // Absolute: the server runs in a directory of its own.
+    let waops = std::fs::canonicalize(waops)?;
+    runtime.block_on(bench(&waops.to_string_lossy()))
 }
 
 // ---------------------------------------------------------------- floor
@@ -230,6 +232,8 @@ struct Sent {
     i: usize,
     at: Instant,
     ack: Duration,
+    /// The server's own time for it (its `Server-Timing` header).
+    server: Duration,
     accepted: bool,
 }
 
@@ -237,6 +241,13 @@ async fn send(http: &reqwest::Client, base: &str, hooks: &str, i: usize) -> anyh
     let at = Instant::now();
     let response = command(http, base, hooks, i).send().await?;
     let ok = response.status().is_success();
+    let server = response
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("dur=").nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(Duration::ZERO, |ms| Duration::from_secs_f64(ms / 1000.0));
     let text = response.text().await?;
     let ack = at.elapsed();
     anyhow::ensure!(ok, "HTTP error: {text}");
@@ -244,6 +255,7 @@ async fn send(http: &reqwest::Client, base: &str, hooks: &str, i: usize) -> anyh
         i,
         at,
         ack,
+        server,
         accepted: text.contains("Working on it"),
     })
 }
@@ -387,7 +399,10 @@ async fn bench(binary: &str) -> anyhow::Result<()> {
         "\n## flood: {FLOOD_CONNECTIONS} connections, closed loop, {} s",
         FLOOD_FOR.as_secs()
     );
-    println!("floor: {floor_rate:.0} acks/s");
+    println!(
+        "floor: {floor_rate:.0} acks/s; ack {}",
+        latencies(floor_sent.iter().map(|s| s.ack).collect())
+    );
     println!(
         "waops: {rate:.0} acks/s, ratio {:.2}; {} commands, {accepted} accepted, {} busy; loaded RSS {:.1} MB",
         rate / floor_rate,
@@ -398,6 +413,11 @@ async fn bench(binary: &str) -> anyhow::Result<()> {
     println!(
         "ack: {}; over 3 s: {over_3s}",
         latencies(sent.iter().map(|s| s.ack).collect())
+    );
+    println!("ack, server side: {}", latencies(sent.iter().map(|s| s.server).collect()));
+    println!(
+        "ack of accepted commands: {}",
+        latencies(sent.iter().filter(|s| s.accepted).map(|s| s.ack).collect())
     );
     println!("accepted, end to end: {}; never delivered: {missing}", latencies(e2e));
 
@@ -417,6 +437,7 @@ async fn bench(binary: &str) -> anyhow::Result<()> {
         accepted - missing
     );
     println!("ack: {}", latencies(sent.iter().map(|s| s.ack).collect()));
+    println!("ack, server side: {}", latencies(sent.iter().map(|s| s.server).collect()));
     println!("end to end: {}", latencies(e2e));
     println!("provider calls: {}", fakes.provider_calls.load(Ordering::Relaxed));
     Ok(())

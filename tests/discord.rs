@@ -584,7 +584,7 @@ async fn a_repeated_interaction_id_runs_once() {
     let (status, first, _) = h.send(&interaction).await;
     assert_eq!((status, first["type"].as_u64()), (200, Some(5)));
     let (status, again, _) = h.send(&interaction).await;
-    assert_eq!((status, again), (200, json!({"type": 5, "data": {"flags": 64}})));
+    assert_eq!((status, again["type"].as_u64()), (200, Some(5)));
     let (m, _, result) = h.next_call().await;
     assert_eq!(m, "PATCH");
     assert!(result.to_string().contains("chat.whatsapp.com"), "{result}");

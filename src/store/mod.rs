@@ -233,17 +233,22 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None);
         } else {
-            options = options.max_connections(SQLITE_CONNECTIONS).after_connect(|conn, _| {
-                Box::pin(async move {
-                    // First, so the statements below wait for a busy writer instead of failing.
-                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
-                    // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
-                    // crash of waops loses nothing, a power cut may lose the last
-                    // commits. Writes get much cheaper.
-                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                    Ok(())
-                })
-            });
+            // A local file cannot drop a connection: no ping before every query
+            // (one more round trip to sqlx's SQLite thread each time).
+            options = options
+                .max_connections(SQLITE_CONNECTIONS)
+                .test_before_acquire(false)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // First, so the statements below wait for a busy writer instead of failing.
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
+                        // crash of waops loses nothing, a power cut may lose the last
+                        // commits. Writes get much cheaper.
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        Ok(())
+                    })
+                });
         }
         let pool = options
             .acquire_timeout(std::time::Duration::from_secs(5))

@@ -513,11 +513,6 @@ pub fn interrupted(request_id: &str) -> Reply {
         .footer(Rich::new().text("ref ").code(request_id))
 }
 
-/// A chat platform delivered the same request twice.
-pub fn already_received() -> Reply {
-    Reply::info("Already received: this request is handled once; its answer follows")
-}
-
 /// An identical add within the dedupe window: the first one's result, marked.
 pub fn add_repeated(earlier: Reply, at: Timestamp, now: Timestamp) -> Reply {
     earlier.footer(format!(

@@ -133,14 +133,12 @@ async fn interaction(State(d): State<Arc<Discord>>, HeadersAndBody(headers, body
 
 /// Answers one verified interaction; the HTTP route and the gateway share it.
 pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction<'_>, request_id: String) -> Answer {
-    if matches!(interaction.kind, 2 | 3) {
+    // A button's repeat is caught here; a command's when its follow-up starts.
+    if interaction.kind == 3 {
         if let Some(id) = &interaction.id {
             if !super::first_delivery(&d.ctx, "discord:interaction", id).await {
                 // Already being answered: acknowledge without a second run.
-                return Ok(match interaction.kind {
-                    2 => Callback::DEFERRED_EPHEMERAL,
-                    _ => Callback::DEFERRED_UPDATE,
-                });
+                return Ok(Callback::DEFERRED_UPDATE);
             }
         }
     }
@@ -223,11 +221,14 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, requ
             commands::record_interrupted(&d.ctx, &inv).await;
         }
     };
-    let started = d.workers.try_spawn_interruptible(
+    let delivery = interaction.id.as_deref().map(|id| ("discord:interaction", id.to_string()));
+    let started = super::start_follow_up(
+        &d.ctx,
+        &d.workers,
+        delivery,
         async move {
-            // Each step boxed, so the task holds only the step running now.
-            let reply = Box::pin(commands::run_later(&task.ctx, &task_inv, later, None)).await;
-            Box::pin(deliver(&task.client, &token, reply, ephemeral)).await;
+            let reply = commands::run_later(&task.ctx, &task_inv, later, None).await;
+            deliver(&task.client, &token, reply, ephemeral).await;
         },
         interrupted,
     );

@@ -156,11 +156,6 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed slash command: {e}\n")).into_response(),
     };
-    if let Some(trigger) = form.trigger_id.as_deref().filter(|t| !t.is_empty()) {
-        if !super::first_delivery(&slack.ctx, "slack:trigger", trigger).await {
-            return inline(&messages::already_received());
-        }
-    }
     let Ok(caller) = Principal::from_string(format!("slack:user:{}", form.user_id)) else {
         return (StatusCode::BAD_REQUEST, "malformed user id\n").into_response();
     };
@@ -212,7 +207,11 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
             commands::record_interrupted(&slack.ctx, &inv).await;
         }
     };
-    let started = slack.workers.try_spawn_interruptible(
+    let delivery = form.trigger_id.filter(|t| !t.is_empty()).map(|t| ("slack:trigger", t));
+    let started = super::start_follow_up(
+        &slack.ctx,
+        &slack.workers,
+        delivery,
         async move {
             let slack = task_slack;
             let mut inv = task_inv;

@@ -414,7 +414,10 @@ async fn bench(binary: &str) -> anyhow::Result<()> {
         "ack: {}; over 3 s: {over_3s}",
         latencies(sent.iter().map(|s| s.ack).collect())
     );
-    println!("ack, server side: {}", latencies(sent.iter().map(|s| s.server).collect()));
+    println!(
+        "ack, server side: {}",
+        latencies(sent.iter().map(|s| s.server).collect())
+    );
     println!(
         "ack of accepted commands: {}",
         latencies(sent.iter().filter(|s| s.accepted).map(|s| s.ack).collect())
@@ -437,7 +440,10 @@ async fn bench(binary: &str) -> anyhow::Result<()> {
         accepted - missing
     );
     println!("ack: {}", latencies(sent.iter().map(|s| s.ack).collect()));
-    println!("ack, server side: {}", latencies(sent.iter().map(|s| s.server).collect()));
+    println!(
+        "ack, server side: {}",
+        latencies(sent.iter().map(|s| s.server).collect())
+    );
     println!("end to end: {}", latencies(e2e));
     println!("provider calls: {}", fakes.provider_calls.load(Ordering::Relaxed));
     Ok(())

@@ -139,10 +139,9 @@ async fn register_commands(settings: &Settings, guild: Option<&str>) -> anyhow::
         "set discord.application_id and discord.bot_token (WAOPS__DISCORD__APPLICATION_ID, WAOPS__DISCORD__BOT_TOKEN)"
     );
     let client = waops::adapters::discord::outbound::DiscordClient::new(discord)?;
-    let answer = client
-        .register_commands(guild, &waops::adapters::discord::register::commands())
+    let count = client
+        .register_commands(guild, waops::adapters::discord::register::commands())
         .await?;
-    let count = answer.as_array().map_or(0, Vec::len);
     match guild {
         Some(g) => println!("registered /wa ({count} command) in guild {g}"),
         None => {

@@ -620,8 +620,33 @@ fn deserialize(merged: Config, layers: &[Layer]) -> Result<Settings, SettingsErr
     }
 }
 
-/// Used by `check-config` to describe what was loaded without secrets.
+/// Used by `check-config` to describe what was loaded without secrets, with
+/// a warning line for each setting that loads but will bite later.
 pub fn describe(settings: &Settings, path: Option<&Path>) -> String {
+    let mut text = summary(settings, path);
+    for warning in warnings(settings) {
+        text.push_str("\nwarning: ");
+        text.push_str(&warning);
+    }
+    text
+}
+
+/// Settings that load but leave something not working, in words.
+pub fn warnings(settings: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    let discord = &settings.discord;
+    let discord_on = !discord.public_key.trim().is_empty() || discord.mode == DiscordMode::Gateway;
+    if discord_on && discord.application_id.trim().is_empty() {
+        out.push(
+            "discord.application_id is not set: waops takes it from each interaction, but \
+             `waops discord register-commands` needs it (WAOPS__DISCORD__APPLICATION_ID)"
+                .to_string(),
+        );
+    }
+    out
+}
+
+fn summary(settings: &Settings, path: Option<&Path>) -> String {
     format!(
         "config ok{}: provider {}, store {}, {} roles, slack {}, discord {}",
         path.map(|p| format!(" ({})", p.display())).unwrap_or_default(),
@@ -757,6 +782,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.reason.contains("unknown alias"), "{e:?}");
+    }
+
+    #[test]
+    fn check_config_warns_about_a_missing_discord_application_id() {
+        let public = ed25519_dalek::SigningKey::from_bytes(&[42; 32]).verifying_key();
+        let key = format!("[discord]\npublic_key = \"{}\"\n", hex::encode(public.as_bytes()));
+        let key = key.as_str();
+        let missing = load_with(key, &[]).unwrap();
+        let text = describe(&missing, None);
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap_or_default()
+                .starts_with("warning: discord.application_id is not set"),
+            "{text}"
+        );
+        let set = load_with(&format!("{key}application_id = \"42\"\n"), &[]).unwrap();
+        assert_eq!(describe(&set, None).lines().count(), 1, "no warning");
+        assert!(
+            warnings(&load_with("", &[]).unwrap()).is_empty(),
+            "Discord off: nothing to warn about"
+        );
     }
 
     #[test]

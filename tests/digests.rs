@@ -62,10 +62,10 @@ async fn fake(delay_ms: u64) -> MockServer {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path_regex(r"^/channels/\d+/messages$"))
+        .and(path_regex(r"^/api/v10/channels/\d+/messages$"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(json!({"id": "1300000000000000001", "channel_id": "555"}))
+                .set_body_json(common::discord::message("1300000000000000001", "555"))
                 .set_delay(delay),
         )
         .mount(&server)
@@ -145,7 +145,7 @@ async fn posts(server: &MockServer) -> BTreeMap<(String, i64), Vec<Value>> {
                 p["subscription"].as_str().unwrap().to_string(),
                 p["window_start"].as_i64().unwrap(),
             )
-        } else if r.url.path().starts_with("/channels/") {
+        } else if r.url.path().starts_with("/api/v10/channels/") {
             // The nonce names the window; the test maps it back through `nonces`.
             (format!("nonce:{}", body["nonce"].as_str().unwrap()), 0)
         } else {
@@ -258,7 +258,7 @@ async fn a_digest_lists_the_windows_changes_per_kind_with_masked_numbers() {
 
     let discord: Vec<&Request> = received
         .iter()
-        .filter(|r| r.url.path() == "/channels/555/messages")
+        .filter(|r| r.url.path() == "/api/v10/channels/555/messages")
         .collect();
     assert_eq!(discord.len(), 1);
     assert_eq!(
@@ -268,7 +268,7 @@ async fn a_digest_lists_the_windows_changes_per_kind_with_masked_numbers() {
     let body: Value = serde_json::from_slice(&discord[0].body).unwrap();
     assert_eq!(body["enforce_nonce"], true);
     assert_eq!(body["nonce"].as_str().unwrap().len(), 25);
-    assert_eq!(body["allowed_mentions"], json!({"parse": []}));
+    assert_eq!(body["allowed_mentions"]["parse"], json!([]), "nobody is pinged");
     assert!(body.get("flags").is_none(), "channel messages are not ephemeral");
     let description = body["embeds"][0]["description"].as_str().unwrap();
     assert!(description.contains("**Clientes VIP** · 3 changes"), "{description}");

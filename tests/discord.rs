@@ -22,7 +22,10 @@ impl Respond for Capture {
     fn respond(&self, r: &Request) -> ResponseTemplate {
         let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
         let _ = self.0.send((r.method.to_string(), r.url.path().to_string(), body));
-        ResponseTemplate::new(200).set_body_json(json!({"id": "m1"}))
+        ResponseTemplate::new(200).set_body_json(common::discord::message(
+            "1200000000000000009",
+            common::discord::CHANNEL,
+        ))
     }
 }
 
@@ -38,10 +41,15 @@ struct Harness {
 
 impl Harness {
     async fn new(extra: &str) -> Self {
+        Harness::with_application_id(Some(APP), extra).await
+    }
+
+    /// With `discord.application_id` set to `app`, or left unset.
+    async fn with_application_id(app: Option<&str>, extra: &str) -> Self {
         let key = SigningKey::from_bytes(&[42u8; 32]);
         let discord = MockServer::start().await;
         let (tx, calls) = mpsc::unbounded_channel();
-        Mock::given(path_regex(format!("^/api/webhooks/{APP}/.*")))
+        Mock::given(path_regex(format!("^/api/v10/webhooks/{APP}/.*")))
             .respond_with(Capture(tx))
             .mount(&discord)
             .await;
@@ -50,8 +58,9 @@ impl Harness {
         } else {
             "[permissions.bindings]\nadmin = [\"discord:user:81234567890\"]\n"
         };
+        let app_line = app.map(|a| format!("application_id = \"{a}\"\n")).unwrap_or_default();
         let config = format!(
-            "[discord]\npublic_key = \"{}\"\napplication_id = \"{APP}\"\nbot_token = \"bot-token\"\napi_url = \"{}/api\"\n\n{extra}\n{bindings}",
+            "[discord]\npublic_key = \"{}\"\n{app_line}bot_token = \"bot-token\"\napi_url = \"{}\"\n\n{extra}\n{bindings}",
             hex::encode(key.verifying_key().to_bytes()),
             discord.uri()
         );
@@ -92,11 +101,15 @@ impl Harness {
     }
 
     async fn command(&self, user: &str, roles: &[&str], sub: &str, options: Value) -> (u16, Value, Duration) {
-        self.send(&json!({
-            "type": 2, "id": uuid::Uuid::new_v4().to_string(), "application_id": APP, "token": "tok-1", "guild_id": "g1", "channel_id": "c1",
-            "member": {"user": {"id": user}, "roles": roles},
-            "data": {"name": "wa", "options": [{"name": sub, "type": 1, "options": options}]}
-        }))
+        let member = common::discord::member(user, roles);
+        self.send(&common::discord::command(
+            &next_id(),
+            APP,
+            "tok-1",
+            member,
+            sub,
+            options,
+        ))
         .await
     }
 
@@ -110,6 +123,13 @@ impl Harness {
 
 const ADMIN: &str = "81234567890";
 
+/// A fresh interaction id (Discord gives every interaction its own).
+fn next_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1_300_000_000_000_000_100);
+    NEXT.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
 fn description(body: &Value) -> String {
     let e = &body["embeds"][0];
     format!(
@@ -122,8 +142,8 @@ fn description(body: &Value) -> String {
 #[tokio::test]
 async fn ping_and_bad_signatures() {
     let h = Harness::new("").await;
-    let (status, body, _) = h.send(&json!({"type": 1})).await;
-    assert_eq!((status, body), (200, json!({"type": 1})));
+    let (status, body, _) = h.send(&common::discord::ping(APP)).await;
+    assert_eq!((status, body["type"].as_u64()), (200, Some(1)));
     let forged = h
         .http
         .post(format!("{}/discord/interactions", h.base))
@@ -145,7 +165,7 @@ async fn help_is_inline_and_ephemeral() {
     assert_eq!((status, body["type"].as_u64()), (200, Some(4)));
     assert_eq!(body["data"]["flags"], 64);
     assert!(description(&body["data"]).contains("waops commands you can run here"));
-    assert_eq!(body["data"]["allowed_mentions"], json!({"parse": []}));
+    assert_eq!(body["data"]["allowed_mentions"]["parse"], json!([]));
 }
 
 #[tokio::test]
@@ -159,21 +179,22 @@ async fn provider_commands_defer_then_edit() {
             json!([{"name": "group", "type": 3, "value": "sales"}]),
         )
         .await;
-    assert_eq!((status, body.clone()), (200, json!({"type": 5})), "deferred, public");
+    assert_eq!((status, body["type"].as_u64()), (200, Some(5)));
+    assert!(body["data"].get("flags").is_none(), "deferred, public: {body}");
     assert!(elapsed < Duration::from_secs(3));
     let (m, p, body) = h.next_call().await;
     assert_eq!(
         (m.as_str(), p.as_str()),
         (
             "PATCH",
-            format!("/api/webhooks/{APP}/tok-1/messages/@original").as_str()
+            format!("/api/v10/webhooks/{APP}/tok-1/messages/@original").as_str()
         )
     );
     assert!(
         description(&body).contains("https://chat.whatsapp.com/Kx7Pq2Lm9Zt4Rw8Yb3Nc"),
         "{body}"
     );
-    assert_eq!(body["allowed_mentions"], json!({"parse": []}));
+    assert_eq!(body["allowed_mentions"]["parse"], json!([]));
 }
 
 #[tokio::test]
@@ -187,7 +208,7 @@ async fn refusal_by_role_is_inline() {
             "555",
             &["998877"],
             "add",
-            json!([{"name": "group", "value": "sales"}, {"name": "numbers", "value": "+4915112345678"}]),
+            json!([{"name": "group", "type": 3, "value": "sales"}, {"name": "numbers", "type": 3, "value": "+4915112345678"}]),
         )
         .await;
     assert_eq!(body["type"], 4);
@@ -199,7 +220,11 @@ async fn refusal_by_role_is_inline() {
     let row = &h.app.ctx.store.recent_audit(1).await.unwrap()[0];
     assert_eq!(
         (row.principal.as_str(), row.channel.as_str(), row.decision.as_ref()),
-        ("discord:user:555", "discord:c1", "refused")
+        (
+            "discord:user:555",
+            format!("discord:{}", common::discord::CHANNEL).as_str(),
+            "refused"
+        )
     );
 }
 
@@ -225,7 +250,12 @@ async fn a_slow_provider_still_defers_fast() {
     ))
     .await;
     let (_, body, elapsed) = h
-        .command(ADMIN, &[], "invite", json!([{"name": "group", "value": "sales"}]))
+        .command(
+            ADMIN,
+            &[],
+            "invite",
+            json!([{"name": "group", "type": 3, "value": "sales"}]),
+        )
         .await;
     assert_eq!(body["type"], 5);
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
@@ -242,7 +272,7 @@ async fn preview_button_applies_once() {
             ADMIN,
             &[],
             "add",
-            json!([{"name": "group", "value": "sales"}, {"name": "numbers", "value": numbers.join(" ")}]),
+            json!([{"name": "group", "type": 3, "value": "sales"}, {"name": "numbers", "type": 3, "value": numbers.join(" ")}]),
         )
         .await;
     assert_eq!(body["type"], 5);
@@ -253,7 +283,7 @@ async fn preview_button_applies_once() {
     let (m, p, preview) = h.next_call().await;
     assert_eq!(
         (m.as_str(), p.as_str()),
-        ("POST", format!("/api/webhooks/{APP}/tok-1").as_str())
+        ("POST", format!("/api/v10/webhooks/{APP}/tok-1").as_str())
     );
     assert_eq!(preview["flags"], 64);
     assert!(
@@ -265,12 +295,10 @@ async fn preview_button_applies_once() {
         .unwrap()
         .to_string();
     assert!(custom_id.starts_with("apply:"));
-    let click = |user: &str| {
-        json!({"type": 3, "token": "tok-2", "application_id": APP, "channel_id": "c1", "guild_id": "g1",
-               "member": {"user": {"id": user}, "roles": []}, "data": {"custom_id": custom_id, "component_type": 2}})
-    };
+    let click =
+        |user: &str| common::discord::button(&next_id(), APP, "tok-2", common::discord::member(user, &[]), &custom_id);
     let (_, body, _) = h.send(&click(ADMIN)).await;
-    assert_eq!(body, json!({"type": 6}));
+    assert_eq!(body["type"], 6);
     let (_, _, working) = h.next_call().await;
     assert_eq!(working["embeds"][0]["title"], "Working on it…");
     let (m, _, result) = h.next_call().await;
@@ -287,7 +315,7 @@ async fn preview_button_applies_once() {
     let (m, p, again) = h.next_call().await;
     assert_eq!(
         (m.as_str(), p.as_str()),
-        ("POST", format!("/api/webhooks/{APP}/tok-2").as_str())
+        ("POST", format!("/api/v10/webhooks/{APP}/tok-2").as_str())
     );
     assert!(description(&again).contains("already applied"), "{again}");
     assert_eq!(again["flags"], 64);
@@ -297,14 +325,18 @@ async fn preview_button_applies_once() {
 async fn registration_payload_reaches_the_api() {
     let discord = MockServer::start().await;
     Mock::given(method("PUT"))
-        .and(path(format!("/api/applications/{APP}/guilds/777/commands")))
+        .and(path(format!("/api/v10/applications/{APP}/guilds/777/commands")))
         .and(wiremock::matchers::header("authorization", "Bot bot-token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": "1", "name": "wa"}])))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+            "id": "1400000000000000001", "type": 1, "application_id": APP, "guild_id": "777", "name": "wa",
+            "description": "WhatsApp groups from Discord", "version": "1400000000000000002",
+            "default_member_permissions": null
+        }])))
         .expect(1)
         .mount(&discord)
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let api = format!("{}/api", discord.uri());
+    let api = discord.uri();
     let dir_path = dir.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_waops"))
@@ -358,8 +390,11 @@ async fn registration_payload_reaches_the_api() {
 #[tokio::test]
 async fn direct_messages_are_refused_unless_configured() {
     let h = Harness::new("").await;
-    let dm = json!({"type": 2, "id": "i1", "application_id": APP, "token": "tok-1", "channel_id": "dm1",
-                    "user": {"id": ADMIN}, "data": {"name": "wa", "options": [{"name": "whoami", "type": 1, "options": []}]}});
+    let mut dm = common::discord::command(&next_id(), APP, "tok-1", Value::Null, "whoami", json!([]));
+    let dm_object = dm.as_object_mut().unwrap();
+    dm_object.remove("guild_id");
+    dm_object.remove("member");
+    dm_object.insert("user".into(), common::discord::member(ADMIN, &[])["user"].clone());
     let (_, body, _) = h.send(&dm).await;
     assert_eq!(body["type"], 4);
     assert_eq!(
@@ -388,16 +423,16 @@ async fn long_results_continue_in_follow_up_messages() {
         let (m, p, page) = h.next_call().await;
         assert_eq!(
             (m.as_str(), p.as_str()),
-            ("POST", format!("/api/webhooks/{APP}/tok-1").as_str())
+            ("POST", format!("/api/v10/webhooks/{APP}/tok-1").as_str())
         );
         pages.push(page);
     }
     for page in &pages {
         let d = page["embeds"][0]["description"].as_str().unwrap();
         assert!(d.chars().count() <= 4096);
-        assert!(waops::adapters::discord::render::embed_chars(page) <= 6000);
+        assert!(embed_chars(page) <= 6000);
         assert!(!d.contains("@everyone"), "mentions are defused");
-        assert_eq!(page["allowed_mentions"], json!({"parse": []}));
+        assert_eq!(page["allowed_mentions"]["parse"], json!([]));
     }
     assert!(
         pages[4]["embeds"][0]["description"]
@@ -408,13 +443,26 @@ async fn long_results_continue_in_follow_up_messages() {
     );
 }
 
+/// Characters Discord counts toward the 6000 limit in a message's embeds.
+fn embed_chars(body: &Value) -> usize {
+    let count = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    let mut n = 0;
+    for e in body["embeds"].as_array().into_iter().flatten() {
+        n += count(&e["title"]) + count(&e["description"]) + count(&e["footer"]["text"]);
+        for f in e["fields"].as_array().into_iter().flatten() {
+            n += count(&f["name"]) + count(&f["value"]);
+        }
+    }
+    n
+}
+
 /// Discord's REST client, with a bot token, against `discord`.
 fn discord_client(discord: &MockServer) -> waops::adapters::discord::outbound::DiscordClient {
     let dir = tempfile::tempdir().unwrap();
     let settings = common::settings(
         dir.path(),
         &format!(
-            "[discord]\napplication_id = \"{APP}\"\nbot_token = \"bot-token\"\napi_url = \"{}/api\"\n",
+            "[discord]\napplication_id = \"{APP}\"\nbot_token = \"bot-token\"\napi_url = \"{}\"\n",
             discord.uri()
         ),
         "sqlite::memory:",
@@ -426,9 +474,11 @@ fn discord_client(discord: &MockServer) -> waops::adapters::discord::outbound::D
 async fn channel_messages_wait_out_rate_limits() {
     let discord = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path("/api/channels/c9/messages"))
+        .and(path("/api/v10/channels/1000000000000000009/messages"))
         .respond_with(
+            // As Discord answers it: the wait in the body and in Retry-After.
             ResponseTemplate::new(429)
+                .insert_header("retry-after", "0.5")
                 .set_body_json(json!({"message": "You are being rate limited.", "retry_after": 0.5, "global": false})),
         )
         .up_to_n_times(1)
@@ -436,16 +486,22 @@ async fn channel_messages_wait_out_rate_limits() {
         .mount(&discord)
         .await;
     Mock::given(method("POST"))
-        .and(path("/api/channels/c9/messages"))
+        .and(path("/api/v10/channels/1000000000000000009/messages"))
         .and(wiremock::matchers::header("authorization", "Bot bot-token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "m77"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(common::discord::message("1200000000000000077", "1000000000000000009")),
+        )
         .expect(1)
         .mount(&discord)
         .await;
     let client = discord_client(&discord);
-    let body = waops::adapters::discord::render::message(&waops::core::Reply::info("Digest"));
+    let message = waops::adapters::discord::render::message(&waops::core::Reply::info("Digest")).channel();
     let started = Instant::now();
-    assert_eq!(client.channel_message("c9", &body).await.unwrap(), "m77");
+    assert_eq!(
+        client.channel_message("1000000000000000009", &message).await.unwrap(),
+        "1200000000000000077"
+    );
     assert!(started.elapsed() >= Duration::from_millis(500));
     let sent: Value = serde_json::from_slice(&discord.received_requests().await.unwrap()[1].body).unwrap();
     assert!(sent.get("flags").is_none(), "channel messages are never ephemeral");
@@ -460,7 +516,7 @@ async fn gateway_interactions_are_answered_through_the_callback() {
         .mount(&discord)
         .await;
     let config = format!(
-        "[discord]\nmode = \"gateway\"\napplication_id = \"{APP}\"\nbot_token = \"bot-token\"\napi_url = \"{}/api\"\n\n[permissions.bindings]\nadmin = [\"discord:user:{ADMIN}\"]\n",
+        "[discord]\nmode = \"gateway\"\napplication_id = \"{APP}\"\nbot_token = \"bot-token\"\napi_url = \"{}\"\n\n[permissions.bindings]\nadmin = [\"discord:user:{ADMIN}\"]\n",
         discord.uri()
     );
     let app = TestApp::with_config(&config).await;
@@ -478,14 +534,14 @@ async fn gateway_interactions_are_answered_through_the_callback() {
         "data": {"id": "999", "name": "wa", "type": 1, "options": [{"name": "whoami", "type": 1, "options": []}]}
     });
     let model: serenity::all::Interaction = serde_json::from_value(wire).expect("serenity reads the wire shape");
-    waops::adapters::discord::gateway::answer_model(state, &model).await;
+    waops::adapters::discord::gateway::answer(state, model).await;
     let (m, p, body) = tokio::time::timeout(Duration::from_secs(5), calls.recv())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
         (m.as_str(), p.as_str()),
-        ("POST", "/api/interactions/1234567890123/gw-token/callback")
+        ("POST", "/api/v10/interactions/1234567890123/gw-token/callback")
     );
     assert_eq!(body["type"], 4);
     assert!(
@@ -500,7 +556,19 @@ async fn gateway_interactions_are_answered_through_the_callback() {
 #[tokio::test]
 async fn every_subcommand_gets_an_answer() {
     let mut h = Harness::new("").await;
-    let o = |pairs: &[(&str, Value)]| Value::Array(pairs.iter().map(|(n, v)| json!({"name": n, "value": v})).collect());
+    let o = |pairs: &[(&str, Value)]| {
+        let kind = |v: &Value| match v {
+            Value::Bool(_) => 5,
+            Value::Number(_) => 4,
+            _ => 3,
+        };
+        Value::Array(
+            pairs
+                .iter()
+                .map(|(n, v)| json!({"name": n, "type": kind(v), "value": v}))
+                .collect(),
+        )
+    };
     let cases: Vec<(&str, Value, &str)> = vec![
         (
             "join",
@@ -576,11 +644,14 @@ async fn every_subcommand_gets_an_answer() {
 #[tokio::test]
 async fn a_repeated_interaction_id_runs_once() {
     let mut h = Harness::new("").await;
-    let interaction = json!({
-        "type": 2, "id": "1300000000000000077", "application_id": APP, "token": "tok-1", "guild_id": "g1", "channel_id": "c1",
-        "member": {"user": {"id": "81234567890"}, "roles": []},
-        "data": {"name": "wa", "options": [{"name": "invite", "type": 1, "options": [{"name": "group", "type": 3, "value": "sales"}]}]}
-    });
+    let interaction = common::discord::command(
+        "1300000000000000077",
+        APP,
+        "tok-1",
+        common::discord::member(ADMIN, &[]),
+        "invite",
+        json!([{"name": "group", "type": 3, "value": "sales"}]),
+    );
     let (status, first, _) = h.send(&interaction).await;
     assert_eq!((status, first["type"].as_u64()), (200, Some(5)));
     let (status, again, _) = h.send(&interaction).await;
@@ -590,4 +661,70 @@ async fn a_repeated_interaction_id_runs_once() {
     assert!(result.to_string().contains("chat.whatsapp.com"), "{result}");
     assert_eq!(h.app.audited("invite").await, 1, "the command ran once");
     assert!(h.calls.try_recv().is_err(), "one answer");
+}
+
+/// Without `discord.application_id`, the deferred result still arrives: the
+/// application id is taken from the interaction (before, the edit went to
+/// `/webhooks//<token>` and the user heard nothing).
+#[tokio::test]
+async fn the_application_id_comes_from_the_interaction_when_not_configured() {
+    let mut h = Harness::with_application_id(None, "").await;
+    let (_, body, _) = h
+        .command(
+            ADMIN,
+            &[],
+            "invite",
+            json!([{"name": "group", "type": 3, "value": "sales"}]),
+        )
+        .await;
+    assert_eq!(body["type"], 5);
+    let (m, p, result) = h.next_call().await;
+    assert_eq!(
+        (m.as_str(), p.as_str()),
+        (
+            "PATCH",
+            format!("/api/v10/webhooks/{APP}/tok-1/messages/@original").as_str()
+        )
+    );
+    assert!(description(&result).contains("chat.whatsapp.com"), "{result}");
+}
+
+/// SPEC section 3: a chunked add shows its progress by editing the deferred
+/// response while it runs, then the result replaces it.
+#[tokio::test]
+async fn long_adds_edit_the_response_with_progress() {
+    let provider = MockServer::start().await;
+    common::mount_periskope_groups(&provider, GROUP).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/add")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(4)
+        .mount(&provider)
+        .await;
+    // Four chunks 1.1 s apart: progress after chunk 1 and after chunk 3 (2 s later), then the result.
+    let extra = provider_toml(
+        "periskope",
+        &format!("{}/v1", provider.uri()),
+        "add_chunk_size = 1\nadd_pause_ms = 1100\n",
+    );
+    let mut h = Harness::new(&extra).await;
+    let numbers = "+4915112345671 +4915112345672 +4915112345673 +4915112345674";
+    let (_, body, _) = h
+        .command(
+            ADMIN,
+            &[],
+            "add",
+            json!([{"name": "group", "type": 3, "value": "sales"}, {"name": "numbers", "type": 3, "value": numbers}]),
+        )
+        .await;
+    assert_eq!(body["type"], 5);
+    let original = format!("/api/v10/webhooks/{APP}/tok-1/messages/@original");
+    let mut edits = Vec::new();
+    for _ in 0..3 {
+        let (m, p, body) = h.next_call().await;
+        assert_eq!((m.as_str(), p.as_str()), ("PATCH", original.as_str()));
+        edits.push(body["embeds"][0]["title"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(&edits[..2], ["Adding… 1/4", "Adding… 3/4"]);
+    assert!(edits[2].contains("Add to Sales Team"), "{edits:?}");
 }

@@ -59,13 +59,16 @@ impl Chat {
             .respond_with(ResponseTemplate::new(204))
             .mount(&hooks)
             .await;
-        Mock::given(path_regex(r"^/api/webhooks/1/.*"))
-            .respond_with(Capture(tx, json!({"id": "m1"})))
+        Mock::given(path_regex(r"^/api/v10/webhooks/1/.*"))
+            .respond_with(Capture(
+                tx,
+                common::discord::message("1200000000000000001", common::discord::CHANNEL),
+            ))
             .mount(&hooks)
             .await;
         let config = format!(
             "[slack]\nsigning_secret = \"{SECRET}\"\napi_url = \"{0}/api\"\n\
-             [discord]\npublic_key = \"{1}\"\napplication_id = \"1\"\napi_url = \"{0}/api\"\n\
+             [discord]\npublic_key = \"{1}\"\napplication_id = \"1\"\napi_url = \"{0}\"\n\
              {extra}\n[permissions.bindings]\nadmin = [\"slack:user:U1\", \"discord:user:77\"]\n",
             hooks.uri(),
             hex::encode(key().verifying_key().to_bytes())
@@ -116,12 +119,11 @@ impl Chat {
     }
 
     async fn discord(&self, sub: &str, options: Value) -> Value {
-        let body = json!({
-            "type": 2, "id": uuid::Uuid::new_v4().to_string(), "application_id": "1", "token": "tok", "guild_id": "g", "channel_id": "c",
-            "member": {"user": {"id": "77"}, "roles": []},
-            "data": {"name": "wa", "options": [{"name": sub, "type": 1, "options": options}]}
-        })
-        .to_string();
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1_300_000_000_000_000_001);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed).to_string();
+        let member = common::discord::member("77", &[]);
+        let body = common::discord::command(&id, "1", "tok", member, sub, options).to_string();
         let signature = key().sign(&[b"1700000000".as_slice(), body.as_bytes()].concat());
         reqwest::Client::new()
             .post(format!("{}/discord/interactions", self.base))

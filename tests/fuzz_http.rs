@@ -53,8 +53,8 @@ fn apps() -> &'static Apps {
             .unwrap();
         let (chat_app, chat, hooks, apps) = runtime.block_on(async {
             let config = format!(
-                "[slack]\nsigning_secret = \"{SLACK_SECRET}\"\napi_url = \"http://127.0.0.1:9/api\"\n\
-                 [discord]\npublic_key = \"{}\"\napplication_id = \"1\"\napi_url = \"http://127.0.0.1:9/api\"\n\
+                "[slack]\nsigning_secret = \"{SLACK_SECRET}\"\napi_url = \"http://127.0.0.1:9\"\n\
+                 [discord]\npublic_key = \"{}\"\napplication_id = \"1\"\napi_url = \"http://127.0.0.1:9\"\n\
                  [permissions.bindings]\nadmin = [\"*\"]\n",
                 hex::encode(key().verifying_key().to_bytes())
             );
@@ -283,7 +283,10 @@ fn a_correct_signature_is_what_lets_the_fuzz_reach_the_decoders() {
         "user_id=U1&channel_id=C1&text=help&response_url=x".into(),
     );
     assert_eq!(status(&apps.chat, signed), 200);
-    assert_eq!(status(&apps.chat, discord_request(json!({"type": 1}).to_string())), 200);
+    assert_eq!(
+        status(&apps.chat, discord_request(common::discord::ping("1").to_string())),
+        200
+    );
     let hook = hook_request("periskope", json!({"event": "chat.created"}).to_string());
     assert_eq!(status(&apps.hooks[0].1, hook), 200);
 }

@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod discord;
+pub mod progress;
 pub mod slack;
 pub mod webhooks;
 

@@ -232,3 +232,66 @@ impl wiremock::Respond for Slow {
             .set_delay(self.delay)
     }
 }
+
+/// Discord's wire shapes as Discord sends them (every field serenity's models
+/// require), for the interaction tests.
+#[allow(dead_code)]
+pub mod discord {
+    use serde_json::{json, Value};
+
+    /// The guild the test interactions come from.
+    pub const GUILD: &str = "1000000000000000001";
+    /// Their channel.
+    pub const CHANNEL: &str = "1000000000000000002";
+
+    /// A guild member (the caller) with `roles`.
+    pub fn member(user: &str, roles: &[&str]) -> Value {
+        json!({
+            "user": {"id": user, "username": format!("user{user}"), "discriminator": "0", "global_name": null, "avatar": null},
+            "roles": roles, "joined_at": "2026-01-01T00:00:00+00:00", "deaf": false, "mute": false, "flags": 0,
+        })
+    }
+
+    fn envelope(kind: u8, id: &str, app: &str, token: &str) -> Value {
+        json!({
+            "type": kind, "id": id, "application_id": app, "token": token, "version": 1,
+            "guild_id": GUILD, "channel_id": CHANNEL, "app_permissions": "0", "locale": "en-US",
+            "guild_locale": "en-US", "entitlements": [], "attachment_size_limit": 10485760,
+        })
+    }
+
+    /// A `/wa <sub>` application command with typed `options`.
+    pub fn command(id: &str, app: &str, token: &str, member_: Value, sub: &str, options: Value) -> Value {
+        let mut v = envelope(2, id, app, token);
+        v["member"] = member_;
+        v["data"] = json!({
+            "id": "1100000000000000001", "name": "wa", "type": 1,
+            "options": [{"name": sub, "type": 1, "options": options}],
+        });
+        v
+    }
+
+    /// A button click (`custom_id`) on one of the app's messages.
+    pub fn button(id: &str, app: &str, token: &str, member_: Value, custom_id: &str) -> Value {
+        let mut v = envelope(3, id, app, token);
+        v["member"] = member_;
+        v["data"] = json!({"custom_id": custom_id, "component_type": 2});
+        v["message"] = message("1200000000000000001", CHANNEL);
+        v
+    }
+
+    /// Discord's ping.
+    pub fn ping(app: &str) -> Value {
+        json!({"type": 1, "id": "1300000000000000001", "application_id": app, "token": "ping-token", "version": 1})
+    }
+
+    /// A message object as Discord returns it for a post or an edit.
+    pub fn message(id: &str, channel: &str) -> Value {
+        json!({
+            "id": id, "channel_id": channel, "type": 0, "content": "", "tts": false, "pinned": false,
+            "author": {"id": "1100", "username": "waops", "discriminator": "0", "avatar": null, "bot": true},
+            "timestamp": "2026-11-24T10:00:00+00:00", "edited_timestamp": null, "mention_everyone": false,
+            "mentions": [], "mention_roles": [], "attachments": [], "embeds": [], "components": [],
+        })
+    }
+}

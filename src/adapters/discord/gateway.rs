@@ -6,13 +6,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::Value;
-use serenity::all::{
-    Client, Context as SerenityContext, EventHandler, GatewayIntents, Interaction as SerenityInteraction, Ready,
-};
+use serenity::all::{Client, Context as SerenityContext, EventHandler, GatewayIntents, Interaction, Ready};
 
-use super::{handle, Discord, Interaction};
+use super::{handle, Discord};
 use crate::core::new_request_id;
 
 struct Handler {
@@ -21,8 +17,8 @@ struct Handler {
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
-    async fn interaction_create(&self, _: SerenityContext, interaction: SerenityInteraction) {
-        answer_model(self.discord.clone(), &interaction).await;
+    async fn interaction_create(&self, _: SerenityContext, interaction: Interaction) {
+        answer(self.discord.clone(), interaction).await;
     }
 
     async fn ready(&self, _: SerenityContext, ready: Ready) {
@@ -30,41 +26,17 @@ impl EventHandler for Handler {
     }
 }
 
-/// Answers an interaction as serenity delivers it. serenity's model serialises
-/// back to Discord's wire shape (less the `type`, which the enum variant holds),
-/// which the shared handler reads.
-pub async fn answer_model(discord: Arc<Discord>, interaction: &SerenityInteraction) {
-    let kind = match interaction {
-        SerenityInteraction::Ping(_) => 1,
-        SerenityInteraction::Command(_) => 2,
-        SerenityInteraction::Component(_) => 3,
+/// Answers one interaction received over the gateway: the same handler as
+/// the HTTP route; the answer goes to Discord's callback endpoint.
+pub async fn answer(discord: Arc<Discord>, interaction: Interaction) {
+    let (id, token) = match &interaction {
+        Interaction::Command(c) => (c.id, c.token.clone()),
+        Interaction::Component(c) => (c.id, c.token.clone()),
         _ => return tracing::debug!("gateway interaction of a kind waops does not use"),
     };
-    match serde_json::to_value(interaction) {
-        Ok(mut raw) => {
-            raw["type"] = Value::from(kind);
-            answer(discord, raw).await;
-        }
-        Err(e) => tracing::error!(error = %e, "gateway interaction could not be read"),
-    }
-}
-
-/// Answers one interaction (Discord's JSON) received over the gateway.
-pub async fn answer(discord: Arc<Discord>, raw: Value) {
-    // Read in place: the interaction borrows its strings from `raw`.
-    let interaction = match Interaction::deserialize(&raw) {
-        Ok(i) => i,
-        Err(e) => return tracing::error!(error = %e, "gateway interaction has an unexpected shape"),
-    };
-    let (Some(id), Some(token)) = (
-        interaction.id.as_deref().map(str::to_owned),
-        interaction.token.as_deref().map(str::to_owned),
-    ) else {
-        return tracing::warn!("gateway interaction without id or token");
-    };
     match handle(discord.clone(), interaction, new_request_id()).await {
-        Ok(callback) => {
-            if let Err(e) = discord.client.callback(&id, &token, &callback.to_json()).await {
+        Ok(response) => {
+            if let Err(e) = discord.client.callback(id, &token, &response).await {
                 tracing::error!(error = %e, "gateway interaction could not be answered");
             }
         }

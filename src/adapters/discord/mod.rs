@@ -8,24 +8,31 @@ pub mod outbound;
 pub mod register;
 pub mod render;
 pub mod verify;
-pub mod wire;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{routing, Json, Router};
 use ed25519_dalek::VerifyingKey;
-use serde_json::{json, Value};
+use serenity::all::{
+    CommandDataOptionValue, CommandInteraction, ComponentInteraction, CreateInteractionResponse,
+    CreateInteractionResponseMessage, Interaction, Member, User,
+};
 
 use crate::commands;
 use crate::core::reply::Visibility;
-use crate::core::{messages, ChannelRef, CommandId, Context, Invocation, Platform, Principal, Reply};
+use crate::core::{messages, ChannelRef, CommandId, Context, Invocation, Platform, Principal, Progress, Reply};
 use crate::http::HeadersAndBody;
 use crate::workers::Workers;
 use outbound::DiscordClient;
-pub(crate) use wire::Interaction;
+
+/// Most progress edits per command.
+const MAX_PROGRESS_EDITS: usize = 3;
+/// Least time between two progress edits.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Shared state of the Discord route.
 pub struct Discord {
@@ -67,49 +74,18 @@ pub fn router(discord: Option<Arc<Discord>>) -> Option<Router> {
     )
 }
 
-/// An interaction response: a fixed one (pong, the deferrals) as its JSON text,
-/// or a message (type 4) with rendered content.
-///
-/// The fixed ones are most acks: written out once, they cost the ack path no
-/// JSON tree to build, serialise and free (docs/benchmarks.md, "Eighteenth pass").
-#[derive(Debug, Clone, PartialEq)]
-pub enum Callback {
-    Fixed(&'static str),
-    Message(Value),
-}
-
-impl Callback {
-    /// Type 1: the answer to Discord's ping.
-    pub const PONG: Callback = Callback::Fixed(r#"{"type":1}"#);
-    /// Type 5: a deferred message, in the channel.
-    pub const DEFERRED: Callback = Callback::Fixed(r#"{"type":5}"#);
-    /// Type 5 with the ephemeral flag (64, `render::EPHEMERAL`): for the caller only.
-    pub const DEFERRED_EPHEMERAL: Callback = Callback::Fixed(r#"{"type":5,"data":{"flags":64}}"#);
-    /// Type 6: a deferred update of the message with the buttons.
-    pub const DEFERRED_UPDATE: Callback = Callback::Fixed(r#"{"type":6}"#);
-
-    /// The response as a JSON value, as the gateway's callback sends it.
-    pub fn to_json(&self) -> Value {
-        match self {
-            Callback::Fixed(text) => serde_json::from_str(text).expect("the fixed callbacks are JSON"),
-            Callback::Message(value) => value.clone(),
-        }
-    }
-
-    fn into_http(self) -> Response {
-        match self {
-            Callback::Fixed(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
-            Callback::Message(value) => Json(value).into_response(),
-        }
-    }
-}
-
 /// What an interaction is answered with, or why it is refused (HTTP status and text).
-pub type Answer = Result<Callback, (StatusCode, String)>;
+pub type Answer = Result<CreateInteractionResponse, (StatusCode, String)>;
 
-/// An inline answer (type 4) with the rendered reply.
-fn inline(reply: &Reply) -> Callback {
-    Callback::Message(json!({ "type": 4, "data": render::message(reply) }))
+/// An inline answer (a message) with the rendered reply.
+fn inline(reply: &Reply) -> CreateInteractionResponse {
+    CreateInteractionResponse::Message(render::message(reply).response())
+}
+
+/// "Thinking…": the result follows as an edit of this response.
+fn deferred(ephemeral: bool) -> CreateInteractionResponse {
+    let message = CreateInteractionResponseMessage::new();
+    CreateInteractionResponse::Defer(if ephemeral { message.ephemeral(true) } else { message })
 }
 
 async fn interaction(State(d): State<Arc<Discord>>, HeadersAndBody(headers, body): HeadersAndBody) -> Response {
@@ -126,76 +102,58 @@ async fn interaction(State(d): State<Arc<Discord>>, HeadersAndBody(headers, body
     };
     let request_id = crate::http::request_id(&headers);
     match handle(d, interaction, request_id).await {
-        Ok(callback) => callback.into_http(),
+        Ok(response) => Json(response).into_response(),
         Err((status, text)) => (status, text).into_response(),
     }
 }
 
 /// Answers one verified interaction; the HTTP route and the gateway share it.
-pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction<'_>, request_id: String) -> Answer {
-    // A button's repeat is caught here; a command's when its follow-up starts.
-    if interaction.kind == 3 {
-        if let Some(id) = &interaction.id {
-            if !super::first_delivery(&d.ctx, "discord:interaction", id).await {
-                // Already being answered: acknowledge without a second run.
-                return Ok(Callback::DEFERRED_UPDATE);
-            }
+pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Answer {
+    match interaction {
+        Interaction::Ping(_) => Ok(CreateInteractionResponse::Pong),
+        Interaction::Command(command) => {
+            d.client.learn_application_id(command.application_id);
+            application_command(d, command, request_id).await
         }
-    }
-    match interaction.kind {
-        1 => Ok(Callback::PONG),
-        2 => application_command(d, interaction, request_id).await,
-        3 => component(d, interaction, request_id).await,
+        Interaction::Component(component_) => {
+            d.client.learn_application_id(component_.application_id);
+            component(d, component_, request_id).await
+        }
         _ => Err((StatusCode::BAD_REQUEST, "unsupported interaction type\n".into())),
     }
 }
 
 /// The caller's principals: user id and, in a guild, its roles.
-fn principals(interaction: &Interaction<'_>) -> Option<(Vec<Principal>, bool)> {
-    let principal = |kind: &str, id: &str| Principal::from_string(format!("discord:{kind}:{id}")).ok();
-    if let Some(member) = &interaction.member {
-        let mut list = Vec::with_capacity(1 + member.roles.len());
-        list.push(principal("user", &member.user.id)?);
-        list.extend(member.roles.iter().filter_map(|r| principal("role", r)));
-        return Some((list, false));
+fn principals(user: &User, member: Option<&Member>) -> Vec<Principal> {
+    let principal = |kind: &str, id: String| Principal::from_string(format!("discord:{kind}:{id}")).ok();
+    let mut list: Vec<Principal> = principal("user", user.id.to_string()).into_iter().collect();
+    if let Some(member) = member {
+        list.extend(member.roles.iter().filter_map(|r| principal("role", r.to_string())));
     }
-    let user = interaction.user.as_ref()?;
-    Some((vec![principal("user", &user.id)?], true))
+    list
 }
 
-async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, request_id: String) -> Answer {
-    // The token is shared by the follow-up and its interruption: one allocation.
-    let (Some((principals, dm)), Some(token), Some(data)) = (
-        principals(&interaction),
-        interaction.token.as_deref().map(Arc::<str>::from),
-        interaction.data.as_ref(),
-    ) else {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "interaction without user, token or data\n".into(),
-        ));
-    };
+async fn application_command(d: Arc<Discord>, interaction: CommandInteraction, request_id: String) -> Answer {
+    let dm = interaction.guild_id.is_none();
     if dm && !d.ctx.settings.discord.allow_dms {
         return Ok(inline(
             &Reply::user_error("waops answers in server channels only").footer("Run /wa in a channel of your server."),
         ));
     }
-    let Some(sub) = data.options.first() else {
+    let Some((sub, CommandDataOptionValue::SubCommand(options))) =
+        interaction.data.options.first().map(|o| (o.name.as_str(), &o.value))
+    else {
         return Ok(inline(&messages::usage_error(&crate::core::parser::UsageError {
             message: "missing subcommand".into(),
             usage: Some("/wa <subcommand> (try /wa help)".into()),
             command: None,
         })));
     };
-    // Shared with the task and its interruption: one allocation where two
-    // clones made ten, each freed on another thread.
     let inv = Arc::new(Invocation {
         platform: Platform::Discord,
-        principals,
-        channel: ChannelRef::new(Platform::Discord, interaction.channel_id.as_deref().unwrap_or("dm")),
-        text: register::to_text(&sub.name, |name| {
-            sub.options.iter().find(|o| *o.name == *name).map(|o| &o.value)
-        }),
+        principals: principals(&interaction.user, interaction.member.as_deref()),
+        channel: ChannelRef::new(Platform::Discord, &interaction.channel_id.to_string()),
+        text: register::to_text(sub, |name| options.iter().find(|o| o.name == name).map(|o| &o.value)),
         request_id,
     });
     let later = match commands::answer_without_provider(&d.ctx, &inv).await {
@@ -205,15 +163,15 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, requ
     // The deferred response fixes the visibility of the original message: join, add,
     // invite and history results follow `display.results`, everything else is for the
     // caller only; an error after a public deferral moves to an ephemeral follow-up.
-    // The subcommand's name is the command's id: no second parse of the text
-    // (an add's numbers) on the ack path.
     let to_channel = matches!(
-        sub.name.parse::<CommandId>(),
+        sub.parse::<CommandId>(),
         Ok(CommandId::Join | CommandId::Add | CommandId::Invite | CommandId::History)
     );
     let ephemeral = !to_channel || d.ctx.settings.display.results == crate::settings::ResultVisibility::Ephemeral;
+    let token: Arc<str> = interaction.token.into();
     let task = d.clone();
     let task_inv = inv.clone();
+    let task_token = token.clone();
     let interrupted = {
         let (d, inv, token) = (d.clone(), inv.clone(), token.clone());
         async move {
@@ -221,14 +179,16 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, requ
             commands::record_interrupted(&d.ctx, &inv).await;
         }
     };
-    let delivery = interaction.id.as_deref().map(|id| ("discord:interaction", id.to_string()));
+    let delivery = Some(("discord:interaction", interaction.id.to_string()));
     let started = super::start_follow_up(
         &d.ctx,
         &d.workers,
         delivery,
         async move {
-            let reply = commands::run_later(&task.ctx, &task_inv, later, None).await;
-            deliver(&task.client, &token, reply, ephemeral).await;
+            let progress = edits(&task.client, &task_token);
+            let reply = commands::run_later(&task.ctx, &task_inv, later, Some(&progress as &dyn Progress)).await;
+            progress.finish().await;
+            deliver(&task.client, &task_token, reply, ephemeral).await;
         },
         interrupted,
     );
@@ -236,11 +196,24 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, requ
         commands::record_busy(&d.ctx, &inv);
         return Ok(inline(&messages::busy()));
     }
-    Ok(if ephemeral {
-        Callback::DEFERRED_EPHEMERAL
-    } else {
-        Callback::DEFERRED
-    })
+    Ok(deferred(ephemeral))
+}
+
+/// Progress of a long command as edits of the deferred response.
+fn edits(client: &Arc<DiscordClient>, token: &Arc<str>) -> super::progress::ProgressUpdates {
+    let (client, token) = (client.clone(), token.clone());
+    super::progress::ProgressUpdates::start(
+        move |reply: Reply| {
+            let (client, token) = (client.clone(), token.clone());
+            async move {
+                if let Err(e) = client.edit_original(&token, &render::message(&reply).edit()).await {
+                    tracing::warn!(error = %e, "progress could not be shown in Discord");
+                }
+            }
+        },
+        MAX_PROGRESS_EDITS,
+        PROGRESS_EVERY,
+    )
 }
 
 /// Puts the result where the user sees it: an edit of the deferred response, or,
@@ -248,19 +221,18 @@ async fn application_command(d: Arc<Discord>, interaction: Interaction<'_>, requ
 async fn deliver(client: &DiscordClient, token: &str, reply: Reply, deferred_ephemeral: bool) {
     let mut pages = render::messages(&reply).into_iter();
     let Some(first) = pages.next() else { return };
-    let result = if reply.visibility == Visibility::Ephemeral && !deferred_ephemeral {
+    let mut result = if reply.visibility == Visibility::Ephemeral && !deferred_ephemeral {
         let _ = client.delete_original(token).await;
-        client.follow_up(token, &first).await
+        client.follow_up(token, &first.follow_up()).await
     } else {
-        client.edit_original(token, &first).await
+        client.edit_original(token, &first.edit()).await
     };
     // Long results continue in follow-up messages, in order.
-    let mut result = result;
     for page in pages {
         if result.is_err() {
             break;
         }
-        result = client.follow_up(token, &page).await;
+        result = client.follow_up(token, &page.follow_up()).await;
     }
     if let Err(e) = result {
         tracing::error!(error = %e, "result could not be posted to Discord");
@@ -268,31 +240,26 @@ async fn deliver(client: &DiscordClient, token: &str, reply: Reply, deferred_eph
 }
 
 async fn follow_up(client: &DiscordClient, token: &str, reply: &Reply) {
-    if let Err(e) = client.follow_up(token, &render::message(reply)).await {
+    if let Err(e) = client.follow_up(token, &render::message(reply).follow_up()).await {
         tracing::error!(error = %e, "answer could not be posted to Discord");
     }
 }
 
-async fn component(d: Arc<Discord>, interaction: Interaction<'_>, request_id: String) -> Answer {
-    let (Some((principals, _)), Some(token)) = (
-        principals(&interaction),
-        interaction.token.as_deref().map(str::to_owned),
-    ) else {
-        return Err((StatusCode::BAD_REQUEST, "interaction without user or token\n".into()));
-    };
-    let custom_id = interaction
-        .data
-        .as_ref()
-        .and_then(|d| d.custom_id.as_deref())
-        .unwrap_or_default();
-    let Some((action, confirmation)) = custom_id.split_once(':') else {
-        return Ok(Callback::DEFERRED_UPDATE);
+async fn component(d: Arc<Discord>, interaction: ComponentInteraction, request_id: String) -> Answer {
+    // A button's repeat is caught here; a command's when its follow-up starts.
+    if !super::first_delivery(&d.ctx, "discord:interaction", &interaction.id.to_string()).await {
+        return Ok(CreateInteractionResponse::Acknowledge);
+    }
+    let Some((action, confirmation)) = interaction.data.custom_id.split_once(':') else {
+        return Ok(CreateInteractionResponse::Acknowledge);
     };
     if !matches!(action, "apply" | "cancel") {
-        return Ok(Callback::DEFERRED_UPDATE);
+        return Ok(CreateInteractionResponse::Acknowledge);
     }
     let apply = action == "apply";
     let confirmation = confirmation.to_string();
+    let principals = principals(&interaction.user, interaction.member.as_ref());
+    let token = interaction.token;
     let task = d.clone();
     let started = d.workers.try_spawn(async move {
         let d = task;
@@ -309,7 +276,7 @@ async fn component(d: Arc<Discord>, interaction: Interaction<'_>, request_id: St
         if !apply {
             let _ = d
                 .client
-                .edit_original(&token, &render::message(&messages::cancelled()))
+                .edit_original(&token, &render::message(&messages::cancelled()).edit())
                 .await;
             return;
         }
@@ -322,7 +289,7 @@ async fn component(d: Arc<Discord>, interaction: Interaction<'_>, request_id: St
         };
         let _ = d
             .client
-            .edit_original(&token, &render::message(&messages::working()))
+            .edit_original(&token, &render::message(&messages::working()).edit())
             .await;
         let reply = commands::dispatch(&d.ctx, &inv).await;
         deliver(&d.client, &token, reply, true).await;
@@ -331,25 +298,5 @@ async fn component(d: Arc<Discord>, interaction: Interaction<'_>, request_id: St
         return Ok(inline(&messages::busy()));
     }
     // Deferred update: the message with the buttons is edited when the work is done.
-    Ok(Callback::DEFERRED_UPDATE)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_fixed_callbacks_are_the_json_they_stand_for() {
-        for (fixed, value) in [
-            (Callback::PONG, json!({"type": 1})),
-            (Callback::DEFERRED, json!({"type": 5})),
-            (
-                Callback::DEFERRED_EPHEMERAL,
-                json!({"type": 5, "data": {"flags": render::EPHEMERAL}}),
-            ),
-            (Callback::DEFERRED_UPDATE, json!({"type": 6})),
-        ] {
-            assert_eq!(fixed.to_json(), value);
-        }
-    }
+    Ok(CreateInteractionResponse::Acknowledge)
 }

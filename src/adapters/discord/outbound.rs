@@ -1,159 +1,219 @@
-//! Calls from waops to Discord's REST API: editing and following up on
-//! interactions (interaction token), channel messages and command registration
-//! (bot token), with 429 handling.
+//! Calls from waops to Discord's REST API through serenity's `Http` client:
+//! editing and following up on interactions (interaction token), channel
+//! messages and command registration (bot token).
+//!
+//! serenity's own rate limiter is off: it sends to discord.com whatever the
+//! client's `proxy` (the configurable base URL that tests point at their
+//! fakes), and it waits whatever `Retry-After` says. 429 and 5xx answers and
+//! connection failures are retried here instead, a bounded number of times
+//! with a bounded backoff.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serenity::all::{
+    ApplicationId, ChannelId, Command, CreateCommand, CreateInteractionResponse, CreateInteractionResponseFollowup,
+    CreateMessage, EditInteractionResponse, GuildId, InteractionId,
+};
+use serenity::http::{Http, HttpBuilder};
 
-use crate::settings::{DiscordSettings, Secret};
+use crate::settings::DiscordSettings;
 
 /// Attempts per call.
 const ATTEMPTS: u32 = 3;
-/// The longest a rate-limit wait is honoured.
-const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// A Discord call that failed.
+/// A Discord call that failed. Never carries the request's URL: an
+/// interaction's path holds its token.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscordError {
-    /// A non-2xx status after retries, with Discord's error code text if any.
+    /// A non-2xx status after retries, with Discord's error message if any.
     #[error("Discord answered HTTP {0}: {1}")]
     Status(u16, String),
     /// The request did not get through.
     #[error("cannot reach Discord: {0}")]
     Transport(String),
+    /// A bad id, a missing application id, or an answer serenity could not read.
+    #[error("Discord call not made: {0}")]
+    Invalid(String),
+}
+
+impl DiscordError {
+    fn from_serenity(e: serenity::Error) -> Self {
+        use serenity::http::HttpError;
+        match e {
+            serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
+                DiscordError::Status(r.status_code.as_u16(), r.error.message)
+            }
+            serenity::Error::Http(HttpError::Request(e)) => DiscordError::Transport(if e.is_timeout() {
+                "timed out".into()
+            } else {
+                "connection failed".into()
+            }),
+            serenity::Error::Http(HttpError::ApplicationIdMissing) => {
+                DiscordError::Invalid("no application id (set discord.application_id)".into())
+            }
+            other => DiscordError::Invalid(other.to_string()),
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        match self {
+            DiscordError::Status(status, _) => *status == 429 || *status >= 500,
+            DiscordError::Transport(_) => true,
+            DiscordError::Invalid(_) => false,
+        }
+    }
+}
+
+/// The base URL serenity's `proxy` setting takes: `discord.api_url` without
+/// the `/api` or `/api/v10` suffix serenity adds itself.
+fn proxy_base(api_url: &str) -> String {
+    let url = api_url.trim().trim_end_matches('/');
+    let url = url
+        .strip_suffix("/api/v10")
+        .or_else(|| url.strip_suffix("/api"))
+        .unwrap_or(url);
+    url.to_string()
+}
+
+/// A Discord snowflake from text.
+fn snowflake(text: &str, what: &str) -> Result<u64, DiscordError> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|id| *id != 0)
+        .ok_or_else(|| DiscordError::Invalid(format!("`{text}` is not a Discord {what} id")))
 }
 
 /// The Discord REST client.
 pub struct DiscordClient {
-    http: reqwest::Client,
-    api_url: String,
-    application_id: String,
-    bot_token: Secret,
+    http: Arc<Http>,
 }
 
 impl DiscordClient {
     /// Builds the client from settings.
     pub fn new(settings: &DiscordSettings) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let mut builder = HttpBuilder::new(settings.bot_token.expose())
+            .client(client)
+            .ratelimiter_disabled(true);
+        let base = proxy_base(&settings.api_url);
+        if base != "https://discord.com" {
+            builder = builder.proxy(base);
+        }
+        if let Ok(id) = snowflake(&settings.application_id, "application") {
+            builder = builder.application_id(ApplicationId::new(id));
+        }
         Ok(DiscordClient {
-            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?,
-            api_url: settings.api_url.trim_end_matches('/').to_string(),
-            application_id: settings.application_id.clone(),
-            bot_token: settings.bot_token.clone(),
+            http: Arc::new(builder.build()),
         })
     }
 
+    /// Takes the application id from an interaction when the settings had
+    /// none: interaction webhooks are addressed by it.
+    pub fn learn_application_id(&self, id: ApplicationId) {
+        if self.http.application_id().is_none() {
+            self.http.set_application_id(id);
+        }
+    }
+
+    /// The application id in use, if known.
+    pub fn application_id(&self) -> Option<ApplicationId> {
+        self.http.application_id()
+    }
+
     /// Answers an interaction that arrived over the gateway (the HTTP route answers in its response).
-    pub async fn callback(&self, interaction_id: &str, token: &str, body: &Value) -> Result<(), DiscordError> {
-        let url = format!("{}/interactions/{interaction_id}/{token}/callback", self.api_url);
-        self.send(Method::POST, &url, Some(body), false).await.map(|_| ())
+    pub async fn callback(
+        &self,
+        interaction: InteractionId,
+        token: &str,
+        response: &CreateInteractionResponse,
+    ) -> Result<(), DiscordError> {
+        self.retried(|| {
+            self.http
+                .create_interaction_response(interaction, token, response, Vec::new())
+        })
+        .await
     }
 
     /// Replaces the interaction's original response.
-    pub async fn edit_original(&self, token: &str, body: &Value) -> Result<(), DiscordError> {
-        let url = format!(
-            "{}/webhooks/{}/{token}/messages/@original",
-            self.api_url, self.application_id
-        );
-        self.send(Method::PATCH, &url, Some(body), false).await.map(|_| ())
+    pub async fn edit_original(&self, token: &str, edit: &EditInteractionResponse) -> Result<(), DiscordError> {
+        self.retried(|| async {
+            self.http
+                .edit_original_interaction_response(token, edit, Vec::new())
+                .await
+                .map(|_| ())
+        })
+        .await
     }
 
     /// Deletes the interaction's original response.
     pub async fn delete_original(&self, token: &str) -> Result<(), DiscordError> {
-        let url = format!(
-            "{}/webhooks/{}/{token}/messages/@original",
-            self.api_url, self.application_id
-        );
-        self.send(Method::DELETE, &url, None, false).await.map(|_| ())
+        self.retried(|| self.http.delete_original_interaction_response(token))
+            .await
     }
 
     /// Sends a follow-up message for the interaction.
-    pub async fn follow_up(&self, token: &str, body: &Value) -> Result<(), DiscordError> {
-        let url = format!("{}/webhooks/{}/{token}", self.api_url, self.application_id);
-        self.send(Method::POST, &url, Some(body), false).await.map(|_| ())
+    pub async fn follow_up(
+        &self,
+        token: &str,
+        follow_up: &CreateInteractionResponseFollowup,
+    ) -> Result<(), DiscordError> {
+        self.retried(|| async {
+            self.http
+                .create_followup_message(token, follow_up, Vec::new())
+                .await
+                .map(|_| ())
+        })
+        .await
     }
 
     /// Posts a message to a channel with the bot token; returns its id.
-    pub async fn channel_message(&self, channel: &str, body: &Value) -> Result<String, DiscordError> {
-        let url = format!("{}/channels/{channel}/messages", self.api_url);
-        let mut body = body.clone();
-        if let Some(o) = body.as_object_mut() {
-            o.remove("flags");
-        }
-        let answer = self.send(Method::POST, &url, Some(&body), true).await?;
-        Ok(answer.get("id").and_then(Value::as_str).unwrap_or_default().to_string())
+    pub async fn channel_message(&self, channel: &str, message: &CreateMessage) -> Result<String, DiscordError> {
+        let channel = ChannelId::new(snowflake(channel, "channel")?);
+        let posted = self
+            .retried(|| self.http.send_message(channel, Vec::new(), message))
+            .await?;
+        Ok(posted.id.to_string())
     }
 
-    /// Overwrites the application's commands (globally, or in one guild).
-    pub async fn register_commands(&self, guild: Option<&str>, commands: &Value) -> Result<Value, DiscordError> {
-        let url = match guild {
-            Some(g) => format!(
-                "{}/applications/{}/guilds/{g}/commands",
-                self.api_url, self.application_id
-            ),
-            None => format!("{}/applications/{}/commands", self.api_url, self.application_id),
+    /// Overwrites the application's commands (globally, or in one guild);
+    /// returns how many Discord now has.
+    pub async fn register_commands(
+        &self,
+        guild: Option<&str>,
+        commands: Vec<CreateCommand>,
+    ) -> Result<usize, DiscordError> {
+        let registered = match guild {
+            Some(g) => {
+                let guild = GuildId::new(snowflake(g, "guild")?);
+                guild.set_commands(&self.http, commands).await
+            }
+            None => Command::set_global_commands(&self.http, commands).await,
         };
-        self.send(Method::PUT, &url, Some(commands), true).await
+        registered.map(|c| c.len()).map_err(DiscordError::from_serenity)
     }
 
-    async fn send(&self, method: Method, url: &str, body: Option<&Value>, bot: bool) -> Result<Value, DiscordError> {
+    /// Runs `call` until it succeeds, fails for good, or `ATTEMPTS` are spent.
+    async fn retried<T, F, Fut>(&self, call: F) -> Result<T, DiscordError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = serenity::Result<T>>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let last = attempt >= ATTEMPTS;
-            let mut request = self.http.request(method.clone(), url);
-            if bot {
-                request = request.header("authorization", format!("Bot {}", self.bot_token.expose()));
-            }
-            if let Some(b) = body {
-                request = request.json(b);
-            }
-            let response = match request.send().await {
-                Ok(r) => r,
-                Err(e) if e.is_connect() && !last => {
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                    continue;
+            match call().await.map_err(DiscordError::from_serenity) {
+                Ok(value) => return Ok(value),
+                Err(e) if e.retryable() && attempt < ATTEMPTS => {
+                    tracing::info!(error = %e, attempt, "Discord call failed; retrying");
+                    // 0.5 s, then 1 s: Discord's interaction and message limits
+                    // are per second.
+                    tokio::time::sleep(Duration::from_millis(500 << (attempt - 1))).await;
                 }
-                Err(e) => {
-                    return Err(DiscordError::Transport(if e.is_timeout() {
-                        "timed out".into()
-                    } else {
-                        "connection failed".into()
-                    }))
-                }
-            };
-            let status = response.status();
-            let header_wait = crate::providers::http::wait_hint(response.headers(), jiff::Timestamp::now());
-            let text = response.text().await.unwrap_or_default();
-            let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                // Discord puts the wait in the body (`retry_after`, seconds) and in Retry-After.
-                let wait = json
-                    .get("retry_after")
-                    .and_then(Value::as_f64)
-                    .map(Duration::from_secs_f64)
-                    .or(header_wait)
-                    .unwrap_or(Duration::from_millis(500 * u64::from(attempt)));
-                if !last && wait <= MAX_WAIT {
-                    tracing::info!(
-                        status = status.as_u16(),
-                        wait_ms = wait.as_millis() as u64,
-                        "Discord busy; retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
+                Err(e) => return Err(e),
             }
-            if !status.is_success() {
-                let message = json
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                return Err(DiscordError::Status(status.as_u16(), message));
-            }
-            return Ok(json);
         }
     }
 }
@@ -177,11 +237,13 @@ impl crate::core::ChatPoster for DiscordClient {
         key: &crate::core::PostKey,
     ) -> Result<String, crate::core::PostError> {
         use crate::core::PostError;
-        let mut body = super::render::message(reply);
-        body["nonce"] = Value::String(nonce(key));
-        body["enforce_nonce"] = Value::Bool(true);
-        self.channel_message(channel, &body).await.map_err(|e| match e {
+        let message = super::render::message(reply)
+            .channel()
+            .nonce(serenity::all::Nonce::String(nonce(key)))
+            .enforce_nonce(true);
+        self.channel_message(channel, &message).await.map_err(|e| match e {
             DiscordError::Status(s, _) if s < 500 && s != 429 => PostError::Refused(e.to_string()),
+            DiscordError::Invalid(_) => PostError::Refused(e.to_string()),
             _ => PostError::Unknown(e.to_string()),
         })
     }

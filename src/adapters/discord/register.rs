@@ -2,18 +2,17 @@
 //! options, built from the same spec table as the text parser, and the mapping
 //! of typed options back to command text, so there is one grammar only.
 
-use serde_json::{json, Value};
+use serenity::all::{CommandDataOptionValue, CommandOptionType, CreateCommand, CreateCommandOption};
 
-use super::wire::OptionValue;
 use crate::commands::spec;
 use crate::core::CommandId;
 
-const STRING: u8 = 3;
-const INTEGER: u8 = 4;
-const BOOLEAN: u8 = 5;
+const STRING: CommandOptionType = CommandOptionType::String;
+const INTEGER: CommandOptionType = CommandOptionType::Integer;
+const BOOLEAN: CommandOptionType = CommandOptionType::Boolean;
 
 /// (option name, type, required, description) per command.
-fn options(id: CommandId) -> Vec<(&'static str, u8, bool, &'static str)> {
+fn options(id: CommandId) -> Vec<(&'static str, CommandOptionType, bool, &'static str)> {
     match id {
         CommandId::Join => vec![("invite", STRING, true, "invite link or code")],
         CommandId::Add => vec![
@@ -54,32 +53,28 @@ fn options(id: CommandId) -> Vec<(&'static str, u8, bool, &'static str)> {
     }
 }
 
-/// The registration payload (a bulk overwrite with one `/wa` command).
-pub fn commands() -> Value {
-    let subcommands: Vec<Value> = CommandId::ALL
-        .iter()
-        .map(|id| {
-            let opts: Vec<Value> = options(*id)
-                .into_iter()
-                .map(|(name, kind, required, description)| {
-                    let mut o = json!({"type": kind, "name": name, "description": description, "required": required});
-                    if name == "limit" {
-                        o["min_value"] = json!(1);
-                        o["max_value"] = json!(200);
-                    }
-                    if *id == CommandId::Help && name == "command" {
-                        o["choices"] = CommandId::ALL
-                            .iter()
-                            .map(|c| json!({"name": c.as_str(), "value": c.as_str()}))
-                            .collect();
-                    }
-                    o
-                })
-                .collect();
-            json!({"type": 1, "name": id.as_str(), "description": spec(*id).summary, "options": opts})
-        })
-        .collect();
-    json!([{ "name": "wa", "type": 1, "description": "WhatsApp groups from Discord", "options": subcommands }])
+/// The one `/wa` command, a subcommand per command id with the spec table's
+/// summary and typed options (registered as a bulk overwrite).
+pub fn commands() -> Vec<CreateCommand> {
+    let subcommands = CommandId::ALL.iter().map(|id| {
+        let mut sub = CreateCommandOption::new(CommandOptionType::SubCommand, id.as_str(), spec(*id).summary);
+        for (name, kind, required, description) in options(*id) {
+            let mut option = CreateCommandOption::new(kind, name, description).required(required);
+            if name == "limit" {
+                option = option.min_int_value(1).max_int_value(200);
+            }
+            if *id == CommandId::Help && name == "command" {
+                for c in CommandId::ALL {
+                    option = option.add_string_choice(c.as_str(), c.as_str());
+                }
+            }
+            sub = sub.add_sub_option(option);
+        }
+        sub
+    });
+    vec![CreateCommand::new("wa")
+        .description("WhatsApp groups from Discord")
+        .set_options(subcommands.collect())]
 }
 
 /// Appends a value as one token: quoted (so it is never read as an option),
@@ -92,11 +87,11 @@ fn push_quoted(text: &mut String, value: &str) {
 
 /// Turns a subcommand and its typed options (`get` finds one by name) into
 /// command text for the one parser, written into one string.
-pub fn to_text<'v>(subcommand: &str, get: impl Fn(&str) -> Option<&'v OptionValue<'v>>) -> String {
+pub fn to_text<'v>(subcommand: &str, get: impl Fn(&str) -> Option<&'v CommandDataOptionValue>) -> String {
     let mut text = String::with_capacity(64);
     text.push_str(subcommand);
     for positional in ["invite", "group", "filter", "command"] {
-        if let Some(v) = get(positional).and_then(OptionValue::as_str) {
+        if let Some(v) = get(positional).and_then(CommandDataOptionValue::as_str) {
             text.push(' ');
             // `*` stays bare: it means "all groups" only unquoted.
             if v.trim() == "*" {
@@ -106,21 +101,21 @@ pub fn to_text<'v>(subcommand: &str, get: impl Fn(&str) -> Option<&'v OptionValu
             }
         }
     }
-    if let Some(v) = get("numbers").and_then(OptionValue::as_str) {
+    if let Some(v) = get("numbers").and_then(CommandDataOptionValue::as_str) {
         text.push(' ');
         text.push_str(v);
     }
     for (flag, option) in [("dry_run", " --dry-run"), ("reset", " --reset")] {
-        if get(flag).and_then(OptionValue::as_bool) == Some(true) {
+        if get(flag).and_then(CommandDataOptionValue::as_bool) == Some(true) {
             text.push_str(option);
         }
     }
-    if let Some(n) = get("limit").and_then(OptionValue::as_i64) {
+    if let Some(n) = get("limit").and_then(CommandDataOptionValue::as_i64) {
         text.push_str(" --limit ");
         text.push_str(&n.to_string());
     }
     for name in ["since", "type", "every", "at", "tz"] {
-        if let Some(v) = get(name).and_then(OptionValue::as_str) {
+        if let Some(v) = get(name).and_then(CommandDataOptionValue::as_str) {
             text.push_str(" --");
             text.push_str(name);
             text.push(' ');
@@ -134,13 +129,21 @@ pub fn to_text<'v>(subcommand: &str, get: impl Fn(&str) -> Option<&'v OptionValu
 mod tests {
     use super::*;
     use crate::commands::Command;
-    use serde::Deserialize;
+    use serde_json::{json, Value};
 
     /// The command text of typed options given as JSON values, read as Discord's are.
     fn to_text(subcommand: &str, pairs: &[(&str, Value)]) -> String {
-        let values: Vec<(&str, OptionValue)> = pairs
+        let values: Vec<(&str, CommandDataOptionValue)> = pairs
             .iter()
-            .map(|(k, v)| (*k, OptionValue::deserialize(v).unwrap()))
+            .map(|(k, v)| {
+                let value = match v {
+                    Value::String(s) => CommandDataOptionValue::String(s.clone()),
+                    Value::Bool(b) => CommandDataOptionValue::Boolean(*b),
+                    Value::Number(n) => CommandDataOptionValue::Integer(n.as_i64().unwrap()),
+                    other => panic!("{other}"),
+                };
+                (*k, value)
+            })
             .collect();
         super::to_text(subcommand, |name| {
             values.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
@@ -195,7 +198,7 @@ mod tests {
 
     #[test]
     fn every_command_is_registered_with_its_options() {
-        let payload = commands();
+        let payload = serde_json::to_value(commands()).unwrap();
         let subs = payload[0]["options"].as_array().unwrap();
         assert_eq!(subs.len(), 10);
         let add = subs.iter().find(|s| s["name"] == "add").unwrap();

@@ -2,7 +2,10 @@
 //! description 4096, 25 fields, footer 2048, 6000 characters per message),
 //! markdown and mentions escaped, `allowed_mentions` empty.
 
-use serde_json::{json, Value};
+use serenity::all::{
+    ButtonStyle, CreateActionRow, CreateAllowedMentions, CreateButton, CreateEmbed, CreateEmbedFooter,
+    CreateInteractionResponseFollowup, CreateInteractionResponseMessage, CreateMessage, EditInteractionResponse,
+};
 
 use crate::core::reply::{cut, ButtonAction, Reply, Rich, Span, Status, Table, Visibility};
 
@@ -12,8 +15,6 @@ pub const MAX_DESCRIPTION: usize = 4096;
 pub const MAX_TOTAL: usize = 6000;
 /// Fields per embed.
 pub const MAX_FIELDS: usize = 25;
-/// The ephemeral message flag.
-pub const EPHEMERAL: u64 = 64;
 
 /// Escapes Discord markdown and defuses mentions in user- or provider-controlled text.
 pub fn escape(text: &str) -> String {
@@ -95,25 +96,128 @@ fn fit(lines: &[String], budget: usize, block: bool) -> String {
     out
 }
 
-/// The message body (for an interaction response, an edit or a follow-up).
-pub fn message(reply: &Reply) -> Value {
+/// One Discord message as waops lays it out: one embed, and Apply / Cancel
+/// buttons when the reply has them. The serenity builders for each way of
+/// sending it come from here (`response`, `edit`, `follow_up`, `channel`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Embed title.
+    pub title: String,
+    /// Embed description (lines, then the table in a code block).
+    pub description: String,
+    /// Embed colour by status.
+    pub color: u32,
+    /// Inline fields (name, value).
+    pub fields: Vec<(String, String)>,
+    /// Embed footer.
+    pub footer: String,
+    /// Buttons: (custom id, label, style).
+    pub buttons: Vec<(String, String, ButtonStyle)>,
+    /// For the caller only.
+    pub ephemeral: bool,
+}
+
+impl Message {
+    /// The embed.
+    pub fn embed(&self) -> CreateEmbed {
+        let mut embed = CreateEmbed::new().title(&self.title).colour(self.color);
+        if !self.description.is_empty() {
+            embed = embed.description(&self.description);
+        }
+        for (name, value) in &self.fields {
+            embed = embed.field(name, value, true);
+        }
+        if !self.footer.is_empty() {
+            embed = embed.footer(CreateEmbedFooter::new(&self.footer));
+        }
+        embed
+    }
+
+    /// The buttons in one row; none when there are none.
+    pub fn components(&self) -> Vec<CreateActionRow> {
+        if self.buttons.is_empty() {
+            return Vec::new();
+        }
+        let buttons = self
+            .buttons
+            .iter()
+            .map(|(id, label, style)| CreateButton::new(id).label(label).style(*style))
+            .collect();
+        vec![CreateActionRow::Buttons(buttons)]
+    }
+
+    /// An interaction response's message (answered inline).
+    pub fn response(&self) -> CreateInteractionResponseMessage {
+        let message = CreateInteractionResponseMessage::new()
+            .content("")
+            .embed(self.embed())
+            .components(self.components())
+            .allowed_mentions(CreateAllowedMentions::new());
+        // No flags at all for a channel message, as Discord's own examples.
+        if self.ephemeral {
+            message.ephemeral(true)
+        } else {
+            message
+        }
+    }
+
+    /// An edit of the interaction's original response.
+    pub fn edit(&self) -> EditInteractionResponse {
+        EditInteractionResponse::new()
+            .content("")
+            .embed(self.embed())
+            .components(self.components())
+            .allowed_mentions(CreateAllowedMentions::new())
+    }
+
+    /// A follow-up message of the interaction.
+    pub fn follow_up(&self) -> CreateInteractionResponseFollowup {
+        let message = CreateInteractionResponseFollowup::new()
+            .embed(self.embed())
+            .components(self.components())
+            .allowed_mentions(CreateAllowedMentions::new());
+        if self.ephemeral {
+            message.ephemeral(true)
+        } else {
+            message
+        }
+    }
+
+    /// A channel message (digests), with no flags: a channel message cannot be ephemeral.
+    pub fn channel(&self) -> CreateMessage {
+        CreateMessage::new()
+            .embed(self.embed())
+            .components(self.components())
+            .allowed_mentions(CreateAllowedMentions::new())
+    }
+
+    /// Characters Discord counts toward the 6000 limit in a message's embeds.
+    pub fn embed_chars(&self) -> usize {
+        let count = |s: &str| s.chars().count();
+        count(&self.title)
+            + count(&self.description)
+            + count(&self.footer)
+            + self.fields.iter().map(|(n, v)| count(n) + count(v)).sum::<usize>()
+    }
+}
+
+/// The reply as one message, cut to Discord's limits.
+pub fn message(reply: &Reply) -> Message {
     let title = cut(&plain(&reply.title), 256);
-    let mut total = title.chars().count();
-    let fields: Vec<Value> = reply
+    let fields: Vec<(String, String)> = reply
         .fields
         .iter()
         .take(MAX_FIELDS)
-        .map(|(name, value)| json!({"name": cut(name, 256), "value": cut(&markdown(value), 1024), "inline": true}))
+        .map(|(name, value)| (cut(name, 256), cut(&markdown(value), 1024)))
         .collect();
-    total += reply
-        .fields
-        .iter()
-        .take(MAX_FIELDS)
-        .map(|(n, v)| n.chars().count().min(256) + markdown(v).chars().count().min(1024))
-        .sum::<usize>();
     let footer = cut(&reply.footer.iter().map(plain).collect::<Vec<_>>().join("\n"), 2048);
-    total += footer.chars().count();
-    let room = MAX_TOTAL.saturating_sub(total).min(MAX_DESCRIPTION);
+    let used = title.chars().count()
+        + footer.chars().count()
+        + fields
+            .iter()
+            .map(|(n, v)| n.chars().count() + v.chars().count())
+            .sum::<usize>();
+    let room = MAX_TOTAL.saturating_sub(used).min(MAX_DESCRIPTION);
     let lines: Vec<String> = reply.lines.iter().map(markdown).collect();
     let table = reply.table.as_ref().map(table_lines).unwrap_or_default();
     let description = match (lines.is_empty(), table.is_empty()) {
@@ -132,37 +236,26 @@ pub fn message(reply: &Reply) -> Value {
         Status::UserError => 0xc62828,
         Status::Internal => 0x6d4c41,
     };
-    let mut embed = json!({"title": title, "color": color});
-    if !description.is_empty() {
-        embed["description"] = Value::String(description);
+    let buttons = reply
+        .buttons
+        .iter()
+        .map(|b| {
+            let (prefix, style) = match b.action {
+                ButtonAction::Apply => ("apply", ButtonStyle::Success),
+                ButtonAction::Cancel => ("cancel", ButtonStyle::Danger),
+            };
+            (format!("{prefix}:{}", b.value), b.label.clone(), style)
+        })
+        .collect();
+    Message {
+        title,
+        description,
+        color,
+        fields,
+        footer,
+        buttons,
+        ephemeral: reply.visibility == Visibility::Ephemeral,
     }
-    if !fields.is_empty() {
-        embed["fields"] = Value::Array(fields);
-    }
-    if !footer.is_empty() {
-        embed["footer"] = json!({"text": footer});
-    }
-    let mut body = json!({"content": "", "embeds": [embed], "allowed_mentions": {"parse": []}});
-    if !reply.buttons.is_empty() {
-        let buttons: Vec<Value> = reply
-            .buttons
-            .iter()
-            .map(|b| {
-                let (prefix, style) = match b.action {
-                    ButtonAction::Apply => ("apply", 3),
-                    ButtonAction::Cancel => ("cancel", 4),
-                };
-                json!({"type": 2, "style": style, "label": b.label, "custom_id": format!("{prefix}:{}", b.value)})
-            })
-            .collect();
-        body["components"] = json!([{"type": 1, "components": buttons}]);
-    } else {
-        body["components"] = json!([]);
-    }
-    if reply.visibility == Visibility::Ephemeral {
-        body["flags"] = json!(EPHEMERAL);
-    }
-    body
 }
 
 /// Most messages one long result is spread over (the answer and its follow-ups).
@@ -173,7 +266,7 @@ const PAGE: usize = 3900;
 /// The reply as one message, or, when its lines and table do not fit one embed,
 /// as up to `MAX_MESSAGES` messages (the first with title and fields, the last
 /// with the footer); what does not fit even then ends in "… and N more".
-pub fn messages(reply: &Reply) -> Vec<Value> {
+pub fn messages(reply: &Reply) -> Vec<Message> {
     let mut pieces: Vec<String> = reply.lines.iter().map(markdown).collect();
     if let Some(table) = &reply.table {
         let rows = table_lines(table);
@@ -221,37 +314,17 @@ pub fn messages(reply: &Reply) -> Vec<Value> {
                 part.fields = reply.fields.clone();
                 part.buttons = reply.buttons.clone();
             }
-            let mut body = message(&part);
-            let mut description = page.join("\n");
+            let mut message = message(&part);
+            message.description = page.join("\n");
             if i + 1 == count {
                 if left > 0 {
-                    description.push_str(&format!("\n… and {left} more"));
+                    message.description.push_str(&format!("\n… and {left} more"));
                 }
-                let footer = cut(&reply.footer.iter().map(plain).collect::<Vec<_>>().join("\n"), 2048);
-                if !footer.is_empty() {
-                    body["embeds"][0]["footer"] = json!({"text": footer});
-                }
+                message.footer = cut(&reply.footer.iter().map(plain).collect::<Vec<_>>().join("\n"), 2048);
             }
-            body["embeds"][0]["description"] = Value::String(description);
-            body
+            message
         })
         .collect()
-}
-
-/// Characters Discord counts toward the 6000 limit in a message's embeds.
-pub fn embed_chars(body: &Value) -> usize {
-    let mut n = 0;
-    for e in body["embeds"].as_array().into_iter().flatten() {
-        for key in ["title", "description"] {
-            n += e[key].as_str().map_or(0, |s| s.chars().count());
-        }
-        n += e["footer"]["text"].as_str().map_or(0, |s| s.chars().count());
-        for f in e["fields"].as_array().into_iter().flatten() {
-            n += f["name"].as_str().map_or(0, |s| s.chars().count())
-                + f["value"].as_str().map_or(0, |s| s.chars().count());
-        }
-    }
-    n
 }
 
 #[cfg(test)]
@@ -261,13 +334,13 @@ mod tests {
     #[test]
     fn escapes_markdown_and_mentions() {
         let reply = Reply::info("t").line(Rich::new().text("@everyone <@123> **x** [a](https://evil.example) `c`"));
-        let body = message(&reply);
-        let d = body["embeds"][0]["description"].as_str().unwrap();
+        let message = message(&reply);
         assert_eq!(
-            d,
+            message.description,
             "@\u{200B}everyone \\<@\u{200B}123\\> \\*\\*x\\*\\* \\[a\\]\\(https\\://evil.example\\) \\`c\\`"
         );
-        assert_eq!(body["allowed_mentions"], json!({"parse": []}));
+        let body = serde_json::to_value(message.response()).unwrap();
+        assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
         assert_eq!(body["flags"], 64);
     }
 
@@ -280,22 +353,13 @@ mod tests {
         let pages = messages(&reply);
         assert!(pages.len() > 1 && pages.len() <= MAX_MESSAGES, "{}", pages.len());
         for p in &pages {
-            assert!(p["embeds"][0]["description"].as_str().unwrap().chars().count() <= MAX_DESCRIPTION);
-            assert!(embed_chars(p) <= MAX_TOTAL);
+            assert!(p.description.chars().count() <= MAX_DESCRIPTION);
+            assert!(p.embed_chars() <= MAX_TOTAL);
         }
-        let shown: usize = pages
-            .iter()
-            .map(|p| {
-                p["embeds"][0]["description"]
-                    .as_str()
-                    .unwrap()
-                    .matches("· added ·")
-                    .count()
-            })
-            .sum();
+        let shown: usize = pages.iter().map(|p| p.description.matches("· added ·").count()).sum();
         assert_eq!(shown, 250, "all 250 lines fit in the follow-ups");
-        assert_eq!(pages.last().unwrap()["embeds"][0]["footer"]["text"], "Source: x");
-        assert_eq!(pages[1]["embeds"][0]["title"], "History (continued)");
+        assert_eq!(pages.last().unwrap().footer, "Source: x");
+        assert_eq!(pages[1].title, "History (continued)");
 
         let mut huge = Reply::new(Status::Ok, Visibility::Channel, "History");
         for i in 0..5000 {
@@ -303,7 +367,7 @@ mod tests {
         }
         let pages = messages(&huge);
         assert_eq!(pages.len(), MAX_MESSAGES);
-        let last = pages.last().unwrap()["embeds"][0]["description"].as_str().unwrap();
+        let last = &pages.last().unwrap().description;
         let more: usize = last
             .rsplit("… and ")
             .next()
@@ -313,16 +377,7 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        let shown: usize = pages
-            .iter()
-            .map(|p| {
-                p["embeds"][0]["description"]
-                    .as_str()
-                    .unwrap()
-                    .matches("· added ·")
-                    .count()
-            })
-            .sum();
+        let shown: usize = pages.iter().map(|p| p.description.matches("· added ·").count()).sum();
         assert_eq!(shown + more, 5000);
     }
 
@@ -339,13 +394,13 @@ mod tests {
             headers: vec!["Name".into()],
             rows: (0..3000).map(|i| vec![format!("g{i}")]).collect(),
         });
-        let body = message(&reply);
-        let e = &body["embeds"][0];
-        assert_eq!(e["title"].as_str().unwrap().chars().count(), 256);
-        assert!(e["description"].as_str().unwrap().chars().count() <= MAX_DESCRIPTION);
-        assert_eq!(e["fields"].as_array().unwrap().len(), MAX_FIELDS);
-        assert!(embed_chars(&body) <= MAX_TOTAL, "{}", embed_chars(&body));
-        assert!(e["description"].as_str().unwrap().contains("… and "));
+        let message = message(&reply);
+        assert_eq!(message.title.chars().count(), 256);
+        assert!(message.description.chars().count() <= MAX_DESCRIPTION);
+        assert_eq!(message.fields.len(), MAX_FIELDS);
+        assert!(message.embed_chars() <= MAX_TOTAL, "{}", message.embed_chars());
+        assert!(message.description.contains("… and "));
+        let body = serde_json::to_value(message.response()).unwrap();
         assert!(body.get("flags").is_none(), "channel results are not ephemeral");
     }
 }

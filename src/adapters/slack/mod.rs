@@ -10,9 +10,8 @@ pub mod render;
 pub mod usergroups;
 pub mod verify;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -331,71 +330,51 @@ async fn post(client: &SlackClient, response_url: &str, reply: &Reply, replace_o
     }
 }
 
-enum Post {
-    Update(Reply),
-    Final(Reply),
-}
-
-/// Posts progress and then the result to one `response_url`, in order, from one task.
+/// Progress updates replace the "Working on it…" message; the result is
+/// posted after the last of them.
 struct ResponsePoster {
-    tx: tokio::sync::mpsc::Sender<Post>,
-    task: tokio::task::JoinHandle<()>,
-    last: Mutex<Option<Instant>>,
-    updates: AtomicUsize,
+    client: Arc<SlackClient>,
+    response_url: String,
+    request_id: String,
+    progress: super::progress::ProgressUpdates,
 }
 
 impl ResponsePoster {
     fn start(client: Arc<SlackClient>, response_url: String, request_id: String) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Post>(MAX_PROGRESS_POSTS + 2);
-        let task = tokio::spawn(async move {
-            while let Some(p) = rx.recv().await {
-                match p {
-                    Post::Update(reply) => post(&client, &response_url, &reply, true).await,
-                    Post::Final(reply) => {
-                        // An ephemeral result replaces "Working on it…"; a channel
-                        // result is a new message (Slack cannot make an ephemeral public).
-                        let replace = reply.visibility == Visibility::Ephemeral;
-                        post(&client, &response_url, &reply, replace).await;
-                        tracing::debug!(request_id = %request_id, "result posted to Slack");
-                    }
-                }
-            }
-        });
+        let (send_client, url) = (client.clone(), response_url.clone());
+        let progress = super::progress::ProgressUpdates::start(
+            move |reply: Reply| {
+                let (client, url) = (send_client.clone(), url.clone());
+                async move { post(&client, &url, &reply, true).await }
+            },
+            MAX_PROGRESS_POSTS,
+            PROGRESS_EVERY,
+        );
         ResponsePoster {
-            tx,
-            task,
-            last: Mutex::new(None),
-            updates: AtomicUsize::new(0),
+            client,
+            response_url,
+            request_id,
+            progress,
         }
     }
 
     fn update_now(&self, reply: &Reply) {
-        if self.tx.try_send(Post::Update(reply.clone())).is_ok() {
-            self.updates.fetch_add(1, Ordering::SeqCst);
-            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        }
+        self.progress.update_now(reply);
     }
 
     async fn finish(self, reply: Reply) {
-        let _ = self.tx.send(Post::Final(reply)).await;
-        drop(self.tx);
-        let _ = self.task.await;
+        self.progress.finish().await;
+        // An ephemeral result replaces "Working on it…"; a channel result is a
+        // new message (Slack cannot make an ephemeral message public).
+        let replace = reply.visibility == Visibility::Ephemeral;
+        post(&self.client, &self.response_url, &reply, replace).await;
+        tracing::debug!(request_id = %self.request_id, "result posted to Slack");
     }
 }
 
 impl Progress for ResponsePoster {
     fn update(&self, done: usize, total: usize) {
-        if done >= total || self.updates.load(Ordering::SeqCst) >= MAX_PROGRESS_POSTS {
-            return;
-        }
-        let due = self
-            .last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
-        if due {
-            self.update_now(&messages::progress(done, total));
-        }
+        self.progress.update(done, total);
     }
 }
 

@@ -56,7 +56,7 @@ async fn fake(delay_ms: u64) -> MockServer {
         .and(path("/chat.postMessage"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(json!({"ok": true, "channel": "C1", "ts": "1764000000.000100"}))
+                .set_body_json(common::slack::posted("C1", "1764000000.000100"))
                 .set_delay(delay),
         )
         .mount(&server)
@@ -143,7 +143,7 @@ async fn posts(server: &MockServer) -> BTreeMap<(String, i64), Vec<Value>> {
             let p = &body["metadata"]["event_payload"];
             (
                 p["subscription"].as_str().unwrap().to_string(),
-                p["window_start"].as_i64().unwrap(),
+                p["window_start"].as_str().unwrap().parse::<i64>().unwrap(),
             )
         } else if r.url.path().starts_with("/api/v10/channels/") {
             // The nonce names the window; the test maps it back through `nonces`.
@@ -397,14 +397,14 @@ async fn a_failed_post_is_retried_next_tick_and_never_skipped() {
         .await;
     Mock::given(method("POST"))
         .and(path("/chat.postMessage"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "ts": "1764000000.000200"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(common::slack::posted("C1", "1764000000.000200")))
         .mount(&server)
         .await;
     // A 500 may have posted: the retry first looks for the window's message.
     Mock::given(method("GET"))
         .and(path("/conversations.history"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "messages": [
-            {"ts": "1764000000.000001", "text": "unrelated", "metadata": {"event_type": "waops_digest", "event_payload": {"subscription": "other", "window_start": 0}}}
+            {"ts": "1764000000.000001", "text": "unrelated", "metadata": {"event_type": "waops_digest", "event_payload": {"subscription": "other", "window_start": "0"}}}
         ]})))
         .mount(&server)
         .await;
@@ -479,7 +479,7 @@ async fn a_post_recorded_by_nobody_is_found_in_slack_instead_of_posted_twice() {
         .respond_with(
             ResponseTemplate::new(200).set_body_json(json!({"ok": true, "messages": [
                 {"ts": "1764000000.000777", "metadata": {"event_type": "waops_digest",
-                  "event_payload": {"subscription": "s1", "window_start": start.as_millisecond()}}}
+                  "event_payload": {"subscription": "s1", "window_start": start.as_millisecond().to_string()}}}
             ]})),
         )
         .mount(&server)
@@ -626,7 +626,7 @@ impl wiremock::Respond for Notify {
         let _ = self
             .0
             .send(serde_json::from_slice(&request.body).unwrap_or(Value::Null));
-        ResponseTemplate::new(200).set_body_json(json!({"ok": true, "ts": "1764000000.000300"}))
+        ResponseTemplate::new(200).set_body_json(common::slack::posted("C1", "1764000000.000300"))
     }
 }
 

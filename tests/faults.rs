@@ -97,8 +97,10 @@ impl Chat {
 
     async fn slack(&self, text: &str) -> (String, String) {
         let body = serde_urlencoded::to_string([
+            ("team_id", "T1"),
             ("user_id", "U1"),
             ("channel_id", "C1"),
+            ("command", "/wa"),
             ("text", text),
             ("response_url", &format!("{}/respond", self.hooks.uri())),
             ("trigger_id", &uuid::Uuid::new_v4().to_string()),

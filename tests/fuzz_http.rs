@@ -280,7 +280,7 @@ fn a_correct_signature_is_what_lets_the_fuzz_reach_the_decoders() {
     assert_eq!(status(&apps.chat, unsigned), 401);
     let signed = slack_request(
         "/slack/commands",
-        "user_id=U1&channel_id=C1&text=help&response_url=x".into(),
+        "team_id=T1&user_id=U1&channel_id=C1&command=%2Fwa&text=help&response_url=https%3A%2F%2Fhooks.slack.com%2Fx&trigger_id=1.2.3".into(),
     );
     assert_eq!(status(&apps.chat, signed), 200);
     assert_eq!(

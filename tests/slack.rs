@@ -114,13 +114,7 @@ impl Harness {
     }
 
     async fn click(&self, user: &str, action: &str, value: &str) -> u16 {
-        let payload = json!({
-            "type": "block_actions",
-            "user": {"id": user},
-            "channel": {"id": "C1"},
-            "response_url": self.response_url(),
-            "actions": [{"action_id": action, "value": value, "type": "button"}]
-        });
+        let payload = common::slack::click(user, action, value, &self.response_url());
         let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
         self.signed("/slack/interactions", body, self.now())
             .await
@@ -543,18 +537,15 @@ async fn post_message_client_retries_429_and_reports_api_errors() {
         .and(wiremock::matchers::body_partial_json(
             json!({"channel": "C0DIGEST", "text": "Digest"}),
         ))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"ok": true, "channel": "C0DIGEST", "ts": "1700000000.000100"})),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(common::slack::posted("C0DIGEST", "1700000000.000100")))
         .expect(1)
         .mount(&slack)
         .await;
     let client = slack_client(&slack);
-    let message = waops::adapters::slack::render::message(&waops::core::Reply::info("Digest"));
+    let message = waops::adapters::slack::render::content(&waops::core::Reply::info("Digest"));
     let started = Instant::now();
     assert_eq!(
-        client.post_message("C0DIGEST", &message).await.unwrap(),
+        client.post_message("C0DIGEST", message.clone()).await.unwrap(),
         "1700000000.000100"
     );
     assert!(started.elapsed() >= Duration::from_secs(1), "waited for Retry-After");
@@ -565,7 +556,7 @@ async fn post_message_client_retries_429_and_reports_api_errors() {
         .mount(&failing)
         .await;
     let client = slack_client(&failing);
-    match client.post_message("C404", &message).await {
+    match client.post_message("C404", message).await {
         Err(SlackError::Api(e)) => assert_eq!(e, "channel_not_found"),
         other => panic!("{other:?}"),
     }

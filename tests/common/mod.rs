@@ -295,3 +295,37 @@ pub mod discord {
         })
     }
 }
+
+/// Slack's Web API answers as Slack gives them (every field slack-morphism's
+/// models require).
+#[allow(dead_code)]
+pub mod slack {
+    use serde_json::{json, Value};
+
+    /// `chat.postMessage`'s answer for a message posted in `channel` as `ts`.
+    pub fn posted(channel: &str, ts: &str) -> Value {
+        json!({
+            "ok": true, "channel": channel, "ts": ts,
+            "message": {"type": "message", "ts": ts, "text": "", "bot_id": "B1"},
+        })
+    }
+
+    /// A click on one of waops' buttons (`block_actions`), as Slack posts it.
+    pub fn click(user: &str, action: &str, value: &str, response_url: &str) -> Value {
+        json!({
+            "type": "block_actions",
+            "team": {"id": "T1", "domain": "acme"},
+            "user": {"id": user, "username": format!("user{user}"), "team_id": "T1"},
+            "api_app_id": "A1",
+            "token": "unused",
+            "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": "C1", "is_ephemeral": true},
+            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+            "channel": {"id": "C1", "name": "general"},
+            "response_url": response_url,
+            "actions": [{
+                "type": "button", "action_id": action, "block_id": "b1", "value": value,
+                "text": {"type": "plain_text", "text": action}, "action_ts": "1700000000.000200"
+            }]
+        })
+    }
+}

@@ -10,17 +10,16 @@ pub mod render;
 pub mod usergroups;
 pub mod verify;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::Value;
+use slack_morphism::prelude::{SlackCommandEvent, SlackInteractionEvent};
 
 use crate::commands;
 use crate::core::reply::Visibility;
@@ -49,42 +48,10 @@ pub struct Slack {
     usergroups: Arc<Usergroups>,
 }
 
-/// Slack's slash-command form (the fields waops uses).
-#[derive(Deserialize)]
-struct CommandForm {
-    user_id: String,
-    channel_id: String,
-    #[serde(default)]
-    text: String,
-    response_url: String,
-    /// Unique per invocation: a repeated delivery carries the same one.
-    trigger_id: Option<String>,
-}
-
+/// An interaction arrives as a form with one field, the JSON payload.
 #[derive(Deserialize)]
 struct InteractionForm {
     payload: String,
-}
-
-#[derive(Deserialize)]
-struct Interaction {
-    #[serde(rename = "type")]
-    kind: String,
-    user: IdOnly,
-    response_url: Option<String>,
-    #[serde(default)]
-    actions: Vec<Action>,
-}
-
-#[derive(Deserialize)]
-struct IdOnly {
-    id: String,
-}
-
-#[derive(Deserialize)]
-struct Action {
-    action_id: String,
-    value: Option<String>,
 }
 
 /// The Slack routes, or `None` when `slack.signing_secret` is not set.
@@ -131,49 +98,42 @@ fn unauthorized() -> Response {
 }
 
 fn inline(reply: &Reply) -> Response {
-    Json(render::message(reply)).into_response()
+    Json(render::inline(reply)).into_response()
 }
 
-/// The "working on it" ack of every command answered later. It never changes,
-/// so it is rendered once: building and serializing its Block Kit tree was a
-/// fifth of a Slack ack's instructions (docs/benchmarks.md, "Fourteenth pass").
+/// The "working on it" ack of every command answered later.
 fn working() -> Response {
-    static BODY: OnceLock<&'static [u8]> = OnceLock::new();
-    let body = BODY.get_or_init(|| {
-        let json = serde_json::to_vec(&render::message(&messages::working())).expect("a JSON value serializes");
-        // Once per process, kept for its life.
-        Box::leak(json.into_boxed_slice())
-    });
-    ([(header::CONTENT_TYPE, "application/json")], Bytes::from_static(body)).into_response()
+    inline(&messages::working())
 }
 
 async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, body): HeadersAndBody) -> Response {
     if !verified(&slack, &headers, &body) {
         return unauthorized();
     }
-    let form: CommandForm = match serde_urlencoded::from_bytes(&body) {
+    let form: SlackCommandEvent = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed slash command: {e}\n")).into_response(),
     };
-    let Ok(caller) = Principal::from_string(format!("slack:user:{}", form.user_id)) else {
+    let user_id = form.user_id.0;
+    let Ok(caller) = Principal::from_string(format!("slack:user:{user_id}")) else {
         return (StatusCode::BAD_REQUEST, "malformed user id\n").into_response();
     };
     let mut inv = Invocation {
         platform: Platform::Slack,
         principals: vec![caller],
-        channel: ChannelRef::new(Platform::Slack, &form.channel_id),
-        text: form.text,
+        channel: ChannelRef::new(Platform::Slack, &form.channel_id.0),
+        text: form.text.unwrap_or_default(),
         request_id: crate::http::request_id(&headers),
     };
     // The caller's user groups: known, fetched within a second, or decided
     // in the follow-up. Text that does not parse is answered at once whatever
     // they are: no role changes a usage error.
     let parses = commands::Command::parse(&inv.text).is_ok();
-    let groups = match slack.usergroups.principals_cached(&slack.client, &form.user_id) {
+    let groups = match slack.usergroups.principals_cached(&slack.client, &user_id) {
         Some(groups) => Some(groups),
         None if !parses => Some(Vec::new()),
         None => {
-            let fetch = slack.usergroups.principals(&slack.client, &form.user_id);
+            let fetch = slack.usergroups.principals(&slack.client, &user_id);
             match tokio::time::timeout(COLD_USERGROUPS_WAIT, fetch).await {
                 Ok(Ok(groups)) => Some(groups),
                 Ok(Err(_)) => {
@@ -192,8 +152,7 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
             commands::Ack::Later(decided) => later = decided,
         }
     }
-    let response_url = form.response_url;
-    let user_id = form.user_id;
+    let response_url = form.response_url.0.to_string();
     let task_slack = slack.clone();
     // Shared with the task and its interruption: one allocation where two
     // clones made ten, each freed on another thread.
@@ -206,7 +165,9 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
             commands::record_interrupted(&slack.ctx, &inv).await;
         }
     };
-    let delivery = form.trigger_id.filter(|t| !t.is_empty()).map(|t| ("slack:trigger", t));
+    let delivery = Some(form.trigger_id.0)
+        .filter(|t| !t.is_empty())
+        .map(|t| ("slack:trigger", t));
     let started = super::start_follow_up(
         &slack.ctx,
         &slack.workers,
@@ -245,23 +206,29 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
     if !verified(&slack, &headers, &body) {
         return unauthorized();
     }
-    let payload: Interaction = match serde_urlencoded::from_bytes::<InteractionForm>(&body)
+    let payload: SlackInteractionEvent = match serde_urlencoded::from_bytes::<InteractionForm>(&body)
         .map_err(|e| e.to_string())
         .and_then(|f| serde_json::from_str(&f.payload).map_err(|e| e.to_string()))
     {
         Ok(p) => p,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed interaction: {e}\n")).into_response(),
     };
-    let (Some(action), Some(response_url)) = (payload.actions.first(), payload.response_url.clone()) else {
-        // Not a button on one of our messages: acknowledge and ignore.
+    // Only a click on one of our buttons; anything else is acknowledged and ignored.
+    let SlackInteractionEvent::BlockActions(event) = payload else {
         return StatusCode::OK.into_response();
     };
-    if payload.kind != "block_actions" || !matches!(action.action_id.as_str(), "apply" | "cancel") {
+    let action = event.actions.as_ref().and_then(|a| a.first());
+    let (Some(action), Some(response_url), Some(user)) = (action, event.response_url.as_ref(), event.user.as_ref())
+    else {
+        return StatusCode::OK.into_response();
+    };
+    if !matches!(action.action_id.0.as_str(), "apply" | "cancel") {
         return StatusCode::OK.into_response();
     }
-    let apply = action.action_id == "apply";
+    let apply = action.action_id.0 == "apply";
     let confirmation = action.value.clone().unwrap_or_default();
-    let user_id = payload.user.id.clone();
+    let user_id = user.id.0.clone();
+    let response_url = response_url.0.to_string();
     let request_id = crate::http::request_id(&headers);
     let task_slack = slack.clone();
     let task_url = response_url.clone();
@@ -323,9 +290,8 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
 
 /// Posts one reply to a `response_url`; failures can only be logged.
 async fn post(client: &SlackClient, response_url: &str, reply: &Reply, replace_original: bool) {
-    let mut body = render::message(reply);
-    body["replace_original"] = Value::Bool(replace_original);
-    if let Err(e) = client.respond(response_url, &body).await {
+    let message = render::response_url_message(reply, replace_original);
+    if let Err(e) = client.respond(response_url, &message).await {
         tracing::error!(error = %e, "result could not be posted to Slack");
     }
 }
@@ -375,29 +341,5 @@ impl ResponsePoster {
 impl Progress for ResponsePoster {
     fn update(&self, done: usize, total: usize) {
         self.progress.update(done, total);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The ack rendered once is the one `inline` renders, every time.
-    #[tokio::test]
-    async fn working_ack_is_the_rendered_reply() {
-        for _ in 0..2 {
-            let expected = inline(&messages::working());
-            let cached = working();
-            assert_eq!(cached.status(), expected.status());
-            assert_eq!(
-                cached.headers().get(header::CONTENT_TYPE),
-                expected.headers().get(header::CONTENT_TYPE)
-            );
-            let body = |r: Response| axum::body::to_bytes(r.into_body(), usize::MAX);
-            let (cached, expected) = (body(cached).await.unwrap(), body(expected).await.unwrap());
-            assert_eq!(cached, expected);
-            let value: Value = serde_json::from_slice(&cached).unwrap();
-            assert!(value["text"].as_str().unwrap().starts_with("Working on it"), "{value}");
-        }
     }
 }

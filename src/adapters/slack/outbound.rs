@@ -1,11 +1,22 @@
 //! Calls from waops to Slack: `response_url` posts (results, progress), the Web
-//! API's `usergroups.users.list` and `chat.postMessage`, all with 429/5xx handling.
+//! API's `usergroups.users.list`, `chat.postMessage` and `conversations.history`,
+//! all with 429/5xx handling. Requests and answers are slack-morphism's Web API
+//! models, sent with our reqwest client (slack-morphism's own client would add a
+//! second HTTP stack).
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use reqwest::StatusCode;
 use serde_json::Value;
+use slack_morphism::prelude::{
+    SlackApiChatPostMessageRequest, SlackApiChatPostMessageResponse, SlackApiConversationsHistoryRequest,
+    SlackApiConversationsHistoryResponse, SlackApiUserGroupsUsersListRequest, SlackApiUserGroupsUsersListResponse,
+    SlackMessageContent, SlackMessageMetadata,
+};
 
+use super::render::ResponseUrlMessage;
 use crate::providers::http::wait_hint;
 use crate::settings::{Secret, SlackSettings};
 
@@ -46,41 +57,35 @@ impl SlackClient {
         })
     }
 
-    /// Posts a message body to a `response_url`.
-    pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), SlackError> {
-        self.send(|| self.http.post(response_url).json(body)).await.map(|_| ())
+    /// Posts a message to a `response_url`.
+    pub async fn respond(&self, response_url: &str, message: &ResponseUrlMessage) -> Result<(), SlackError> {
+        self.send(|| self.http.post(response_url).json(message))
+            .await
+            .map(|_| ())
     }
 
     /// Members of a user group (`usergroups.users.list`).
     pub async fn usergroup_members(&self, usergroup: &str) -> Result<Vec<String>, SlackError> {
         let url = format!("{}/usergroups.users.list", self.api_url);
-        let body = self
-            .send(|| {
-                self.http
-                    .get(&url)
-                    .bearer_auth(self.bot_token.expose())
-                    .query(&[("usergroup", usergroup)])
-            })
+        let request = SlackApiUserGroupsUsersListRequest::new(usergroup.into());
+        let answer = self
+            .send(|| self.http.get(&url).bearer_auth(self.bot_token.expose()).query(&request))
             .await?;
-        let users = body
-            .get("users")
-            .and_then(Value::as_array)
-            .ok_or_else(|| SlackError::Api("no users in answer".into()))?;
-        Ok(users.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        let answer: SlackApiUserGroupsUsersListResponse =
+            serde_json::from_value(answer).map_err(|e| SlackError::Api(format!("unreadable answer: {e}")))?;
+        Ok(answer.users.into_iter().map(|u| u.0).collect())
     }
 
     /// Posts a message to a channel (`chat.postMessage`); returns its `ts`.
-    pub async fn post_message(&self, channel: &str, message: &Value) -> Result<String, SlackError> {
+    pub async fn post_message(&self, channel: &str, content: SlackMessageContent) -> Result<String, SlackError> {
         let url = format!("{}/chat.postMessage", self.api_url);
-        let mut body = message.clone();
-        body["channel"] = Value::String(channel.to_string());
-        if let Some(o) = body.as_object_mut() {
-            o.remove("response_type");
-        }
+        let request = SlackApiChatPostMessageRequest::new(channel.into(), content);
         let answer = self
-            .send(|| self.http.post(&url).bearer_auth(self.bot_token.expose()).json(&body))
+            .send(|| self.http.post(&url).bearer_auth(self.bot_token.expose()).json(&request))
             .await?;
-        Ok(answer.get("ts").and_then(Value::as_str).unwrap_or_default().to_string())
+        let answer: SlackApiChatPostMessageResponse =
+            serde_json::from_value(answer).map_err(|e| SlackError::Api(format!("unreadable answer: {e}")))?;
+        Ok(answer.ts.0)
     }
 
     /// The `ts` of a recent channel message (posted after `after`) whose metadata
@@ -91,30 +96,23 @@ impl SlackClient {
         channel: &str,
         after: jiff::Timestamp,
         event_type: &str,
-        matches: impl Fn(&Value) -> bool,
+        matches: impl Fn(&HashMap<String, String>) -> bool,
     ) -> Result<Option<String>, SlackError> {
         let url = format!("{}/conversations.history", self.api_url);
-        let oldest = format!("{}.000000", after.as_second());
-        let body = self
-            .send(|| {
-                self.http.get(&url).bearer_auth(self.bot_token.expose()).query(&[
-                    ("channel", channel),
-                    ("oldest", oldest.as_str()),
-                    ("include_all_metadata", "true"),
-                    ("limit", "200"),
-                ])
-            })
+        let request = SlackApiConversationsHistoryRequest::new()
+            .with_channel(channel.into())
+            .with_oldest(format!("{}.000000", after.as_second()).into())
+            .with_include_all_metadata(true)
+            .with_limit(200);
+        let answer = self
+            .send(|| self.http.get(&url).bearer_auth(self.bot_token.expose()).query(&request))
             .await?;
-        let messages = body
-            .get("messages")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        Ok(messages.iter().find_map(|m| {
-            let metadata = m.get("metadata")?;
-            (metadata.get("event_type").and_then(Value::as_str) == Some(event_type)
-                && matches(metadata.get("event_payload")?))
-            .then(|| m.get("ts").and_then(Value::as_str).unwrap_or_default().to_string())
+        let answer: SlackApiConversationsHistoryResponse =
+            serde_json::from_value(answer).map_err(|e| SlackError::Api(format!("unreadable answer: {e}")))?;
+        Ok(answer.messages.into_iter().find_map(|m| {
+            let metadata = m.content.metadata?;
+            (metadata.event_type == event_type && metadata.event_payload.as_ref().is_some_and(&matches))
+                .then_some(m.origin.ts.0)
         }))
     }
 
@@ -197,12 +195,18 @@ impl crate::core::ChatPoster for SlackClient {
         key: &crate::core::PostKey,
     ) -> Result<String, crate::core::PostError> {
         use crate::core::PostError;
-        let mut body = super::render::message(reply);
-        body["metadata"] = serde_json::json!({
-            "event_type": DIGEST_EVENT_TYPE,
-            "event_payload": {"subscription": key.subscription, "window_start": key.window_start.as_millisecond()},
+        let payload = HashMap::from([
+            ("subscription".to_string(), key.subscription.clone()),
+            (
+                "window_start".to_string(),
+                key.window_start.as_millisecond().to_string(),
+            ),
+        ]);
+        let content = super::render::content(reply).with_metadata(SlackMessageMetadata {
+            event_type: DIGEST_EVENT_TYPE.to_string(),
+            event_payload: Some(payload),
         });
-        self.post_message(channel, &body).await.map_err(|e| match e {
+        self.post_message(channel, content).await.map_err(|e| match e {
             SlackError::Api(_) => PostError::Refused(e.to_string()),
             SlackError::Status(s) if s < 500 => PostError::Refused(e.to_string()),
             _ => PostError::Unknown(e.to_string()),
@@ -214,10 +218,9 @@ impl crate::core::ChatPoster for SlackClient {
         channel: &str,
         key: &crate::core::PostKey,
     ) -> Result<Option<String>, crate::core::PostError> {
-        let window = key.window_start.as_millisecond();
+        let window = key.window_start.as_millisecond().to_string();
         self.find_message_with_metadata(channel, key.window_end, DIGEST_EVENT_TYPE, |p| {
-            p.get("subscription").and_then(Value::as_str) == Some(key.subscription.as_str())
-                && p.get("window_start").and_then(Value::as_i64) == Some(window)
+            p.get("subscription") == Some(&key.subscription) && p.get("window_start") == Some(&window)
         })
         .await
         .map_err(|e| crate::core::PostError::Unknown(e.to_string()))

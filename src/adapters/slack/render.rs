@@ -1,11 +1,14 @@
-//! Block Kit rendering of a `Reply`, within Slack's limits (50 blocks per
-//! message, 3000 characters per section text, 10 context elements), with every
-//! user- or provider-controlled string escaped so it cannot mention, link or format.
-//!
-//! JSON is built directly: slack-morphism's block types would add its whole
-//! dependency tree for the handful of block kinds used here.
+//! Block Kit rendering of a `Reply` as slack-morphism's models, within Slack's
+//! limits (50 blocks per message, 3000 characters per section text, 10 context
+//! elements), with every user- or provider-controlled string escaped so it
+//! cannot mention, link or format.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use slack_morphism::prelude::{
+    SlackActionBlockElement, SlackActionsBlock, SlackApiPostWebhookMessageRequest, SlackBlock, SlackBlockButtonElement,
+    SlackBlockButtonStyle, SlackBlockMarkDownText, SlackBlockText, SlackCommandEventResponse, SlackContextBlock,
+    SlackContextBlockElement, SlackMessageContent, SlackMessageResponseType, SlackSectionBlock,
+};
 
 use crate::core::reply::{cut, ButtonAction, Reply, Rich, Span, Table, Visibility};
 
@@ -68,8 +71,14 @@ fn spans(line: &Rich, bold: bool) -> String {
         .collect()
 }
 
-fn section(text: String) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": true}})
+fn mrkdwn_text(text: String) -> SlackBlockMarkDownText {
+    SlackBlockMarkDownText::new(text).with_verbatim(true)
+}
+
+fn section(text: String) -> SlackBlock {
+    SlackSectionBlock::new()
+        .with_text(SlackBlockText::MarkDown(mrkdwn_text(text)))
+        .into()
 }
 
 fn table_lines(table: &Table) -> Vec<String> {
@@ -78,7 +87,7 @@ fn table_lines(table: &Table) -> Vec<String> {
 
 /// Packs lines into sections of at most `MAX_SECTION` characters, using at most
 /// `budget` sections; lines that do not fit are counted into "… and N more".
-fn pack(lines: &[String], budget: usize, wrap: Option<&str>) -> Vec<Value> {
+fn pack(lines: &[String], budget: usize, wrap: Option<&str>) -> Vec<SlackBlock> {
     let overhead = wrap.map_or(0, |w| 2 * w.len() + 2);
     let limit = MAX_SECTION - overhead - 40;
     let mut sections: Vec<String> = Vec::new();
@@ -107,7 +116,7 @@ fn pack(lines: &[String], budget: usize, wrap: Option<&str>) -> Vec<Value> {
         sections.push(current);
     }
     let left = lines.len() - used;
-    let mut blocks: Vec<Value> = sections
+    let mut blocks: Vec<SlackBlock> = sections
         .into_iter()
         .map(|s| match wrap {
             Some(w) => section(format!("{w}\n{s}\n{w}")),
@@ -120,8 +129,38 @@ fn pack(lines: &[String], budget: usize, wrap: Option<&str>) -> Vec<Value> {
     blocks
 }
 
-/// The message body for a `response_url` post or an inline answer.
-pub fn message(reply: &Reply) -> Value {
+/// A message for a `response_url`: the content, where it shows, and whether
+/// it replaces the message it answers ("Working on it…", a preview).
+#[derive(Debug, Serialize)]
+pub struct ResponseUrlMessage {
+    #[serde(flatten)]
+    message: SlackApiPostWebhookMessageRequest,
+    response_type: SlackMessageResponseType,
+}
+
+/// The answer in the slash command's HTTP response.
+pub fn inline(reply: &Reply) -> SlackCommandEventResponse {
+    SlackCommandEventResponse::new(content(reply)).with_response_type(response_type(reply))
+}
+
+/// A `response_url` post of `reply`.
+pub fn response_url_message(reply: &Reply, replace_original: bool) -> ResponseUrlMessage {
+    ResponseUrlMessage {
+        message: SlackApiPostWebhookMessageRequest::new(content(reply)).with_replace_original(replace_original),
+        response_type: response_type(reply),
+    }
+}
+
+/// Where the reply shows.
+pub fn response_type(reply: &Reply) -> SlackMessageResponseType {
+    match reply.visibility {
+        Visibility::Ephemeral => SlackMessageResponseType::Ephemeral,
+        Visibility::Channel => SlackMessageResponseType::InChannel,
+    }
+}
+
+/// The reply's text (the notification fallback) and blocks.
+pub fn content(reply: &Reply) -> SlackMessageContent {
     // The whole title is bold, so its own emphasis is not marked again.
     let title = cut(&spans(&reply.title, false), MAX_SECTION - 4);
     let mut blocks = vec![section(format!("*{title}*"))];
@@ -150,51 +189,54 @@ pub fn message(reply: &Reply) -> Value {
         blocks.extend(pack(&table, budget.max(1), Some("```")));
     }
     if !reply.buttons.is_empty() {
-        let elements: Vec<Value> = reply
+        let elements = reply
             .buttons
             .iter()
             .map(|b| {
                 let (action_id, style) = match b.action {
-                    ButtonAction::Apply => ("apply", "primary"),
-                    ButtonAction::Cancel => ("cancel", "danger"),
+                    ButtonAction::Apply => ("apply", SlackBlockButtonStyle::Primary),
+                    ButtonAction::Cancel => ("cancel", SlackBlockButtonStyle::Danger),
                 };
-                json!({"type": "button", "action_id": action_id, "style": style, "value": b.value,
-                       "text": {"type": "plain_text", "text": b.label}})
+                SlackActionBlockElement::Button(
+                    SlackBlockButtonElement::new(b.label.as_str().into())
+                        .with_action_id(action_id.into())
+                        .with_style(style)
+                        .with_value(b.value.clone()),
+                )
             })
             .collect();
-        blocks.push(json!({"type": "actions", "elements": elements}));
+        blocks.push(SlackActionsBlock::new(elements).into());
     }
     if !reply.footer.is_empty() {
-        let mut elements: Vec<Value> = reply
+        let mut elements: Vec<SlackContextBlockElement> = reply
             .footer
             .iter()
             .take(MAX_CONTEXT)
-            .map(|f| json!({"type": "mrkdwn", "text": cut(&mrkdwn(f), MAX_SECTION), "verbatim": true}))
+            .map(|f| SlackContextBlockElement::MarkDown(mrkdwn_text(cut(&mrkdwn(f), MAX_SECTION))))
             .collect();
         if reply.footer.len() > MAX_CONTEXT {
             elements.truncate(MAX_CONTEXT - 1);
-            elements.push(
-                json!({"type": "mrkdwn", "text": format!("… and {} more", reply.footer.len() - (MAX_CONTEXT - 1))}),
-            );
+            let more = format!("… and {} more", reply.footer.len() - (MAX_CONTEXT - 1));
+            elements.push(SlackContextBlockElement::MarkDown(mrkdwn_text(more)));
         }
-        blocks.push(json!({"type": "context", "elements": elements}));
+        blocks.push(SlackContextBlock::new(elements).into());
     }
     blocks.truncate(MAX_BLOCKS);
-    let response_type = match reply.visibility {
-        Visibility::Ephemeral => "ephemeral",
-        Visibility::Channel => "in_channel",
-    };
-    json!({
-        "response_type": response_type,
-        "text": cut(&escape(&reply.title.plain()), 3000),
-        "blocks": blocks,
-    })
+    SlackMessageContent::new()
+        .with_text(cut(&escape(&reply.title.plain()), 3000))
+        .with_blocks(blocks)
+}
+
+/// The inline answer as JSON, for tests and the fixed "Working on it…".
+pub fn message(reply: &Reply) -> serde_json::Value {
+    serde_json::to_value(inline(reply)).expect("Slack's models serialize")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::reply::{Reply, Status};
+    use serde_json::Value;
 
     fn texts(message: &Value) -> Vec<String> {
         message["blocks"]

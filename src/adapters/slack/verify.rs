@@ -34,7 +34,8 @@ pub fn verify(secret: &Secret, headers: &HeaderMap, body: &[u8], now: i64) -> Re
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let timestamp = header("x-slack-request-timestamp").ok_or(VerifyError::Missing)?;
     let ts: i64 = timestamp.trim().parse().map_err(|_| VerifyError::Missing)?;
-    if (now - ts).abs() > WINDOW_S {
+    // abs_diff: a timestamp near i64::MIN or MAX cannot overflow the check.
+    if now.abs_diff(ts) > WINDOW_S.unsigned_abs() {
         return Err(VerifyError::Stale);
     }
     let signature = header("x-slack-signature")
@@ -122,6 +123,14 @@ mod tests {
             verify(&secret, &headers("soon", &good), body, 1000),
             Err(VerifyError::Missing)
         );
+        for extreme in [i64::MIN, i64::MAX] {
+            let ts = extreme.to_string();
+            assert_eq!(
+                verify(&secret, &headers(&ts, &sign(&secret, &ts, body)), body, 1000),
+                Err(VerifyError::Stale),
+                "{ts}"
+            );
+        }
         assert_eq!(
             verify(&secret, &HeaderMap::new(), body, 1000),
             Err(VerifyError::Missing)

@@ -9,7 +9,7 @@ use crate::core::Platform;
 use crate::group_ref::{GroupId, GroupInfo};
 use crate::phone::E164;
 use crate::phone::{self};
-use crate::providers::{AddOutcome, AddResult};
+use crate::providers::{AddOutcome, AddResult, ProviderError};
 use crate::store::{Confirmation, KeyClaim, Store};
 
 /// The numbers as read with the configured region.
@@ -23,18 +23,38 @@ pub fn calls_provider(args: &Args, list: &phone::NumberList, settings: &crate::s
     !args.dry_run && list.invalid.is_empty() && (args.yes || list.valid.len() <= settings.limits.confirm_over)
 }
 
+/// What an add did, for its reply and its audit row.
+#[derive(Debug)]
+pub struct Added {
+    /// The reply.
+    pub reply: Reply,
+    /// A provider error that stopped it part-way (the reply shows what was done).
+    pub partial: Option<ProviderError>,
+    /// Answered with an earlier identical add's result: nothing was sent.
+    pub deduplicated: bool,
+}
+
+impl From<Reply> for Added {
+    fn from(reply: Reply) -> Self {
+        Added {
+            reply,
+            partial: None,
+            deduplicated: false,
+        }
+    }
+}
+
 /// Validates, previews or adds `list`, the numbers of `args` as `numbers` read them.
 pub async fn run(
-    call: &mut Call<'_>,
+    call: &Call<'_>,
     args: Args,
     group: GroupInfo,
     list: phone::NumberList,
-) -> Result<Reply, CommandError> {
+) -> Result<Added, CommandError> {
     let settings = &call.ctx.settings;
     if !list.invalid.is_empty() {
         return Err(CommandError::User(messages::invalid_numbers(&list.invalid)));
     }
-    call.numbers_count = list.valid.len();
     let count = list.valid.len();
     if count > settings.limits.max_numbers_per_add {
         return Err(CommandError::User(messages::too_many_numbers(
@@ -47,7 +67,7 @@ pub async fn run(
         return Err(CommandError::User(messages::too_many_numbers(count, max, true)));
     }
     if args.dry_run {
-        return Ok(messages::add_dry_run(&group, &list.valid, &list.duplicates));
+        return Ok(messages::add_dry_run(&group, &list.valid, &list.duplicates).into());
     }
     if count > settings.limits.confirm_over && !args.yes {
         // Chat frontends get Apply/Cancel buttons; the console asks for --yes.
@@ -61,7 +81,8 @@ pub async fn run(
             &list.duplicates,
             settings.limits.confirm_over,
             confirmation.as_deref(),
-        ));
+        )
+        .into());
     }
     let numbers: Vec<_> = list.valid.iter().map(|a| a.number.clone()).collect();
     let window = settings.limits.dedupe_window();
@@ -73,8 +94,11 @@ pub async fn run(
             Ok(KeyClaim::New) => claimed = Some(ClaimedKey::new(call.ctx.store.clone(), key)),
             Ok(KeyClaim::Seen { at, result: Some(json) }) => {
                 if let Ok(earlier) = serde_json::from_str::<Reply>(&json) {
-                    call.deduplicated = true;
-                    return Ok(messages::add_repeated(earlier, at, now));
+                    return Ok(Added {
+                        reply: messages::add_repeated(earlier, at, now),
+                        partial: None,
+                        deduplicated: true,
+                    });
                 }
             }
             Ok(KeyClaim::Seen { at, result: None }) => {
@@ -85,7 +109,7 @@ pub async fn run(
             Err(e) => tracing::warn!(error = format!("{e:#}"), "add not checked for repeats"),
         }
     }
-    let results = match add_paced(call, &group.id, &numbers).await {
+    let (results, partial) = match add_paced(call, &group.id, &numbers).await {
         Ok(results) => results,
         Err(e) => {
             // Nothing was added: a repeat should really try again.
@@ -96,7 +120,7 @@ pub async fn run(
         }
     };
     let mut reply = messages::add_result(&group, &results, &list.duplicates, call.result_visibility());
-    if let Some(e) = &call.partial {
+    if let Some(e) = &partial {
         let done = results
             .iter()
             .filter(|r| !matches!(&r.outcome, AddOutcome::Failed(f) if f == messages::NOT_SENT))
@@ -106,7 +130,11 @@ pub async fn run(
     if let Some(claimed) = claimed {
         claimed.finish(&reply).await;
     }
-    Ok(reply)
+    Ok(Added {
+        reply,
+        partial,
+        deduplicated: false,
+    })
 }
 
 /// A dedupe key this add claimed: `finish` keeps the result for repeats, and
@@ -200,8 +228,12 @@ async fn save_confirmation(call: &Call<'_>) -> Result<String, CommandError> {
 
 /// Sends the numbers in the provider's chunks, pausing between them, reporting
 /// progress. An error after the first chunk does not lose what was done: the
-/// rest are marked as not sent and the error is kept in `call.partial`.
-async fn add_paced(call: &mut Call<'_>, group: &GroupId, numbers: &[E164]) -> Result<Vec<AddResult>, CommandError> {
+/// rest are marked as not sent and the error is returned beside the results.
+async fn add_paced(
+    call: &Call<'_>,
+    group: &GroupId,
+    numbers: &[E164],
+) -> Result<(Vec<AddResult>, Option<ProviderError>), CommandError> {
     let provider = &call.ctx.provider;
     let pacing = provider.pacing();
     let mut results = Vec::with_capacity(numbers.len());
@@ -219,15 +251,14 @@ async fn add_paced(call: &mut Call<'_>, group: &GroupId, numbers: &[E164]) -> Re
                     number: n.clone(),
                     outcome: AddOutcome::Failed(messages::NOT_SENT.into()),
                 }));
-                call.partial = Some(e);
-                return Ok(results);
+                return Ok((results, Some(e)));
             }
         }
         if let Some(progress) = call.progress {
             progress.update(results.len().min(numbers.len()), numbers.len());
         }
     }
-    Ok(results)
+    Ok((results, None))
 }
 
 #[cfg(test)]

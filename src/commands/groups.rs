@@ -10,7 +10,7 @@ use crate::core::reply::Reply;
 use crate::core::CommandId;
 
 /// Lists groups.
-pub async fn run(call: &mut Call<'_>, args: Args) -> Result<Reply, CommandError> {
+pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
     let ctx = call.ctx;
     // The list command always asks the provider, and refreshes the cache on the way.
     let mut groups = ctx.groups.get(ctx.provider.as_ref(), true).await?.0.to_vec();

@@ -33,7 +33,7 @@ pub fn provider_notes(kind: ProviderKind, caps: Capabilities, ids: &[CommandId])
 }
 
 /// Shows help.
-pub async fn run(call: &mut Call<'_>, args: Args) -> Result<Reply, CommandError> {
+pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
     let ctx = call.ctx;
     let may = |id: CommandId| ctx.permissions.may_run(&call.inv.principals, id, &call.inv.channel);
     let caps = ctx.provider.capabilities();

@@ -14,7 +14,7 @@ use crate::providers::{party, HistorySource, MemberEvent};
 use crate::store::JournalEntry;
 
 /// Reads history from the provider and cuts it to the limit.
-pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {
+pub async fn run(call: &Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {
     let ctx = call.ctx;
     let now = ctx.clock.now();
     let since = match args.since {

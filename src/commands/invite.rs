@@ -8,7 +8,7 @@ use crate::core::reply::Reply;
 use crate::group_ref::GroupInfo;
 
 /// Shows or resets the link.
-pub async fn run(call: &mut Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {
+pub async fn run(call: &Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {
     let provider = &call.ctx.provider;
     let visibility = call.result_visibility();
     if args.reset {

@@ -8,7 +8,7 @@ use crate::core::reply::Reply;
 use crate::providers::JoinOutcome;
 
 /// Joins.
-pub async fn run(call: &mut Call<'_>, args: Args) -> Result<Reply, CommandError> {
+pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
     let visibility = call.result_visibility();
     let outcome = call.ctx.provider.join(&args.invite).await?;
     call.ctx.groups.invalidate().await;

@@ -55,14 +55,8 @@ pub struct Call<'a> {
     pub inv: &'a Invocation,
     /// Why it was allowed.
     pub grant: Grant,
-    /// Numbers carried (for the audit row).
-    pub numbers_count: usize,
     /// Where long commands report progress, if the frontend shows it.
     pub progress: Option<&'a dyn Progress>,
-    /// A provider error that stopped the command part-way (the reply shows what was done).
-    pub partial: Option<ProviderError>,
-    /// Answered with an earlier identical command's result (nothing was sent).
-    pub deduplicated: bool,
 }
 
 impl Call<'_> {
@@ -141,6 +135,48 @@ pub async fn dispatch(ctx: &Context, inv: &Invocation) -> Reply {
 /// `dispatch`, reporting progress of long commands to `progress`.
 pub async fn dispatch_with_progress(ctx: &Context, inv: &Invocation, progress: Option<&dyn Progress>) -> Reply {
     run_later(ctx, inv, Later::default(), progress).await
+}
+
+/// What an Apply or Cancel click on a preview comes to.
+pub enum Confirmed {
+    /// Nothing to run: the preview was used, cancelled, expired, is another
+    /// person's, or the store could not tell. Tell the clicker this.
+    Gone(Reply),
+    /// Cancel: the preview is replaced with this.
+    Cancelled(Reply),
+    /// Apply: run the previewed command text in its channel (the caller's
+    /// other principals, user groups or roles, are the adapter's to add).
+    Apply {
+        /// The channel the preview was made in.
+        channel: crate::core::ChannelRef,
+        /// The command, as previewed.
+        text: String,
+    },
+}
+
+/// Consumes the preview `confirmation` for `caller`, once: one conditional
+/// update in the store, so a second click, another person's, or one on
+/// another replica changes nothing. Both chat adapters call this.
+pub async fn confirm(
+    ctx: &Context,
+    confirmation: &str,
+    caller: &crate::core::Principal,
+    apply: bool,
+    request_id: &str,
+) -> Confirmed {
+    let now = ctx.clock.now();
+    match ctx.store.consume_confirmation(confirmation, caller.as_str(), now).await {
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "confirmation lookup failed");
+            Confirmed::Gone(messages::internal(request_id))
+        }
+        Ok(None) => Confirmed::Gone(messages::confirmation_gone()),
+        Ok(Some(_)) if !apply => Confirmed::Cancelled(messages::cancelled()),
+        Ok(Some(taken)) => Confirmed::Apply {
+            channel: crate::core::ChannelRef::from_text(&taken.channel),
+            text: taken.command_text,
+        },
+    }
 }
 
 /// What the ack path decided about a command.
@@ -402,50 +438,58 @@ pub async fn execute(
         mut audit,
         numbers,
     } = ready;
-    let mut call = Call {
+    let call = Call {
         ctx,
         inv,
         grant,
-        numbers_count: 0,
         progress,
-        partial: None,
-        deduplicated: false,
     };
+    // Counted for the audit row whatever the run does: the numbers it was asked to add.
+    if let Some(list) = numbers.as_ref().filter(|l| l.invalid.is_empty()) {
+        audit.numbers_count = list.valid.len() as i64;
+    }
     // Each command's future is boxed: inline, every caller's future (an ack's,
-    // and each follow-up task) is as large as the largest command's, allocated
-    // and copied per request. With its steps boxed too, the follow-up task went
-    // from 11,968 to 1,016 bytes (docs/benchmarks.md, "Third pass").
+    // and each follow-up task) would be as large as the largest command's.
     let (result, trace_id) = crate::providers::traced(async {
         match command {
-            Command::Join(a) => Box::pin(join::run(&mut call, a)).await,
+            Command::Join(a) => Box::pin(join::run(&call, a)).await.map(add::Added::from),
             Command::Add(a) => {
                 let numbers = numbers.expect("prepare reads an add's numbers");
-                Box::pin(add::run(&mut call, a, group.expect("add has a group"), numbers)).await
+                Box::pin(add::run(&call, a, group.expect("add has a group"), numbers)).await
             }
-            Command::Invite(a) => Box::pin(invite::run(&mut call, a, group.expect("invite has a group"))).await,
-            Command::History(a) => Box::pin(history::run(&mut call, a, group.expect("history has a group"))).await,
-            Command::Groups(a) => Box::pin(groups::run(&mut call, a)).await,
-            Command::Subscribe(a) => Box::pin(subscribe::run(&mut call, a, group)).await,
-            Command::Unsubscribe(a) => Box::pin(subscribe::run_unsubscribe(&mut call, a, group)).await,
-            Command::Subscriptions => Box::pin(subscribe::run_list(&mut call)).await,
-            Command::Help(a) => help::run(&mut call, a).await,
-            Command::Whoami => whoami::run(&mut call).await,
+            Command::Invite(a) => Box::pin(invite::run(&call, a, group.expect("invite has a group")))
+                .await
+                .map(add::Added::from),
+            Command::History(a) => Box::pin(history::run(&call, a, group.expect("history has a group")))
+                .await
+                .map(add::Added::from),
+            Command::Groups(a) => Box::pin(groups::run(&call, a)).await.map(add::Added::from),
+            Command::Subscribe(a) => Box::pin(subscribe::run(&call, a, group)).await.map(add::Added::from),
+            Command::Unsubscribe(a) => Box::pin(subscribe::run_unsubscribe(&call, a, group))
+                .await
+                .map(add::Added::from),
+            Command::Subscriptions => Box::pin(subscribe::run_list(&call)).await.map(add::Added::from),
+            Command::Help(a) => help::run(&call, a).await.map(add::Added::from),
+            Command::Whoami => whoami::run(&call).await.map(add::Added::from),
         }
     })
     .await;
     audit.provider_trace_id = trace_id;
-    audit.numbers_count = call.numbers_count as i64;
     let reply = match result {
-        Ok(reply) => {
-            audit.outcome = match (&call.partial, reply.status) {
+        Ok(add::Added {
+            reply,
+            partial,
+            deduplicated,
+        }) => {
+            audit.outcome = match (&partial, reply.status) {
                 (Some(e), _) => format!("partial:{}", provider_error_code(e)).into(),
-                (None, Status::Ok) if call.deduplicated => "deduplicated".into(),
+                (None, Status::Ok) if deduplicated => "deduplicated".into(),
                 (None, Status::Ok) => "ok".into(),
                 (None, Status::Preview) => "preview".into(),
                 (None, Status::UserError) => "user_error".into(),
                 (None, Status::Internal) => "internal".into(),
             };
-            if let Some(e) = &call.partial {
+            if let Some(e) = &partial {
                 audit.provider_trace_id = e.trace_id.clone();
                 tracing::warn!(error = %e, trace_id = e.trace_id.as_deref().unwrap_or("-"), "command stopped part-way");
             }

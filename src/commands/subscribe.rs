@@ -18,7 +18,7 @@ fn group_key(group: Option<&GroupInfo>) -> (String, String) {
 }
 
 /// Saves a subscription.
-pub async fn run(call: &mut Call<'_>, args: Args, group: Option<GroupInfo>) -> Result<Reply, CommandError> {
+pub async fn run(call: &Call<'_>, args: Args, group: Option<GroupInfo>) -> Result<Reply, CommandError> {
     let ctx = call.ctx;
     let min = parse_duration(&ctx.settings.digests.min_every).map_err(anyhow::Error::msg)?;
     if args.every < min {
@@ -46,7 +46,7 @@ pub async fn run(call: &mut Call<'_>, args: Args, group: Option<GroupInfo>) -> R
 
 /// Removes subscriptions: one group's, or with `*` all of the channel's.
 pub async fn run_unsubscribe(
-    call: &mut Call<'_>,
+    call: &Call<'_>,
     args: UnsubscribeArgs,
     group: Option<GroupInfo>,
 ) -> Result<Reply, CommandError> {
@@ -64,7 +64,7 @@ pub async fn run_unsubscribe(
 }
 
 /// Lists the channel's subscriptions.
-pub async fn run_list(call: &mut Call<'_>) -> Result<Reply, CommandError> {
+pub async fn run_list(call: &Call<'_>) -> Result<Reply, CommandError> {
     let list = call
         .ctx
         .store

@@ -10,7 +10,7 @@ use crate::core::reply::Reply;
 use crate::core::CommandId;
 
 /// Shows who the caller is.
-pub async fn run(call: &mut Call<'_>) -> Result<Reply, CommandError> {
+pub async fn run(call: &Call<'_>) -> Result<Reply, CommandError> {
     let inv = call.inv;
     let perms = &call.ctx.permissions;
     let roles = perms.roles_of(&inv.principals);

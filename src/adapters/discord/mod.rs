@@ -263,28 +263,19 @@ async fn component(d: Arc<Discord>, interaction: ComponentInteraction, request_i
     let task = d.clone();
     let started = d.workers.try_spawn(async move {
         let d = task;
-        let caller = principals[0].to_string();
-        let now = d.ctx.clock.now();
-        let taken = match d.ctx.store.consume_confirmation(&confirmation, &caller, now).await {
-            Ok(Some(taken)) => taken,
-            Ok(None) => return follow_up(&d.client, &token, &messages::confirmation_gone()).await,
-            Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "confirmation lookup failed");
-                return follow_up(&d.client, &token, &messages::internal(&request_id)).await;
+        let (channel, text) = match commands::confirm(&d.ctx, &confirmation, &principals[0], apply, &request_id).await {
+            commands::Confirmed::Gone(reply) => return follow_up(&d.client, &token, &reply).await,
+            commands::Confirmed::Cancelled(reply) => {
+                let _ = d.client.edit_original(&token, &render::message(&reply).edit()).await;
+                return;
             }
+            commands::Confirmed::Apply { channel, text } => (channel, text),
         };
-        if !apply {
-            let _ = d
-                .client
-                .edit_original(&token, &render::message(&messages::cancelled()).edit())
-                .await;
-            return;
-        }
         let inv = Invocation {
             platform: Platform::Discord,
             principals,
-            channel: ChannelRef::from_text(&taken.channel),
-            text: taken.command_text,
+            channel,
+            text,
             request_id,
         };
         let _ = d

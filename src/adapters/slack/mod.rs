@@ -235,31 +235,13 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
     // The confirmation is consumed inside the task, so a full pool never eats an Apply.
     let started = slack.workers.try_spawn(async move {
         let slack = task_slack;
-        let principal = format!("slack:user:{user_id}");
-        let now = slack.ctx.clock.now();
-        let taken = match slack
-            .ctx
-            .store
-            .consume_confirmation(&confirmation, &principal, now)
-            .await
-        {
-            Ok(taken) => taken,
-            Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "confirmation lookup failed");
-                post(&slack.client, &task_url, &messages::internal(&request_id), false).await;
-                return;
-            }
-        };
-        let Some(taken) = taken else {
-            post(&slack.client, &task_url, &messages::confirmation_gone(), false).await;
+        let Ok(caller) = Principal::parse(&format!("slack:user:{user_id}")) else {
             return;
         };
-        if !apply {
-            post(&slack.client, &task_url, &messages::cancelled(), true).await;
-            return;
-        }
-        let Ok(caller) = Principal::parse(&principal) else {
-            return;
+        let (channel, text) = match commands::confirm(&slack.ctx, &confirmation, &caller, apply, &request_id).await {
+            commands::Confirmed::Gone(reply) => return post(&slack.client, &task_url, &reply, false).await,
+            commands::Confirmed::Cancelled(reply) => return post(&slack.client, &task_url, &reply, true).await,
+            commands::Confirmed::Apply { channel, text } => (channel, text),
         };
         let mut principals = vec![caller];
         match slack.usergroups.principals(&slack.client, &user_id).await {
@@ -272,8 +254,8 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
         let inv = Invocation {
             platform: Platform::Slack,
             principals,
-            channel: ChannelRef::from_text(&taken.channel),
-            text: taken.command_text,
+            channel,
+            text,
             request_id,
         };
         let poster = ResponsePoster::start(slack.client.clone(), task_url, inv.request_id.clone());

@@ -113,6 +113,12 @@ impl Harness {
         .await
     }
 
+    /// `/wa invite group:sales` from the admin.
+    async fn invite_sales(&self) -> (u16, Value, Duration) {
+        let options = json!([{"name": "group", "type": 3, "value": "sales"}]);
+        self.command(ADMIN, &[], "invite", options).await
+    }
+
     async fn next_call(&mut self) -> (String, String, Value) {
         tokio::time::timeout(Duration::from_secs(15), self.calls.recv())
             .await
@@ -171,14 +177,7 @@ async fn help_is_inline_and_ephemeral() {
 #[tokio::test]
 async fn provider_commands_defer_then_edit() {
     let mut h = Harness::new("").await;
-    let (status, body, elapsed) = h
-        .command(
-            ADMIN,
-            &[],
-            "invite",
-            json!([{"name": "group", "type": 3, "value": "sales"}]),
-        )
-        .await;
+    let (status, body, elapsed) = h.invite_sales().await;
     assert_eq!((status, body["type"].as_u64()), (200, Some(5)));
     assert!(body["data"].get("flags").is_none(), "deferred, public: {body}");
     assert!(elapsed < Duration::from_secs(3));
@@ -249,14 +248,7 @@ async fn a_slow_provider_still_defers_fast() {
         "timeout_ms = 10000\n",
     ))
     .await;
-    let (_, body, elapsed) = h
-        .command(
-            ADMIN,
-            &[],
-            "invite",
-            json!([{"name": "group", "type": 3, "value": "sales"}]),
-        )
-        .await;
+    let (_, body, elapsed) = h.invite_sales().await;
     assert_eq!(body["type"], 5);
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     let (_, _, body) = h.next_call().await;
@@ -669,14 +661,7 @@ async fn a_repeated_interaction_id_runs_once() {
 #[tokio::test]
 async fn the_application_id_comes_from_the_interaction_when_not_configured() {
     let mut h = Harness::with_application_id(None, "").await;
-    let (_, body, _) = h
-        .command(
-            ADMIN,
-            &[],
-            "invite",
-            json!([{"name": "group", "type": 3, "value": "sales"}]),
-        )
-        .await;
+    let (_, body, _) = h.invite_sales().await;
     assert_eq!(body["type"], 5);
     let (m, p, result) = h.next_call().await;
     assert_eq!(

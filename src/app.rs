@@ -42,7 +42,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let grace = Duration::from_secs(ctx.settings.server.shutdown_grace_s);
+    let grace = ctx.settings.server.shutdown_grace;
     let workers = Workers::new(ctx.settings.server.max_in_flight);
     let discord = crate::adapters::discord::Discord::new(ctx.clone(), workers.clone())?;
     let gateway = discord

@@ -6,6 +6,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::core::permissions::{self, GroupScope};
@@ -91,8 +93,9 @@ pub struct ServerSettings {
     pub bind: String,
     /// Request bodies above this size get 413.
     pub max_body_bytes: usize,
-    /// Seconds in-flight work may take after SIGTERM.
-    pub shutdown_grace_s: u64,
+    /// How long in-flight work may take after SIGTERM (`shutdown_grace_s`).
+    #[serde(rename = "shutdown_grace_s", deserialize_with = "seconds")]
+    pub shutdown_grace: Duration,
     /// Commands running off the request path at once; beyond it users get "busy, try again".
     pub max_in_flight: u32,
     /// Client connections served at once; more wait in the listen backlog.
@@ -141,7 +144,8 @@ pub struct ProviderSettings {
     /// Wawp access token.
     pub access_token: Secret,
     /// Per-request timeout in milliseconds.
-    pub timeout_ms: u64,
+    #[serde(rename = "timeout_ms", deserialize_with = "millis")]
+    pub timeout: Duration,
     /// Retries for retryable failures.
     pub max_retries: u32,
     /// Client-side requests per second.
@@ -154,14 +158,89 @@ pub struct ProviderSettings {
     pub max_connections: u32,
     /// Numbers per add request.
     pub add_chunk_size: usize,
-    /// Pause between add chunks in milliseconds.
-    pub add_pause_ms: u64,
+    /// Pause between add chunks (`add_pause_ms`).
+    #[serde(rename = "add_pause_ms", deserialize_with = "millis")]
+    pub add_pause: Duration,
     /// Webhook verification secret.
     pub webhook_secret: Secret,
     /// Periskope: try direct adds for everybody (`force_add_participants`).
     pub force_add: bool,
-    /// Seconds the group list is reused for resolving names (refreshed on a miss).
-    pub group_cache_s: u64,
+    /// How long the group list is reused for resolving names (refreshed on a
+    /// miss; `group_cache_s`).
+    #[serde(rename = "group_cache_s", deserialize_with = "seconds")]
+    pub group_cache: Duration,
+}
+
+/// One provider account's credentials, by kind: what `[provider]` holds for
+/// the configured `kind`, checked once at load. The file keeps one flat
+/// `[provider]` table (a kind's keys beside the shared ones); the code reads
+/// the credentials only through this.
+#[derive(Clone, Debug)]
+pub enum Account {
+    /// The built-in sandbox: no credentials.
+    Sandbox,
+    /// Periskope: an API key and the connected phone (`x-phone`).
+    Periskope {
+        /// The API key.
+        token: Secret,
+        /// The connected number, digits only.
+        phone: String,
+    },
+    /// WUTS: an API token.
+    Wuts {
+        /// The API token.
+        token: Secret,
+    },
+    /// Wawp: an instance and its access token.
+    Wawp {
+        /// The instance id.
+        instance_id: String,
+        /// The access token.
+        access_token: Secret,
+    },
+}
+
+impl ProviderSettings {
+    /// The credentials of `kind`, or the key that is missing and why.
+    pub fn account(&self) -> Result<Account, (String, String)> {
+        let missing = |key: &str| {
+            Err((
+                format!("provider.{key}"),
+                format!("required when provider.kind = \"{}\"", self.kind.as_str()),
+            ))
+        };
+        let text = |value: &str| Some(value.trim().to_string()).filter(|v| !v.is_empty());
+        let secret = |value: &Secret| value.is_set().then(|| value.clone());
+        Ok(match self.kind {
+            ProviderKind::Sandbox => Account::Sandbox,
+            ProviderKind::Periskope => Account::Periskope {
+                token: match secret(&self.token) {
+                    Some(token) => token,
+                    None => return missing("token"),
+                },
+                phone: match text(&self.phone) {
+                    Some(phone) => phone.trim_start_matches('+').to_string(),
+                    None => return missing("phone"),
+                },
+            },
+            ProviderKind::Wuts => Account::Wuts {
+                token: match secret(&self.token) {
+                    Some(token) => token,
+                    None => return missing("token"),
+                },
+            },
+            ProviderKind::Wawp => Account::Wawp {
+                instance_id: match text(&self.instance_id) {
+                    Some(id) => id,
+                    None => return missing("instance_id"),
+                },
+                access_token: match secret(&self.access_token) {
+                    Some(token) => token,
+                    None => return missing("access_token"),
+                },
+            },
+        })
+    }
 }
 
 /// `[numbers]`
@@ -180,21 +259,32 @@ pub struct LimitSettings {
     pub confirm_over: usize,
     /// An identical add by the same person within this long gets the first
     /// one's result instead of a second provider call (`0s` turns it off).
-    pub dedupe_window: String,
+    #[serde(deserialize_with = "window")]
+    pub dedupe_window: Duration,
 }
 
-impl LimitSettings {
-    /// `dedupe_window` as a duration (validated at load).
-    pub fn dedupe_window(&self) -> std::time::Duration {
-        parse_window(&self.dedupe_window).unwrap_or_default()
-    }
+/// Whole seconds, as a duration.
+fn seconds<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    u64::deserialize(de).map(Duration::from_secs)
 }
 
-/// A duration that may also be zero (`0` or `0s`: off).
-fn parse_window(text: &str) -> Result<std::time::Duration, String> {
+/// Milliseconds, as a duration.
+fn millis<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    u64::deserialize(de).map(Duration::from_millis)
+}
+
+/// A duration as people write it (`30s`, `5m`, `1d`).
+fn period<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(de)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// Like `period`, and zero (`0` or `0s`) means off.
+fn window<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(de)?;
     match text.trim() {
-        "0" | "0s" => Ok(std::time::Duration::ZERO),
-        text => parse_duration(text),
+        "0" | "0s" => Ok(Duration::ZERO),
+        text => parse_duration(text).map_err(serde::de::Error::custom),
     }
 }
 
@@ -228,14 +318,17 @@ pub struct GroupSettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct DigestSettings {
     /// Scheduler period in seconds.
-    pub tick_s: u64,
+    #[serde(rename = "tick_s", deserialize_with = "seconds")]
+    pub tick: Duration,
     /// Shortest `--every`, as a duration (`5m`).
-    pub min_every: String,
+    #[serde(deserialize_with = "period")]
+    pub min_every: Duration,
     /// Post digests for empty windows.
     pub post_empty: bool,
     /// Seconds a replica holds a subscription while posting its digest; a
     /// crashed replica's subscriptions are taken over after this long.
-    pub lease_s: u64,
+    #[serde(rename = "lease_s", deserialize_with = "seconds")]
+    pub lease: Duration,
     /// Subscriptions one replica works on at once in a tick.
     pub concurrency: u32,
 }
@@ -390,10 +483,10 @@ impl Settings {
             ("server.max_in_flight", u64::from(self.server.max_in_flight)),
             ("server.max_connections", u64::from(self.server.max_connections)),
             ("limits.max_numbers_per_add", self.limits.max_numbers_per_add as u64),
-            ("digests.tick_s", self.digests.tick_s),
-            ("digests.lease_s", self.digests.lease_s),
+            ("digests.tick_s", self.digests.tick.as_secs()),
+            ("digests.lease_s", self.digests.lease.as_secs()),
             ("digests.concurrency", u64::from(self.digests.concurrency)),
-            ("provider.timeout_ms", self.provider.timeout_ms),
+            ("provider.timeout_ms", self.provider.timeout.as_millis() as u64),
             ("provider.rate_per_second", u64::from(self.provider.rate_per_second)),
             ("provider.burst", u64::from(self.provider.burst)),
             ("provider.max_connections", u64::from(self.provider.max_connections)),
@@ -436,12 +529,6 @@ impl Settings {
                 );
             }
         }
-        if let Err(reason) = parse_window(&self.limits.dedupe_window) {
-            return err("limits.dedupe_window", reason);
-        }
-        if let Err(reason) = parse_duration(&self.digests.min_every) {
-            return err("digests.min_every", reason);
-        }
         for (key, value) in [
             ("slack.api_url", &self.slack.api_url),
             ("discord.api_url", &self.discord.api_url),
@@ -463,21 +550,7 @@ impl Settings {
         if !p.base_url.is_empty() {
             check_url(&p.base_url).map_err(|r| ("provider.base_url".to_string(), r))?;
         }
-        let missing = |key: &str| {
-            Err((
-                format!("provider.{key}"),
-                format!("required when provider.kind = \"{}\"", p.kind.as_str()),
-            ))
-        };
-        match p.kind {
-            ProviderKind::Sandbox => {}
-            ProviderKind::Periskope if !p.token.is_set() => return missing("token"),
-            ProviderKind::Periskope if p.phone.trim().is_empty() => return missing("phone"),
-            ProviderKind::Wuts if !p.token.is_set() => return missing("token"),
-            ProviderKind::Wawp if p.instance_id.trim().is_empty() => return missing("instance_id"),
-            ProviderKind::Wawp if !p.access_token.is_set() => return missing("access_token"),
-            _ => {}
-        }
+        p.account()?;
         Ok(())
     }
 
@@ -782,6 +855,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.reason.contains("unknown alias"), "{e:?}");
+    }
+
+    #[test]
+    fn the_provider_table_becomes_one_account_per_kind() {
+        let periskope = load_with(
+            "[provider]\nkind = \"periskope\"\ntoken = \"t\"\nphone = \" +4915100000000 \"\n",
+            &[],
+        )
+        .unwrap();
+        match periskope.provider.account().unwrap() {
+            Account::Periskope { token, phone } => assert_eq!((token.expose(), phone.as_str()), ("t", "4915100000000")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            load_with("", &[]).unwrap().provider.account(),
+            Ok(Account::Sandbox)
+        ));
+        let wawp = load_with(
+            "[provider]\nkind = \"wawp\"\ninstance_id = \"i-1\"\naccess_token = \"a\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(matches!(
+            wawp.provider.account(),
+            Ok(Account::Wawp { instance_id, .. }) if instance_id == "i-1"
+        ));
+        // Secrets stay redacted in the account's Debug too.
+        assert!(!format!("{:?}", periskope.provider.account().unwrap()).contains("\"t\""));
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub async fn run(
         .into());
     }
     let numbers: Vec<_> = list.valid.iter().map(|a| a.number.clone()).collect();
-    let window = settings.limits.dedupe_window();
+    let window = settings.limits.dedupe_window;
     let mut claimed = None;
     if !window.is_zero() {
         let key = dedupe_key(call, &group.id, &numbers);

@@ -6,7 +6,7 @@ pub use waops_core::command::subscribe::*;
 use super::{Call, CommandError};
 use crate::core::messages;
 use crate::core::reply::Reply;
-use crate::core::values::{format_duration, parse_duration, zone_name};
+use crate::core::values::{format_duration, zone_name};
 use crate::group_ref::GroupInfo;
 use crate::store::Subscription;
 
@@ -20,7 +20,7 @@ fn group_key(group: Option<&GroupInfo>) -> (String, String) {
 /// Saves a subscription.
 pub async fn run(call: &Call<'_>, args: Args, group: Option<GroupInfo>) -> Result<Reply, CommandError> {
     let ctx = call.ctx;
-    let min = parse_duration(&ctx.settings.digests.min_every).map_err(anyhow::Error::msg)?;
+    let min = ctx.settings.digests.min_every;
     if args.every < min {
         return Err(CommandError::User(Reply::user_error(format!(
             "--every must be at least {} here",

@@ -129,7 +129,7 @@ impl Context {
     pub fn new(settings: Settings, provider: Arc<dyn Provider>, store: Store, clock: Clock) -> anyhow::Result<Self> {
         let aliases = settings.alias_map();
         let permissions = Permissions::from_settings(&settings.permissions, &aliases).map_err(anyhow::Error::msg)?;
-        let groups = Arc::new(GroupCache::new(Duration::from_secs(settings.provider.group_cache_s)));
+        let groups = Arc::new(GroupCache::new(settings.provider.group_cache));
         Ok(Context {
             groups,
             audit: crate::audit::AuditLog::start(store.clone()),

@@ -88,7 +88,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler posting through `posters`, as replica `owner`.
     pub fn new(ctx: Context, owner: impl Into<String>, posters: Posters) -> Arc<Self> {
-        let lease = Duration::from_secs(ctx.settings.digests.lease_s);
+        let lease = ctx.settings.digests.lease;
         Arc::new(Scheduler {
             ctx,
             owner: owner.into(),
@@ -120,7 +120,7 @@ impl Scheduler {
             tracing::info!("digests: no Slack or Discord bot token; the scheduler is off");
             return;
         }
-        let mut interval = tokio::time::interval(Duration::from_secs(self.ctx.settings.digests.tick_s));
+        let mut interval = tokio::time::interval(self.ctx.settings.digests.tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -109,8 +109,8 @@ impl ApiClient {
         let base = Url::parse(base)?;
         let connections = settings.max_connections.max(1) as usize;
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.timeout_ms.min(5_000)))
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
             .pool_max_idle_per_host(connections)
             .user_agent(concat!("waops/", env!("CARGO_PKG_VERSION")))
             .build()?;

@@ -8,8 +8,6 @@ pub mod wawp;
 pub mod webhook;
 pub mod wuts;
 
-use std::time::Duration;
-
 // The clients below read these through `use super::*`.
 #[allow(unused_imports)]
 use async_trait::async_trait;
@@ -57,16 +55,25 @@ pub(crate) fn note_trace(trace_id: Option<&str>) {
 pub fn pacing(settings: &ProviderSettings) -> Pacing {
     Pacing {
         chunk_size: settings.add_chunk_size.max(1),
-        pause: Duration::from_millis(settings.add_pause_ms),
+        pause: settings.add_pause,
     }
 }
 
 /// Builds the configured provider.
 pub fn build(settings: &ProviderSettings, clock: crate::core::Clock) -> anyhow::Result<std::sync::Arc<dyn Provider>> {
-    Ok(match settings.kind {
-        ProviderKind::Sandbox => std::sync::Arc::new(sandbox::Sandbox::new(clock)),
-        ProviderKind::Periskope => std::sync::Arc::new(periskope::Periskope::new(settings)?),
-        ProviderKind::Wuts => std::sync::Arc::new(wuts::Wuts::new(settings)?),
-        ProviderKind::Wawp => std::sync::Arc::new(wawp::Wawp::new(settings)?),
+    use crate::settings::Account;
+    let account = settings
+        .account()
+        .map_err(|(key, reason)| anyhow::anyhow!("{key}: {reason}"))?;
+    Ok(match account {
+        Account::Sandbox => std::sync::Arc::new(sandbox::Sandbox::new(clock)),
+        Account::Periskope { token, phone } => {
+            std::sync::Arc::new(periskope::Periskope::new(settings, &token, &phone)?)
+        }
+        Account::Wuts { token } => std::sync::Arc::new(wuts::Wuts::new(settings, &token)?),
+        Account::Wawp {
+            instance_id,
+            access_token,
+        } => std::sync::Arc::new(wawp::Wawp::new(settings, instance_id, access_token)?),
     })
 }

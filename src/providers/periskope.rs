@@ -79,15 +79,12 @@ impl Chat {
 
 impl Periskope {
     /// Builds the client from validated settings.
-    pub fn new(settings: &ProviderSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: &ProviderSettings, token: &crate::settings::Secret, phone: &str) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", settings.token.expose()))?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))?;
         auth.set_sensitive(true);
         headers.insert(AUTHORIZATION, auth);
-        headers.insert(
-            "x-phone",
-            HeaderValue::from_str(settings.phone.trim().trim_start_matches('+'))?,
-        );
+        headers.insert("x-phone", HeaderValue::from_str(phone)?);
         let api = ApiClient::new(settings, DEFAULT_BASE, headers, Some("x-periskope-trace-id"), |_, _| {
             None
         })?;

@@ -97,13 +97,13 @@ fn add_status(value: &Value, number: &E164) -> Option<AddOutcome> {
 
 impl Wawp {
     /// Builds the client from validated settings.
-    pub fn new(settings: &ProviderSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: &ProviderSettings, instance_id: String, access_token: Secret) -> anyhow::Result<Self> {
         let api = ApiClient::new(settings, DEFAULT_BASE, HeaderMap::new(), None, map_error)?;
         Ok(Wawp {
             api,
             pacing: super::pacing(settings),
-            instance_id: settings.instance_id.trim().to_string(),
-            access_token: settings.access_token.clone(),
+            instance_id,
+            access_token,
         })
     }
 

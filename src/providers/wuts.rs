@@ -137,9 +137,9 @@ pub fn map_error(status: StatusCode, body: &[u8]) -> Option<ProviderErrorKind> {
 
 impl Wuts {
     /// Builds the client from validated settings.
-    pub fn new(settings: &ProviderSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: &ProviderSettings, token: &crate::settings::Secret) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", settings.token.expose()))?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))?;
         auth.set_sensitive(true);
         headers.insert(AUTHORIZATION, auth);
         let api = ApiClient::new(settings, DEFAULT_BASE, headers, None, map_error)?;

@@ -84,7 +84,8 @@ impl Harness {
 
     async fn send(&self, body: &Value) -> (u16, Value, Duration) {
         let raw = body.to_string();
-        let ts = "1700000000";
+        let ts = self.app.ctx.clock.now().as_second().to_string();
+        let ts = ts.as_str();
         let signature = self.key.sign(&[ts.as_bytes(), raw.as_bytes()].concat());
         let started = Instant::now();
         let r = self
@@ -153,7 +154,7 @@ async fn ping_and_bad_signatures() {
     let forged = h
         .http
         .post(format!("{}/discord/interactions", h.base))
-        .header("x-signature-timestamp", "1700000000")
+        .header("x-signature-timestamp", h.app.ctx.clock.now().as_second().to_string())
         .header("x-signature-ed25519", "00".repeat(64))
         .body(json!({"type": 1}).to_string())
         .send()
@@ -712,4 +713,34 @@ async fn long_adds_edit_the_response_with_progress() {
     }
     assert_eq!(&edits[..2], ["Adding… 1/4", "Adding… 3/4"]);
     assert!(edits[2].contains("Add to Sales Team"), "{edits:?}");
+}
+
+/// A signed interaction replayed after the 5-minute window is refused before
+/// anything runs: its timestamp is part of what was signed.
+#[tokio::test]
+async fn an_old_signed_interaction_is_refused() {
+    let h = Harness::new("").await;
+    let body = common::discord::command(
+        &next_id(),
+        APP,
+        "tok-old",
+        common::discord::member(ADMIN, &[]),
+        "invite",
+        json!([{"name": "group", "type": 3, "value": "sales"}, {"name": "reset", "type": 5, "value": true}]),
+    )
+    .to_string();
+    let old = (h.app.ctx.clock.now().as_second() - 301).to_string();
+    let signature = h.key.sign(&[old.as_bytes(), body.as_bytes()].concat());
+    let r = h
+        .http
+        .post(format!("{}/discord/interactions", h.base))
+        .header("x-signature-timestamp", &old)
+        .header("x-signature-ed25519", hex::encode(signature.to_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    h.app.ctx.audit.flush().await;
+    assert!(h.app.ctx.store.recent_audit(5).await.unwrap().is_empty(), "nothing ran");
 }

@@ -126,10 +126,11 @@ impl Chat {
         let id = NEXT.fetch_add(1, Ordering::Relaxed).to_string();
         let member = common::discord::member("77", &[]);
         let body = common::discord::command(&id, "1", "tok", member, sub, options).to_string();
-        let signature = key().sign(&[b"1700000000".as_slice(), body.as_bytes()].concat());
+        let ts = self.app.ctx.clock.now().as_second().to_string();
+        let signature = key().sign(&[ts.as_bytes(), body.as_bytes()].concat());
         reqwest::Client::new()
             .post(format!("{}/discord/interactions", self.base))
-            .header("x-signature-timestamp", "1700000000")
+            .header("x-signature-timestamp", &ts)
             .header("x-signature-ed25519", hex::encode(signature.to_bytes()))
             .body(body)
             .send()

@@ -101,7 +101,8 @@ fn slack_request(route: &str, body: String) -> Request<Body> {
 }
 
 fn discord_request(body: String) -> Request<Body> {
-    let ts = "1700000000";
+    let ts = common::clock().now().as_second().to_string();
+    let ts = ts.as_str();
     let signature = key().sign(&[ts.as_bytes(), body.as_bytes()].concat());
     Request::post("/discord/interactions")
         .header("x-signature-timestamp", ts)

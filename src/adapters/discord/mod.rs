@@ -92,7 +92,7 @@ async fn interaction(State(d): State<Arc<Discord>>, HeadersAndBody(headers, body
     let Some(key) = &d.key else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
-    if let Err(e) = verify::verify(key, &headers, &body) {
+    if let Err(e) = verify::verify(key, &headers, &body, d.ctx.clock.now().as_second()) {
         tracing::warn!(reason = %e, "Discord request refused");
         return (StatusCode::UNAUTHORIZED, "invalid request signature\n").into_response();
     }

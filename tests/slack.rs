@@ -649,3 +649,21 @@ async fn chunked_post(base: &str, path: &str, body: &str) -> String {
     let _ = s.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// `--yes` is the console's: from Slack a large add still shows its preview,
+/// and nothing is added until its Apply button is clicked.
+#[tokio::test]
+async fn yes_from_chat_does_not_skip_the_preview() {
+    let mut h = Harness::new("").await;
+    let numbers: Vec<String> = (1..=21).map(|i| format!("+49151500{i:05}")).collect();
+    h.command("UADMIN", "C1", &format!("add sales {} --yes", numbers.join(" ")))
+        .await;
+    let answer = h.next_post().await;
+    assert!(
+        text_of(&answer).contains("This adds 21 numbers to Sales Team"),
+        "{answer}"
+    );
+    h.app.ctx.audit.flush().await;
+    let rows = h.app.ctx.store.recent_audit(5).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.outcome.as_ref()).collect::<Vec<_>>(), ["preview"]);
+}

@@ -348,7 +348,7 @@ async fn finish(
 /// Parses, permits and resolves; writes nothing.
 pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepared {
     let mut audit = audit_row(ctx, inv, "invalid", "invalid", "user_error");
-    let command = match Command::parse(&inv.text) {
+    let mut command = match Command::parse(&inv.text) {
         Ok(c) => c,
         Err(e) => {
             if let Some(id) = e.command {
@@ -358,6 +358,11 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
             return Prepared::Answered(messages::usage_error(&e), audit);
         }
     };
+    // `--yes` skips an add's preview. Only the console may: from chat the
+    // preview's Apply button is the one way to confirm a large add.
+    if let (Command::Add(args), false) = (&mut command, inv.platform == crate::core::Platform::Console) {
+        args.yes = false;
+    }
     let id = command.id();
     audit.command = id.as_str().into();
     tracing::Span::current().record("command", id.as_str());

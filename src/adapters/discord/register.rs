@@ -101,9 +101,17 @@ pub fn to_text<'v>(subcommand: &str, get: impl Fn(&str) -> Option<&'v CommandDat
             }
         }
     }
+    // Numbers stay unquoted (the parser splits them), except a word that
+    // starts with `-`: quoted, it is a (bad) number, never an option.
     if let Some(v) = get("numbers").and_then(CommandDataOptionValue::as_str) {
-        text.push(' ');
-        text.push_str(v);
+        for word in v.split_whitespace() {
+            text.push(' ');
+            if word.starts_with('-') {
+                push_quoted(&mut text, word);
+            } else {
+                text.push_str(word);
+            }
+        }
     }
     for (flag, option) in [("dry_run", " --dry-run"), ("reset", " --reset")] {
         if get(flag).and_then(CommandDataOptionValue::as_bool) == Some(true) {
@@ -191,9 +199,18 @@ mod tests {
             to_text("subscribe", &[("group", json!("*")), ("every", json!("1d"))]),
             "subscribe * --every \"1d\""
         );
-        // A group option cannot smuggle in a flag.
+        // A group option cannot smuggle in a flag, nor can the numbers.
         let text = to_text("invite", &[("group", json!("sales --reset"))]);
         assert_eq!(text, "invite \"sales --reset\"");
+        let text = to_text(
+            "add",
+            &[("group", json!("sales")), ("numbers", json!("+4915112345678 --yes"))],
+        );
+        assert_eq!(text, "add \"sales\" +4915112345678 \"--yes\"");
+        match Command::parse(&text).unwrap() {
+            Command::Add(a) => assert!(!a.yes, "{text}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -185,6 +185,7 @@ async fn start_waops(binary: &str, fakes: &str, work: &std::path::Path) -> anyho
              [provider]\nkind = \"periskope\"\nbase_url = \"{fakes}/v1\"\ntoken = \"bench\"\nphone = \"+4915100000000\"\n\
              rate_per_second = 10000\nburst = 10000\nmax_connections = 512\n\n\
              [slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"xoxb-bench\"\napi_url = \"{fakes}/api\"\n\
+             response_url_prefixes = [\"{fakes}/\"]\n\
              \n\
              [permissions.bindings]\nadmin = [\"slack:user:ULOAD\"]\n",
             db = work.join("bench.db").display(),

@@ -194,6 +194,7 @@ async fn exec(settings: Settings, principals: Vec<String>, channel: &str, text: 
         channel: ChannelRef::from_text(channel),
         text,
         request_id: new_request_id(),
+        applied: false,
     };
     let bar = console::ProgressBar::on_terminal();
     let progress = bar.as_ref().map(|b| b as &dyn waops::core::Progress);

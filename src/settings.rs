@@ -342,6 +342,17 @@ pub struct SlackSettings {
     pub bot_token: Secret,
     /// Web API base URL.
     pub api_url: String,
+    /// Results are posted only to `response_url`s that start with one of these.
+    pub response_url_prefixes: Vec<String>,
+}
+
+impl SlackSettings {
+    /// Whether waops may post to `url`: under an allowed prefix, whole.
+    pub fn response_url_allowed(&self, url: &str) -> bool {
+        self.response_url_prefixes
+            .iter()
+            .any(|prefix| !prefix.is_empty() && url.starts_with(prefix.as_str()))
+    }
 }
 
 /// `[discord]`

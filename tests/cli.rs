@@ -226,7 +226,7 @@ fn json_logs_carry_the_request_id_and_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     let (child, port, lines, mut seen) = serve(dir.path(), &[("WAOPS__SLACK__SIGNING_SECRET", SECRET)]);
 
-    let body = "team_id=T1&user_id=UNOBODY&channel_id=C1&command=%2Fwa&text=whoami&trigger_id=trig-log-1&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fr";
+    let body = "team_id=T1&user_id=UNOBODY&channel_id=C1&command=%2Fwa&text=whoami&trigger_id=trig-log-1&response_url=https%3A%2F%2Fhooks.slack.com%2Fr";
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

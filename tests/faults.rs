@@ -67,7 +67,7 @@ impl Chat {
             .mount(&hooks)
             .await;
         let config = format!(
-            "[slack]\nsigning_secret = \"{SECRET}\"\napi_url = \"{0}/api\"\n\
+            "[slack]\nsigning_secret = \"{SECRET}\"\napi_url = \"{0}/api\"\nresponse_url_prefixes = [\"{0}/\"]\n\
              [discord]\npublic_key = \"{1}\"\napplication_id = \"1\"\napi_url = \"{0}\"\n\
              {extra}\n[permissions.bindings]\nadmin = [\"slack:user:U1\", \"discord:user:77\"]\n",
             hooks.uri(),

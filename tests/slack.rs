@@ -52,7 +52,7 @@ impl Harness {
             "[permissions.bindings]\nadmin = [\"slack:user:UADMIN\"]\n"
         };
         let config = format!(
-            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"xoxb-test\"\napi_url = \"{}/api\"\n\n{extra}\n{bindings}",
+            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"xoxb-test\"\napi_url = \"{0}/api\"\nresponse_url_prefixes = [\"{0}/\"]\n\n{extra}\n{bindings}",
             slack.uri()
         );
         let app = TestApp::with_config(&config).await;
@@ -666,4 +666,30 @@ async fn yes_from_chat_does_not_skip_the_preview() {
     h.app.ctx.audit.flush().await;
     let rows = h.app.ctx.store.recent_audit(5).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.outcome.as_ref()).collect::<Vec<_>>(), ["preview"]);
+}
+
+/// Results go only to `response_url`s under `slack.response_url_prefixes`: a
+/// signed request naming another is refused before anything runs, and a
+/// button click naming one is too.
+#[tokio::test]
+async fn a_response_url_outside_the_allowed_prefixes_is_refused() {
+    let h = Harness::new("").await;
+    let body = serde_urlencoded::to_string([
+        ("team_id", "T1"),
+        ("channel_id", "C1"),
+        ("user_id", "UADMIN"),
+        ("command", "/wa"),
+        ("text", "invite sales --reset"),
+        ("response_url", "http://169.254.169.254/latest/meta-data"),
+        ("trigger_id", "1.2.3"),
+    ])
+    .unwrap();
+    let r = h.signed("/slack/commands", body, h.now()).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.text().await.unwrap(), "response_url not allowed\n");
+    let click = common::slack::click("UADMIN", "apply", "x", "https://evil.example/hook");
+    let body = serde_urlencoded::to_string([("payload", click.to_string())]).unwrap();
+    assert_eq!(h.signed("/slack/interactions", body, h.now()).await.status(), 400);
+    h.app.ctx.audit.flush().await;
+    assert!(h.app.ctx.store.recent_audit(5).await.unwrap().is_empty(), "nothing ran");
 }

@@ -358,9 +358,11 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
             return Prepared::Answered(messages::usage_error(&e), audit);
         }
     };
-    // `--yes` skips an add's preview. Only the console may: from chat the
-    // preview's Apply button is the one way to confirm a large add.
-    if let (Command::Add(args), false) = (&mut command, inv.platform == crate::core::Platform::Console) {
+    // `--yes` skips an add's preview. Only the console may type it: from chat
+    // the preview's Apply button is the one way to confirm a large add (and
+    // the command it applies carries waops' own `--yes`).
+    let typed_in_chat = inv.platform != crate::core::Platform::Console && !inv.applied;
+    if let (Command::Add(args), true) = (&mut command, typed_in_chat) {
         args.yes = false;
     }
     let id = command.id();

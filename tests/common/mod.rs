@@ -72,6 +72,7 @@ impl TestApp {
             channel: ChannelRef::from_text(channel),
             text: text.to_string(),
             request_id: new_request_id(),
+            applied: false,
         };
         let reply = waops::commands::dispatch(&self.ctx, &inv).await;
         (reply, inv.request_id)

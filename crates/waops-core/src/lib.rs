@@ -233,6 +233,9 @@ pub struct Invocation {
     pub text: String,
     /// Correlates logs, audit rows and the "ref" users see.
     pub request_id: String,
+    /// The text is a preview's command that its caller applied (the Apply
+    /// button), not something typed: its `--yes` is waops' own.
+    pub applied: bool,
 }
 
 impl Invocation {

@@ -155,6 +155,7 @@ async fn application_command(d: Arc<Discord>, interaction: CommandInteraction, r
         channel: ChannelRef::new(Platform::Discord, &interaction.channel_id.to_string()),
         text: register::to_text(sub, |name| options.iter().find(|o| o.name == name).map(|o| &o.value)),
         request_id,
+        applied: false,
     });
     let later = match commands::answer_without_provider(&d.ctx, &inv).await {
         commands::Ack::Answered(reply) => return Ok(inline(&reply)),
@@ -277,6 +278,7 @@ async fn component(d: Arc<Discord>, interaction: ComponentInteraction, request_i
             channel,
             text,
             request_id,
+            applied: true,
         };
         let _ = d
             .client

@@ -114,6 +114,15 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed slash command: {e}\n")).into_response(),
     };
+    if !slack
+        .ctx
+        .settings
+        .slack
+        .response_url_allowed(form.response_url.0.as_str())
+    {
+        tracing::warn!("Slack request refused: response_url outside slack.response_url_prefixes");
+        return (StatusCode::BAD_REQUEST, "response_url not allowed\n").into_response();
+    }
     let user_id = form.user_id.0;
     let Ok(caller) = Principal::from_string(format!("slack:user:{user_id}")) else {
         return (StatusCode::BAD_REQUEST, "malformed user id\n").into_response();
@@ -124,6 +133,7 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
         channel: ChannelRef::new(Platform::Slack, &form.channel_id.0),
         text: form.text.unwrap_or_default(),
         request_id: crate::http::request_id(&headers),
+        applied: false,
     };
     // The caller's user groups: known, fetched within a second, or decided
     // in the follow-up. Text that does not parse is answered at once whatever
@@ -229,6 +239,10 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
     let confirmation = action.value.clone().unwrap_or_default();
     let user_id = user.id.0.clone();
     let response_url = response_url.0.to_string();
+    if !slack.ctx.settings.slack.response_url_allowed(&response_url) {
+        tracing::warn!("Slack interaction refused: response_url outside slack.response_url_prefixes");
+        return (StatusCode::BAD_REQUEST, "response_url not allowed\n").into_response();
+    }
     let request_id = crate::http::request_id(&headers);
     let task_slack = slack.clone();
     let task_url = response_url.clone();
@@ -257,6 +271,7 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
             channel,
             text,
             request_id,
+            applied: true,
         };
         let poster = ResponsePoster::start(slack.client.clone(), task_url, inv.request_id.clone());
         poster.update_now(&messages::working());

@@ -49,7 +49,12 @@ pub struct SlackClient {
 impl SlackClient {
     /// Builds the client from settings.
     pub fn new(settings: &SlackSettings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        // No redirects: a response_url is trusted by its prefix, and a redirect
+        // would take the post elsewhere.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
         Ok(SlackClient {
             http,
             api_url: settings.api_url.trim_end_matches('/').to_string(),

@@ -171,8 +171,7 @@ async fn metrics() -> impl IntoResponse {
 /// tower-http's request-id, trace and body-limit layers and a metrics
 /// middleware did this as five layers, and every layer on a `Router` wraps each
 /// route in a boxed service of its own: a clone and a boxed future per layer
-/// per request. One layer costs that once; docs/benchmarks.md ("Eleventh pass")
-/// measures both.
+/// per request. One layer costs that once.
 async fn every_request(State(max_body): State<usize>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = match req.headers().get(&REQUEST_ID) {
@@ -262,9 +261,8 @@ fn record(route: &str, status: StatusCode, elapsed: Duration) {
 /// signed routes (Slack, Discord, provider webhooks) that read both.
 ///
 /// axum's `HeaderMap` extractor clones the headers, every value with them, so
-/// a handler that only reads them paid a map's allocations per request
-/// (docs/benchmarks.md, "Eighteenth pass"). The body is read as the `Bytes`
-/// extractor reads it, with the same refusals.
+/// a handler that only reads them paid a map's allocations per request. The
+/// body is read as the `Bytes` extractor reads it, with the same refusals.
 pub struct HeadersAndBody(pub axum::http::HeaderMap, pub axum::body::Bytes);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for HeadersAndBody {

@@ -270,10 +270,7 @@ fn audit_row(
 }
 
 /// The row with the invocation's request id, caller and channel, copied in as
-/// it goes to the writer. Not when the row is begun: a command answered later
-/// carries its row from the ack path to a follow-up thread, and these three
-/// were allocations the HTTP thread made for another thread to free
-/// (docs/benchmarks.md, "Nineteenth pass").
+/// it goes to the writer (one place for every row, however it ends).
 fn identified(mut audit: AuditRecord, inv: &Invocation) -> AuditRecord {
     audit.request_id = inv.request_id.clone();
     audit.principal = inv.caller().to_string();

@@ -12,10 +12,10 @@ pub mod idempotency;
 pub use digests::{Claimed, Platforms, PriorAttempt};
 pub use idempotency::KeyClaim;
 
-/// How long a batch writer (audit rows, add results) waits after the first
-/// row for more to join its transaction. Rows arrive one per command; under
-/// load this turns hundreds of one-row transactions a second into a few dozen
-/// (docs/benchmarks.md, "Third pass"). The rows wait in memory meanwhile.
+/// How long the audit writer waits after the first row for more to join its
+/// transaction. Rows arrive one per command; under load this turns hundreds of
+/// one-row transactions a second into a few dozen. The rows wait in memory
+/// meanwhile.
 pub const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// What a batch writer's channel carries: a row, or a request to be answered

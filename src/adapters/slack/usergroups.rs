@@ -9,6 +9,7 @@
 //!   active team's `help` and `whoami` stay inline.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,9 @@ pub struct Usergroups {
     snapshot: Mutex<Option<Arc<Snapshot>>>,
     /// Held while fetching: the single flight.
     fetching: tokio::sync::Mutex<()>,
+    /// A background refresh is under way: commands that find the lists old
+    /// meanwhile start no other.
+    refreshing: AtomicBool,
 }
 
 impl Usergroups {
@@ -41,6 +45,7 @@ impl Usergroups {
             ids,
             snapshot: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
+            refreshing: AtomicBool::new(false),
         }
     }
 
@@ -66,12 +71,14 @@ impl Usergroups {
         }
         let now = Instant::now();
         let snapshot = self.current(now)?;
-        if now.saturating_duration_since(snapshot.at) >= REFRESH_AFTER {
+        let old = now.saturating_duration_since(snapshot.at) >= REFRESH_AFTER;
+        if old && !self.refreshing.swap(true, Ordering::AcqRel) {
             let (cache, client) = (self.clone(), client.clone());
             tokio::spawn(async move {
                 if let Err(e) = cache.refresh(&client, REFRESH_AFTER).await {
                     tracing::warn!(error = %e, "user group members not refreshed");
                 }
+                cache.refreshing.store(false, Ordering::Release);
             });
         }
         Some(self.principals_in(&snapshot, user))
@@ -149,5 +156,42 @@ mod tests {
         assert!(fresh.principals_in(&snapshot, "U2").is_empty());
         let stale = cache_at(USERGROUP_TTL + Duration::from_secs(1));
         assert!(stale.current(Instant::now()).is_none(), "expired lists are not used");
+    }
+
+    /// Lists getting old are refreshed in the background by one fetch, however
+    /// many commands find them old meanwhile; they still answer from them.
+    #[tokio::test]
+    async fn old_lists_start_one_background_refresh() {
+        use wiremock::matchers::path;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let slack = MockServer::start().await;
+        Mock::given(path("/usergroups.users.list"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true, "users": ["U2"]})))
+            .expect(1)
+            .mount(&slack)
+            .await;
+        let client = Arc::new(
+            SlackClient::new(&crate::settings::SlackSettings {
+                signing_secret: crate::settings::Secret::new("s"),
+                bot_token: crate::settings::Secret::new("xoxb"),
+                api_url: slack.uri(),
+                response_url_prefixes: Vec::new(),
+            })
+            .unwrap(),
+        );
+        let cache = Arc::new(cache_at(REFRESH_AFTER + Duration::from_secs(1)));
+        for _ in 0..5 {
+            let principals = cache.principals_cached(&client, "U1").expect("still fresh enough");
+            assert_eq!(principals.len(), 1, "answered from the old lists");
+        }
+        while cache.refreshing.load(Ordering::Acquire) {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            cache.principals_cached(&client, "U2").unwrap().len(),
+            1,
+            "the new lists"
+        );
+        slack.verify().await;
     }
 }

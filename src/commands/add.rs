@@ -7,8 +7,8 @@ use crate::core::messages;
 use crate::core::reply::Reply;
 use crate::core::Platform;
 use crate::group_ref::{GroupId, GroupInfo};
+use crate::phone;
 use crate::phone::E164;
-use crate::phone::{self};
 use crate::providers::{AddOutcome, AddResult, ProviderError};
 use crate::store::{Confirmation, KeyClaim, Store};
 
@@ -286,33 +286,30 @@ mod tests {
             store
         });
         let (now, ttl) = (jiff::Timestamp::now(), Duration::from_secs(120));
-        {
-            let multi_thread = true;
-            let key = format!("add-key-{multi_thread}");
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            assert_eq!(
-                runtime.block_on(store.claim_key(&key, now, ttl)).unwrap(),
-                KeyClaim::New
-            );
-            let guard = super::ClaimedKey::new(store.clone(), key.clone());
-            let (running, started) = tokio::sync::oneshot::channel();
-            runtime.spawn(async move {
-                let _guard = guard;
-                let _ = running.send(());
-                std::future::pending::<()>().await
-            });
-            runtime.block_on(started).unwrap();
-            drop(runtime);
-            assert_eq!(
-                setup.block_on(store.claim_key(&key, now, ttl)).unwrap(),
-                KeyClaim::New,
-                "multi_thread = {multi_thread}: the claim was given up"
-            );
-        }
+        let key = "add-key".to_string();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        assert_eq!(
+            runtime.block_on(store.claim_key(&key, now, ttl)).unwrap(),
+            KeyClaim::New
+        );
+        let guard = super::ClaimedKey::new(store.clone(), key.clone());
+        let (running, started) = tokio::sync::oneshot::channel();
+        runtime.spawn(async move {
+            let _guard = guard;
+            let _ = running.send(());
+            std::future::pending::<()>().await
+        });
+        runtime.block_on(started).unwrap();
+        drop(runtime);
+        assert_eq!(
+            setup.block_on(store.claim_key(&key, now, ttl)).unwrap(),
+            KeyClaim::New,
+            "the claim was given up"
+        );
     }
 
     fn args(text: &str) -> super::Args {

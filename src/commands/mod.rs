@@ -14,7 +14,7 @@ pub mod whoami;
 use tracing::Instrument;
 
 use crate::core::messages;
-use crate::core::parser::{self};
+use crate::core::parser;
 use crate::core::permissions::{Decision, Grant, Target};
 use crate::core::reply::{Reply, Status, Visibility};
 use crate::core::{CommandId, Context, Invocation, Progress};

@@ -8,20 +8,6 @@ pub mod wawp;
 pub mod webhook;
 pub mod wuts;
 
-// The clients below read these through `use super::*`.
-#[allow(unused_imports)]
-use async_trait::async_trait;
-#[allow(unused_imports)]
-use jiff::Timestamp;
-
-#[allow(unused_imports)]
-use crate::core::values::EventKind;
-#[allow(unused_imports)]
-use crate::group_ref::{GroupId, GroupInfo};
-#[allow(unused_imports)]
-use crate::invite_link::InviteCode;
-#[allow(unused_imports)]
-use crate::phone::E164;
 use crate::settings::ProviderSettings;
 pub use waops_core::provider::*;
 

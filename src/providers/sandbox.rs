@@ -19,8 +19,12 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 
 use super::*;
+use crate::core::values::EventKind;
 use crate::core::Clock;
+use crate::group_ref::{GroupId, GroupInfo};
 use crate::invite_link;
+use crate::invite_link::InviteCode;
+use crate::phone::E164;
 
 /// The sandbox's own WhatsApp number: the actor of adds made through waops.
 pub const OWN_NUMBER: &str = "+4930901820";

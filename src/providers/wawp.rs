@@ -11,7 +11,11 @@ use serde_json::Value;
 
 use super::http::{excerpt, ApiClient, ApiRequest, Safety};
 use super::*;
+use crate::core::values::EventKind;
+use crate::group_ref::{GroupId, GroupInfo};
 use crate::invite_link;
+use crate::invite_link::InviteCode;
+use crate::phone::E164;
 use crate::settings::Secret;
 
 /// The documented base URL with its version prefix.

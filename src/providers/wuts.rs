@@ -11,7 +11,11 @@ use serde::Deserialize;
 
 use super::http::{excerpt, ApiClient, ApiRequest, Safety};
 use super::*;
+use crate::core::values::EventKind;
+use crate::group_ref::{GroupId, GroupInfo};
 use crate::invite_link;
+use crate::invite_link::InviteCode;
+use crate::phone::E164;
 
 /// The documented base URL.
 pub const DEFAULT_BASE: &str = "https://api.wuts.com.br";

@@ -115,9 +115,9 @@ pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction, request_id
             d.client.learn_application_id(command.application_id);
             application_command(d, command, request_id).await
         }
-        Interaction::Component(component_) => {
-            d.client.learn_application_id(component_.application_id);
-            component(d, component_, request_id).await
+        Interaction::Component(click) => {
+            d.client.learn_application_id(click.application_id);
+            component(d, click, request_id).await
         }
         _ => Err((StatusCode::BAD_REQUEST, "unsupported interaction type\n".into())),
     }

@@ -118,11 +118,6 @@ impl DiscordClient {
         }
     }
 
-    /// The application id in use, if known.
-    pub fn application_id(&self) -> Option<ApplicationId> {
-        self.http.application_id()
-    }
-
     /// Answers an interaction that arrived over the gateway (the HTTP route answers in its response).
     pub async fn callback(
         &self,

@@ -93,6 +93,16 @@ fn verified(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> bool {
     }
 }
 
+/// The refusal (400) of a request whose `response_url` is outside
+/// `slack.response_url_prefixes`: waops posts only to URLs it trusts.
+fn response_url_refusal(slack: &Slack, url: &str) -> Option<Response> {
+    if slack.ctx.settings.slack.response_url_allowed(url) {
+        return None;
+    }
+    tracing::warn!("Slack request refused: response_url outside slack.response_url_prefixes");
+    Some((StatusCode::BAD_REQUEST, "response_url not allowed\n").into_response())
+}
+
 fn unauthorized() -> Response {
     (StatusCode::UNAUTHORIZED, "invalid request signature\n").into_response()
 }
@@ -114,14 +124,8 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed slash command: {e}\n")).into_response(),
     };
-    if !slack
-        .ctx
-        .settings
-        .slack
-        .response_url_allowed(form.response_url.0.as_str())
-    {
-        tracing::warn!("Slack request refused: response_url outside slack.response_url_prefixes");
-        return (StatusCode::BAD_REQUEST, "response_url not allowed\n").into_response();
+    if let Some(refusal) = response_url_refusal(&slack, form.response_url.0.as_str()) {
+        return refusal;
     }
     let user_id = form.user_id.0;
     let Ok(caller) = Principal::from_string(format!("slack:user:{user_id}")) else {
@@ -138,10 +142,9 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
     // The caller's user groups: known, fetched within a second, or decided
     // in the follow-up. Text that does not parse is answered at once whatever
     // they are: no role changes a usage error.
-    let parses = commands::Command::parse(&inv.text).is_ok();
     let groups = match slack.usergroups.principals_cached(&slack.client, &user_id) {
         Some(groups) => Some(groups),
-        None if !parses => Some(Vec::new()),
+        None if commands::Command::parse(&inv.text).is_err() => Some(Vec::new()),
         None => {
             let fetch = slack.usergroups.principals(&slack.client, &user_id);
             match tokio::time::timeout(COLD_USERGROUPS_WAIT, fetch).await {
@@ -239,9 +242,8 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
     let confirmation = action.value.clone().unwrap_or_default();
     let user_id = user.id.0.clone();
     let response_url = response_url.0.to_string();
-    if !slack.ctx.settings.slack.response_url_allowed(&response_url) {
-        tracing::warn!("Slack interaction refused: response_url outside slack.response_url_prefixes");
-        return (StatusCode::BAD_REQUEST, "response_url not allowed\n").into_response();
+    if let Some(refusal) = response_url_refusal(&slack, &response_url) {
+        return refusal;
     }
     let request_id = crate::http::request_id(&headers);
     let task_slack = slack.clone();

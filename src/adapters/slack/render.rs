@@ -227,16 +227,16 @@ pub fn content(reply: &Reply) -> SlackMessageContent {
         .with_blocks(blocks)
 }
 
-/// The inline answer as JSON, for tests and the fixed "Working on it…".
-pub fn message(reply: &Reply) -> serde_json::Value {
-    serde_json::to_value(inline(reply)).expect("Slack's models serialize")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::reply::{Reply, Status};
     use serde_json::Value;
+
+    /// The inline answer as the JSON Slack receives.
+    fn message(reply: &Reply) -> Value {
+        serde_json::to_value(inline(reply)).expect("Slack's models serialize")
+    }
 
     fn texts(message: &Value) -> Vec<String> {
         message["blocks"]

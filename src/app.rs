@@ -69,7 +69,7 @@ pub async fn serve(
     );
     let digests = tokio::spawn(scheduler.run(stopping_rx.clone()));
     tokio::spawn(purge_expired_keys(ctx.clone(), stopping_rx.clone()));
-    let server = crate::http::serve(listener, router, ctx.settings.server.max_connections, async move {
+    let server = crate::http::serve(listener, router, &ctx.settings.server, async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
         let _ = stopping_tx.send(true);

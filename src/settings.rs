@@ -100,6 +100,15 @@ pub struct ServerSettings {
     pub max_in_flight: u32,
     /// Client connections served at once; more wait in the listen backlog.
     pub max_connections: u32,
+    /// How long a client may take to send a request head (`header_timeout_s`).
+    #[serde(rename = "header_timeout_s", deserialize_with = "seconds")]
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request body before 408 (`body_timeout_s`).
+    #[serde(rename = "body_timeout_s", deserialize_with = "seconds")]
+    pub body_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request (`idle_timeout_s`).
+    #[serde(rename = "idle_timeout_s", deserialize_with = "seconds")]
+    pub idle_timeout: Duration,
 }
 
 /// `[log]`
@@ -493,6 +502,9 @@ impl Settings {
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
             ("server.max_in_flight", u64::from(self.server.max_in_flight)),
             ("server.max_connections", u64::from(self.server.max_connections)),
+            ("server.header_timeout_s", self.server.header_timeout.as_secs()),
+            ("server.body_timeout_s", self.server.body_timeout.as_secs()),
+            ("server.idle_timeout_s", self.server.idle_timeout.as_secs()),
             ("limits.max_numbers_per_add", self.limits.max_numbers_per_add as u64),
             ("digests.tick_s", self.digests.tick.as_secs()),
             ("digests.lease_s", self.digests.lease.as_secs()),

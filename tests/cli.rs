@@ -428,3 +428,131 @@ fn serve_keeps_serving_when_its_log_pipe_closes() {
     }
     stop(child);
 }
+
+/// Short connection deadlines for the slow-client tests: 1 s for a head or a
+/// body, 3 s idle between requests.
+const SHORT_DEADLINES: [(&str, &str); 3] = [
+    ("WAOPS__SERVER__HEADER_TIMEOUT_S", "1"),
+    ("WAOPS__SERVER__BODY_TIMEOUT_S", "1"),
+    ("WAOPS__SERVER__IDLE_TIMEOUT_S", "3"),
+];
+
+/// Reads until the server closes the connection (or 10 s pass); returns what
+/// it sent and how long that took.
+fn read_until_closed(s: &mut std::net::TcpStream) -> (String, std::time::Duration) {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "still open after {:?} ({e}): {}",
+                started.elapsed(),
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), started.elapsed())
+}
+
+/// Clients that connect and send nothing, or trickle a head a byte at a time,
+/// are closed after the header timeout, so more of them than
+/// `server.max_connections` cannot keep /healthz from being answered.
+#[test]
+fn silent_and_trickling_clients_are_closed_after_the_header_timeout() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [&SHORT_DEADLINES[..], &[("WAOPS__SERVER__MAX_CONNECTIONS", "20")]].concat();
+    let (child, port, _, _) = serve(dir.path(), &env);
+    let mut silent: Vec<std::net::TcpStream> = (0..30)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let mut trickling = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let trickler = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        write!(trickling, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n").unwrap();
+        // One byte every 100 ms: each arrives well within any per-read timer.
+        while trickling.write_all(b"x").is_ok() && started.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        started.elapsed()
+    });
+    // Behind 30 silent clients and a trickling one, with 20 slots.
+    let answer = http_get(port, "/healthz");
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok\n"),
+        "{answer}"
+    );
+    for client in &mut silent[..20] {
+        let (sent, _) = read_until_closed(client);
+        assert!(!sent.contains("200 OK"), "a silent client was answered: {sent}");
+    }
+    let trickled_for = trickler.join().unwrap();
+    assert!(
+        trickled_for < std::time::Duration::from_secs(10),
+        "a head trickled for {trickled_for:?} was not cut off"
+    );
+    stop(child);
+}
+
+/// A body that has not all arrived within the body timeout gets 408 and the
+/// connection closes; the command it would have carried never runs.
+#[test]
+fn a_slow_body_gets_408() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [&SHORT_DEADLINES[..], &[("WAOPS__SLACK__SIGNING_SECRET", "s")]].concat();
+    let (child, port, _, _) = serve(dir.path(), &env);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nteam_id=T1"
+    )
+    .unwrap();
+    let (answer, _) = read_until_closed(&mut s);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    stop(child);
+}
+
+/// A kept-alive connection may sit idle longer than the header timeout (the
+/// next request is answered), and is closed after the idle timeout.
+#[test]
+fn a_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port, _, _) = serve(dir.path(), &SHORT_DEADLINES);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let ask = |s: &mut std::net::TcpStream| {
+        write!(s, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(b"ok\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    };
+    ask(&mut s);
+    // Idle for 1.5 header timeouts: still open.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    ask(&mut s);
+    let (sent, idle) = read_until_closed(&mut s);
+    assert_eq!(sent, "", "nothing more is sent");
+    assert!(
+        idle >= std::time::Duration::from_millis(2500),
+        "closed after {idle:?} idle, before the 3 s idle timeout"
+    );
+    stop(child);
+}

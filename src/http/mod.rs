@@ -14,7 +14,10 @@ use axum::Router;
 use tracing::Instrument as _;
 
 use crate::core::Context;
+use crate::settings::ServerSettings;
 use crate::workers::Workers;
+
+mod connection;
 
 /// The request-id header set on every response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -25,7 +28,10 @@ pub fn router(
     workers: Workers,
     discord: Option<std::sync::Arc<crate::adapters::discord::Discord>>,
 ) -> anyhow::Result<Router> {
-    let max_body = ctx.settings.server.max_body_bytes;
+    let limits = BodyLimits {
+        max_bytes: ctx.settings.server.max_body_bytes,
+        timeout: ctx.settings.server.body_timeout,
+    };
     // Install the recorder now, so counts from before the first scrape are kept.
     crate::telemetry::metrics();
     let mut router = Router::new()
@@ -42,12 +48,19 @@ pub fn router(
     if let Some(discord) = crate::adapters::discord::router(discord) {
         router = router.merge(discord);
     }
-    Ok(router.layer(middleware::from_fn_with_state(max_body, every_request)))
+    Ok(router.layer(middleware::from_fn_with_state(limits, every_request)))
 }
 
-/// How long a client may take to send a request's headers, and to send the
-/// next one on a kept-alive connection, before the connection is closed.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a request's body may be: its size, and how long it may take to arrive.
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    max_bytes: usize,
+    timeout: Duration,
+}
+
+/// When the body of the request carrying it must have arrived.
+#[derive(Clone, Copy)]
+struct BodyDeadline(tokio::time::Instant);
 
 /// Clients waiting in the kernel while `server.max_connections` are served.
 /// Tokio's `TcpListener::bind` leaves it at 128, which a burst of Slack retries
@@ -75,20 +88,21 @@ pub fn listen(bind: &str) -> std::io::Result<tokio::net::TcpListener> {
 ///
 /// hyper's own connection builder rather than `axum::serve`: it is the one with
 /// a header-read timer, so a client that connects and sends nothing (or
-/// trickles a header) cannot hold a connection open. At most `max_connections`
-/// are served at once; more wait in the kernel's listen backlog, so a flood of
-/// connections cannot take the file descriptors the store and the outbound
-/// clients need.
+/// trickles a header, or idles on a kept-alive connection) cannot hold a
+/// connection open ([`connection`] sets the deadlines). At most
+/// `server.max_connections` are served at once; more wait in the kernel's
+/// listen backlog, so a flood of connections cannot take the file descriptors
+/// the store and the outbound clients need.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
-    max_connections: u32,
+    settings: &ServerSettings,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
 
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1) as usize));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1) as usize));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -109,9 +123,10 @@ pub async fn serve(
                 continue;
             }
         };
+        let (stream, timer) = connection::timed(stream, settings.header_timeout, settings.idle_timeout);
         let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .timer(timer)
+            .header_read_timeout(settings.header_timeout)
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
         let connection = graceful.watch(connection);
         metrics::gauge!("waops_http_connections").increment(1.0);
@@ -172,8 +187,10 @@ async fn metrics() -> impl IntoResponse {
 /// middleware did this as five layers, and every layer on a `Router` wraps each
 /// route in a boxed service of its own: a clone and a boxed future per layer
 /// per request. One layer costs that once.
-async fn every_request(State(max_body): State<usize>, mut req: Request, next: Next) -> Response {
+async fn every_request(State(limits): State<BodyLimits>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
+    req.extensions_mut()
+        .insert(BodyDeadline(tokio::time::Instant::now() + limits.timeout));
     let id = match req.headers().get(&REQUEST_ID) {
         Some(id) => id.clone(),
         None => {
@@ -195,11 +212,11 @@ async fn every_request(State(max_body): State<usize>, mut req: Request, next: Ne
         route = %route,
         request_id = id.to_str().unwrap_or("-"),
     );
-    let mut response = if declared_length(&req).is_some_and(|n| n > max_body) {
+    let mut response = if declared_length(&req).is_some_and(|n| n > limits.max_bytes) {
         // Refused before a byte of the body is read.
         body_too_large()
     } else {
-        let req = req.map(|body| Body::new(http_body_util::Limited::new(body, max_body)));
+        let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limits.max_bytes)));
         next.run(req).instrument(span.clone()).await
     };
     let elapsed = started.elapsed();
@@ -262,16 +279,33 @@ fn record(route: &str, status: StatusCode, elapsed: Duration) {
 ///
 /// axum's `HeaderMap` extractor clones the headers, every value with them, so
 /// a handler that only reads them paid a map's allocations per request. The
-/// body is read as the `Bytes` extractor reads it, with the same refusals.
+/// body is read as the `Bytes` extractor reads it, with the same refusals,
+/// and 408 when it has not all arrived by the request's body deadline.
 pub struct HeadersAndBody(pub axum::http::HeaderMap, pub axum::body::Bytes);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for HeadersAndBody {
-    type Rejection = axum::extract::rejection::BytesRejection;
+    type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let body = axum::body::Bytes::from_request(Request::new(body), state).await?;
-        Ok(HeadersAndBody(parts.headers, body))
+        let read = axum::body::Bytes::from_request(Request::new(body), state);
+        let body = match parts.extensions.get::<BodyDeadline>() {
+            Some(BodyDeadline(deadline)) => tokio::time::timeout_at(*deadline, read).await.map_err(|_| {
+                // The rest of a late body may still be arriving: close rather
+                // than read it to find the next request.
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    [(axum::http::header::CONNECTION, "close")],
+                    "request body not received in time\n",
+                )
+                    .into_response()
+            })?,
+            None => read.await,
+        };
+        Ok(HeadersAndBody(
+            parts.headers,
+            body.map_err(IntoResponse::into_response)?,
+        ))
     }
 }
 

@@ -693,3 +693,60 @@ async fn a_response_url_outside_the_allowed_prefixes_is_refused() {
     h.app.ctx.audit.flush().await;
     assert!(h.app.ctx.store.recent_audit(5).await.unwrap().is_empty(), "nothing ran");
 }
+
+/// A role limited to some groups never learns the others' names or ids:
+/// candidates list only groups in scope, and a refusal names the group only as
+/// the caller typed it (sandbox groups; the role covers the two Community
+/// groups and Sales Team).
+#[tokio::test]
+async fn a_limited_role_never_learns_other_groups() {
+    let mut h = Harness::new(
+        "[permissions.roles.community]\ncommands = [\"history\", \"invite\"]\ngroups = [\"name:Community *\", \"sales\"]\n\n\
+         [permissions.bindings]\ncommunity = [\"slack:user:UCOMM\"]\n",
+    )
+    .await;
+    let outside = [
+        ("Support Crew", "120363041234567891@g.us"),
+        ("Announcements", "120363041234567894@g.us"),
+        ("Open Day Visitors", "120363041234567895@g.us"),
+        ("Partners Lounge", "120363041234567896@g.us"),
+    ];
+    let cases = [
+        // Every group but Sales Team holds an "o": only the two in scope are listed.
+        (
+            "history o",
+            "*2 groups match o; retry with an id:*\n*Community Berlin* `120363041234567892@g.us`\n*Community Hamburg* `120363041234567893@g.us`",
+        ),
+        ("invite Supp", "You may not run `invite` on Supp (no role grants it on this group; ask an admin)*"),
+        ("invite support", "You may not run `invite` on support (no role grants it on this group; ask an admin)*"),
+        (
+            "history 120363041234567894@g.us",
+            "You may not run `history` on 120363041234567894@g.us (no role grants it on this group; ask an admin)*",
+        ),
+        ("history Nowhere", "*No group matches Nowhere*"),
+    ];
+    for (text, expected) in cases {
+        let (_, ack, _) = h.command("UCOMM", "C1", text).await;
+        let answer = if text_of(&ack).starts_with("Working on it") {
+            text_of(&h.next_post().await)
+        } else {
+            text_of(&ack)
+        };
+        assert!(answer.contains(expected), "{text}: {answer}");
+        for (name, id) in outside {
+            // The one id the caller typed may come back; nothing else may.
+            let typed = text.contains(id);
+            assert!(
+                !answer.contains(name) && (typed || !answer.contains(id)),
+                "{text} leaked {name}: {answer}"
+            );
+        }
+    }
+    h.app.ctx.audit.flush().await;
+    let rows = h.app.ctx.store.recent_audit(10).await.unwrap();
+    let refused = rows.iter().filter(|r| r.decision == "refused").count();
+    assert_eq!(
+        refused, 3,
+        "invite Supp, invite support and the id are refused: {rows:?}"
+    );
+}

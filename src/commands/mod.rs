@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::core::messages;
 use crate::core::parser;
-use crate::core::permissions::{Decision, Grant, Target};
+use crate::core::permissions::{Decision, Grant, Refusal, Target};
 use crate::core::reply::{Reply, Status, Visibility};
 use crate::core::{CommandId, Context, Invocation, Progress};
 use crate::group_ref::{self, GroupInfo, Resolve};
@@ -74,6 +74,17 @@ enum Resolved {
     None,
     All,
     Group(GroupInfo),
+    /// The reference matches only groups outside the caller's scope.
+    OutOfScope,
+}
+
+/// A group reference looked up within the caller's scope.
+enum Scoped {
+    Group(GroupInfo),
+    /// It matches groups, none of them in scope.
+    OutOfScope,
+    /// Only the provider's list could tell.
+    NeedsLookup,
 }
 
 /// How `prepare` may resolve group names.
@@ -372,17 +383,27 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
         audit.rule = refusal.reason().into();
         return Prepared::Answered(messages::refused(id, None, refusal), audit);
     }
+    // Groups are looked up among those the caller may run this command on, so
+    // candidates and matches never name one outside their scope.
+    let in_scope = |g: &GroupInfo| {
+        matches!(
+            ctx.permissions
+                .decide(&inv.principals, id, &inv.channel, Target::Group(g)),
+            Decision::Allowed(_)
+        )
+    };
     let resolved = match command.target() {
         TargetRef::None => Resolved::None,
         TargetRef::All => Resolved::All,
         TargetRef::Group(reference) => {
             let result = match lookup {
-                Lookup::Provider => resolve_group(ctx, reference).await.map(Some),
-                Lookup::CacheOnly => resolve_cached(ctx, reference).await,
+                Lookup::Provider => resolve_group(ctx, reference, &in_scope).await,
+                Lookup::CacheOnly => resolve_cached(ctx, reference, &in_scope).await,
             };
             match result {
-                Ok(Some(group)) => Resolved::Group(group),
-                Ok(None) => return Prepared::NeedsLookup,
+                Ok(Scoped::Group(group)) => Resolved::Group(group),
+                Ok(Scoped::OutOfScope) => Resolved::OutOfScope,
+                Ok(Scoped::NeedsLookup) => return Prepared::NeedsLookup,
                 Err(e) => {
                     audit.rule = "group not resolved".into();
                     let reply = finish_error(ctx, inv, &mut audit, e);
@@ -391,20 +412,30 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
             }
         }
     };
-    let (target, group_name) = match &resolved {
-        Resolved::None => (Target::None, None),
-        Resolved::All => (Target::AllGroups, Some("all groups")),
+    let decision = match &resolved {
+        Resolved::None => ctx.permissions.decide(&inv.principals, id, &inv.channel, Target::None),
+        Resolved::All => ctx
+            .permissions
+            .decide(&inv.principals, id, &inv.channel, Target::AllGroups),
         Resolved::Group(g) => {
             audit.group_id = Some(g.id.to_string());
-            (Target::Group(g), Some(g.name.as_str()))
+            ctx.permissions
+                .decide(&inv.principals, id, &inv.channel, Target::Group(g))
         }
+        Resolved::OutOfScope => Decision::Refused(Refusal::Group),
     };
-    let mut grant = match ctx.permissions.decide(&inv.principals, id, &inv.channel, target) {
+    let mut grant = match decision {
         Decision::Allowed(grant) => grant,
         Decision::Refused(refusal) => {
             audit.decision = "refused".into();
             audit.rule = refusal.reason().into();
-            return Prepared::Answered(messages::refused(id, group_name, refusal), audit);
+            // Named as typed: the group's own name would tell what the reference matched.
+            let named = match (&resolved, command.target()) {
+                (Resolved::All, _) => Some("all groups"),
+                (_, TargetRef::Group(reference)) => Some(reference),
+                _ => None,
+            };
+            return Prepared::Answered(messages::refused(id, named, refusal), audit);
         }
     };
     audit.decision = "allowed".into();
@@ -543,20 +574,19 @@ fn provider_error_code(e: &ProviderError) -> &'static str {
     }
 }
 
-/// Resolves against the cached group list only: `Ok(None)` when only the
+/// Resolves against the cached group list only: `NeedsLookup` when only the
 /// provider could tell (no fresh cache, no match, or an id the cache lacks).
-async fn resolve_cached(ctx: &Context, reference: &str) -> Result<Option<GroupInfo>, CommandError> {
+async fn resolve_cached(
+    ctx: &Context,
+    reference: &str,
+    in_scope: &(dyn Fn(&GroupInfo) -> bool + Sync),
+) -> Result<Scoped, CommandError> {
     let Some(groups) = ctx.groups.peek().await else {
-        return Ok(None);
+        return Ok(Scoped::NeedsLookup);
     };
-    match group_ref::resolve(reference, &ctx.aliases, &groups) {
-        Resolve::Found(g) if groups.iter().any(|k| k.id == g.id) => Ok(Some(g)),
-        Resolve::Ambiguous(candidates, total) => Err(CommandError::User(messages::ambiguous_group(
-            reference,
-            &candidates,
-            total,
-        ))),
-        _ => Ok(None),
+    match resolve_in_scope(ctx, reference, &groups, in_scope)? {
+        Resolve::Found(g) if groups.iter().any(|k| k.id == g.id) => Ok(Scoped::Group(g)),
+        _ => Ok(Scoped::NeedsLookup),
     }
 }
 
@@ -564,22 +594,42 @@ async fn resolve_cached(ctx: &Context, reference: &str) -> Result<Option<GroupIn
 ///
 /// Uses the cached list; a reference that does not match it (or an id missing
 /// from it) refreshes the list once, since the group may be new.
-pub async fn resolve_group(ctx: &Context, reference: &str) -> Result<GroupInfo, CommandError> {
+async fn resolve_group(
+    ctx: &Context,
+    reference: &str,
+    in_scope: &(dyn Fn(&GroupInfo) -> bool + Sync),
+) -> Result<Scoped, CommandError> {
     let (mut groups, mut fetched) = ctx.groups.get(ctx.provider.as_ref(), false).await?;
     loop {
-        let resolved = group_ref::resolve(reference, &ctx.aliases, &groups);
         let known = |g: &GroupInfo| groups.iter().any(|k| k.id == g.id);
-        match resolved {
-            Resolve::Found(g) if fetched || known(&g) => return Ok(g),
-            Resolve::Ambiguous(candidates, total) => {
-                return Err(CommandError::User(messages::ambiguous_group(
-                    reference,
-                    &candidates,
-                    total,
-                )))
+        match resolve_in_scope(ctx, reference, &groups, in_scope)? {
+            Resolve::Found(g) if fetched || known(&g) => return Ok(Scoped::Group(g)),
+            Resolve::NoMatch if fetched => {
+                return match group_ref::resolve(reference, &ctx.aliases, &groups) {
+                    Resolve::NoMatch => Err(CommandError::User(messages::no_group_match(reference))),
+                    _ => Ok(Scoped::OutOfScope),
+                }
             }
-            Resolve::NoMatch if fetched => return Err(CommandError::User(messages::no_group_match(reference))),
             _ => (groups, fetched) = ctx.groups.get(ctx.provider.as_ref(), true).await?,
         }
+    }
+}
+
+/// Resolves `reference` among the groups in scope; several matches are an
+/// error that lists them (none outside the scope).
+fn resolve_in_scope(
+    ctx: &Context,
+    reference: &str,
+    groups: &[GroupInfo],
+    in_scope: &(dyn Fn(&GroupInfo) -> bool + Sync),
+) -> Result<Resolve, CommandError> {
+    let scoped: Vec<GroupInfo> = groups.iter().filter(|g| in_scope(g)).cloned().collect();
+    match group_ref::resolve(reference, &ctx.aliases, &scoped) {
+        Resolve::Ambiguous(candidates, total) => Err(CommandError::User(messages::ambiguous_group(
+            reference,
+            &candidates,
+            total,
+        ))),
+        resolved => Ok(resolved),
     }
 }

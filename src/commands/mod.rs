@@ -584,8 +584,9 @@ async fn resolve_cached(
     let Some(groups) = ctx.groups.peek().await else {
         return Ok(Scoped::NeedsLookup);
     };
-    match resolve_in_scope(ctx, reference, &groups, in_scope)? {
+    match resolve_in_scope(ctx, reference, &groups, in_scope) {
         Resolve::Found(g) if groups.iter().any(|k| k.id == g.id) => Ok(Scoped::Group(g)),
+        Resolve::Ambiguous(candidates, total) => Err(ambiguous(reference, &candidates, total)),
         _ => Ok(Scoped::NeedsLookup),
     }
 }
@@ -602,8 +603,9 @@ async fn resolve_group(
     let (mut groups, mut fetched) = ctx.groups.get(ctx.provider.as_ref(), false).await?;
     loop {
         let known = |g: &GroupInfo| groups.iter().any(|k| k.id == g.id);
-        match resolve_in_scope(ctx, reference, &groups, in_scope)? {
+        match resolve_in_scope(ctx, reference, &groups, in_scope) {
             Resolve::Found(g) if fetched || known(&g) => return Ok(Scoped::Group(g)),
+            Resolve::Ambiguous(candidates, total) => return Err(ambiguous(reference, &candidates, total)),
             Resolve::NoMatch if fetched => {
                 return match group_ref::resolve(reference, &ctx.aliases, &groups) {
                     Resolve::NoMatch => Err(CommandError::User(messages::no_group_match(reference))),
@@ -615,21 +617,18 @@ async fn resolve_group(
     }
 }
 
-/// Resolves `reference` among the groups in scope; several matches are an
-/// error that lists them (none outside the scope).
+/// Resolves `reference` among the groups in scope, so several matches list
+/// none outside it.
 fn resolve_in_scope(
     ctx: &Context,
     reference: &str,
     groups: &[GroupInfo],
     in_scope: &(dyn Fn(&GroupInfo) -> bool + Sync),
-) -> Result<Resolve, CommandError> {
+) -> Resolve {
     let scoped: Vec<GroupInfo> = groups.iter().filter(|g| in_scope(g)).cloned().collect();
-    match group_ref::resolve(reference, &ctx.aliases, &scoped) {
-        Resolve::Ambiguous(candidates, total) => Err(CommandError::User(messages::ambiguous_group(
-            reference,
-            &candidates,
-            total,
-        ))),
-        resolved => Ok(resolved),
-    }
+    group_ref::resolve(reference, &ctx.aliases, &scoped)
+}
+
+fn ambiguous(reference: &str, candidates: &[GroupInfo], total: usize) -> CommandError {
+    CommandError::User(messages::ambiguous_group(reference, candidates, total))
 }

@@ -299,7 +299,11 @@ async fn digests_from_the_providers_own_history() {
     let start = t0() - Duration::from_hours(24 * 3);
     subscribe(&ctx, subscription("s1", "slack", "C1", SALES, 86_400, start)).await;
     let gid = waops::group_ref::GroupId::parse(SALES).unwrap();
-    let seeded = ctx.provider.history(&gid, start).await.unwrap();
+    let seeded = ctx
+        .provider
+        .history(&gid, &waops::providers::HistoryQuery::all_since(start))
+        .await
+        .unwrap();
     let last_end: Timestamp = "2026-11-24T00:00:00Z".parse().unwrap();
     let expected = seeded.iter().filter(|e| e.at < last_end).count();
     assert!(expected > 0, "the sandbox seeds events in these windows");

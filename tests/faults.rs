@@ -569,3 +569,51 @@ async fn run_ctl(ctl: String, op: &'static str) {
         String::from_utf8_lossy(&status.stderr)
     );
 }
+
+/// Rate-limit answers with hostile wait values (negative, not a number, huge)
+/// neither panic the follow-up nor stall it: the result is still delivered
+/// after the usual bounded retries.
+#[tokio::test]
+async fn hostile_retry_after_values_neither_panic_nor_stall() {
+    let mut chat = Chat::start("").await;
+    let discord_429s = [
+        ResponseTemplate::new(429).set_body_json(json!({"retry_after": -1, "global": false})),
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "1e300")
+            .set_body_json(json!({"retry_after": 1e300, "global": true})),
+    ];
+    let slack_429s = [
+        ResponseTemplate::new(429).insert_header("retry-after", "-1"),
+        ResponseTemplate::new(429).insert_header("retry-after", "NaN"),
+    ];
+    for (priority, (discord, slack)) in discord_429s.into_iter().zip(slack_429s).enumerate() {
+        let priority = priority as u8 + 1;
+        Mock::given(method("PATCH"))
+            .respond_with(discord)
+            .up_to_n_times(1)
+            .with_priority(priority)
+            .mount(&chat.hooks)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/respond"))
+            .respond_with(slack)
+            .up_to_n_times(1)
+            .with_priority(priority)
+            .mount(&chat.hooks)
+            .await;
+    }
+    let started = std::time::Instant::now();
+    chat.discord("invite", json!([{"name": "group", "type": 3, "value": "sales"}]))
+        .await;
+    assert!(chat.next_post().await.contains("chat.whatsapp.com"));
+    chat.slack("invite sales").await;
+    assert!(chat.next_post().await.contains("chat.whatsapp.com"));
+    let requests = chat.hooks.received_requests().await.unwrap();
+    let patches = requests
+        .iter()
+        .filter(|r| r.method == wiremock::http::Method::PATCH)
+        .count();
+    let posts = requests.iter().filter(|r| r.url.path() == "/respond").count();
+    assert_eq!((patches, posts), (3, 3), "two 429s each, then delivered");
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+}

@@ -163,7 +163,10 @@ async fn history_reads_notifications_newest_first() {
         .mount(&server)
         .await;
     let events = p
-        .history(&gid(GROUP), "2025-01-01T00:00:00Z".parse().unwrap())
+        .history(
+            &gid(GROUP),
+            &waops::providers::HistoryQuery::all_since("2025-01-01T00:00:00Z".parse().unwrap()),
+        )
         .await
         .unwrap();
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
@@ -179,7 +182,10 @@ async fn history_reads_notifications_newest_first() {
     assert_eq!(events[3].detail.as_deref(), Some("all members may add members"));
 
     let recent = p
-        .history(&gid(GROUP), "2025-01-11T11:52:20Z".parse().unwrap())
+        .history(
+            &gid(GROUP),
+            &waops::providers::HistoryQuery::all_since("2025-01-11T11:52:20Z".parse().unwrap()),
+        )
         .await
         .unwrap();
     assert_eq!(recent.len(), 2, "events before --since are left out");
@@ -206,7 +212,10 @@ async fn history_pages_and_drops_repeats() {
         .mount(&server)
         .await;
     let events = p
-        .history(&gid(GROUP), "2025-01-01T00:00:00Z".parse().unwrap())
+        .history(
+            &gid(GROUP),
+            &waops::providers::HistoryQuery::all_since("2025-01-01T00:00:00Z".parse().unwrap()),
+        )
         .await
         .unwrap();
     assert_eq!(events.len(), 201);

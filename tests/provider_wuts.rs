@@ -199,6 +199,12 @@ async fn error_envelope_maps_by_code() {
 #[tokio::test]
 async fn history_says_where_it_will_come_from() {
     let (_server, p) = fake().await;
-    let err = p.history(&gid(GROUP), jiff::Timestamp::MIN).await.unwrap_err();
+    let err = p
+        .history(
+            &gid(GROUP),
+            &waops::providers::HistoryQuery::all_since(jiff::Timestamp::MIN),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err.kind, ProviderErrorKind::Unsupported(_)));
 }

@@ -750,3 +750,39 @@ async fn a_limited_role_never_learns_other_groups() {
         "invite Supp, invite support and the id are refused: {rows:?}"
     );
 }
+
+/// `history --limit N` on Periskope reads notifications only until it has N+1:
+/// one page here of a history of 400, and the reply says there are more
+/// without counting them.
+#[tokio::test]
+async fn history_stops_paging_once_it_has_enough() {
+    let provider = MockServer::start().await;
+    common::mount_periskope_groups(&provider, GROUP).await;
+    let note = |i: usize| json!({"notification_id": format!("n{i}"), "author": "918527184400@c.us", "recipientids": [format!("9195378{i:05}@c.us")], "type": "add", "timestamp": format!("2026-11-20T{:02}:{:02}:00Z", 23 - i / 60 % 24, 59 - i % 60), "chat_id": GROUP});
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/chats/{GROUP}/notifications")))
+        .and(query_param("offset", "0"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"notifications": (0..200).map(note).collect::<Vec<_>>(), "count": 400})),
+        )
+        .expect(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/chats/{GROUP}/notifications")))
+        .and(query_param("offset", "200"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"notifications": (200..400).map(note).collect::<Vec<_>>(), "count": 400})),
+        )
+        .expect(0)
+        .mount(&provider)
+        .await;
+    let mut h = Harness::new(&provider_toml("periskope", &format!("{}/v1", provider.uri()), "")).await;
+    h.command("UADMIN", "C1", "history sales --limit 5").await;
+    let answer = text_of(&h.next_post().await);
+    assert_eq!(answer.matches("· added ·").count(), 5, "{answer}");
+    assert!(answer.contains("More — use --limit/--since"), "{answer}");
+    provider.verify().await;
+}

@@ -7,10 +7,11 @@ use jiff::Timestamp;
 
 use super::{Call, CommandError};
 use crate::core::messages;
+use crate::core::messages::More;
 use crate::core::reply::Reply;
 use crate::core::values::EventKind;
 use crate::group_ref::GroupInfo;
-use crate::providers::{party, HistorySource, MemberEvent};
+use crate::providers::{party, HistoryQuery, HistorySource, MemberEvent};
 use crate::store::JournalEntry;
 
 /// Reads history from the provider and cuts it to the limit.
@@ -23,8 +24,14 @@ pub async fn run(call: &Call<'_>, args: Args, group: GroupInfo) -> Result<Reply,
     };
     let capabilities = ctx.provider.capabilities();
     let kind = ctx.provider.kind();
+    // One more than the limit: enough to tell that there are more.
+    let query = HistoryQuery {
+        since,
+        kinds: args.kinds.clone(),
+        enough: args.limit.saturating_add(1),
+    };
     let (mut events, journal_since) = match capabilities.history {
-        HistorySource::Provider => (ctx.provider.history(&group.id, since).await?, None),
+        HistorySource::Provider => (ctx.provider.history(&group.id, &query).await?, None),
         HistorySource::Journal => {
             let entries = ctx.store.group_events(kind.as_str(), group.id.as_str(), since).await?;
             (
@@ -33,10 +40,13 @@ pub async fn run(call: &Call<'_>, args: Args, group: GroupInfo) -> Result<Reply,
             )
         }
     };
-    if let Some(kinds) = &args.kinds {
-        events.retain(|e| kinds.contains(&e.kind));
-    }
-    let more = events.len().saturating_sub(args.limit);
+    events.retain(|e| query.wants(e));
+    let more = match events.len().saturating_sub(args.limit) {
+        0 => More::None,
+        // Exactly the one extra asked for: a paging provider may have stopped there.
+        _ if events.len() == query.enough => More::Some,
+        n => More::Count(n),
+    };
     events.truncate(args.limit);
     let source = messages::history_source(capabilities.history, kind, journal_since);
     Ok(messages::history(

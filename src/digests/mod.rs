@@ -334,7 +334,7 @@ impl Scheduler {
                 for (id, name) in targets {
                     let mut events = ctx
                         .provider
-                        .history(&id, from)
+                        .history(&id, &crate::providers::HistoryQuery::all_since(from))
                         .await
                         .map_err(|e| Failure::Unknown(format!("history of {id}: {}", e.kind)))?;
                     events.retain(|e| e.at >= from && e.at < to);

@@ -270,7 +270,7 @@ impl Provider for Periskope {
         Err(ProviderErrorKind::Unsupported("reset invite links").into())
     }
 
-    async fn history(&self, group: &GroupId, since: Timestamp) -> Result<Vec<MemberEvent>, ProviderError> {
+    async fn history(&self, group: &GroupId, query: &HistoryQuery) -> Result<Vec<MemberEvent>, ProviderError> {
         let mut events = Vec::new();
         let mut seen = HashSet::new();
         let mut offset = 0;
@@ -294,7 +294,7 @@ impl Provider for Periskope {
             let got = page.notifications.len();
             let mut older = false;
             for n in page.notifications {
-                if n.timestamp < since {
+                if n.timestamp < query.since {
                     older = true;
                     continue;
                 }
@@ -304,20 +304,28 @@ impl Provider for Periskope {
                 }
                 let subjects = n.recipientids.unwrap_or_default();
                 let (kind, detail) = kind_of(&n.kind, n.author.as_deref(), &subjects);
-                events.push(MemberEvent {
+                let event = MemberEvent {
                     at: n.timestamp,
                     kind,
                     actor: n.author.as_deref().map(party),
                     subjects: subjects.iter().map(|s| party(s)).collect(),
                     detail,
-                });
+                };
+                if query.wants(&event) {
+                    events.push(event);
+                }
             }
             offset += got;
-            if older || got == 0 || page.count.is_none_or(|count| offset >= count) {
+            // Pages come newest first: once there are enough, older pages
+            // cannot change what the caller shows.
+            let enough = events.len() >= query.enough;
+            if enough || older || got == 0 || page.count.is_none_or(|count| offset >= count) {
                 break;
             }
         }
         events.sort_by_key(|e| std::cmp::Reverse(e.at));
+        // The rest of the last page is not all there is either: not counted.
+        events.truncate(query.enough);
         Ok(events)
     }
 

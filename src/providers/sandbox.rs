@@ -16,7 +16,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
 
 use super::*;
 use crate::core::values::EventKind;
@@ -404,13 +403,13 @@ impl Provider for Sandbox {
         Ok(new)
     }
 
-    async fn history(&self, gid: &GroupId, since: Timestamp) -> Result<Vec<MemberEvent>, ProviderError> {
+    async fn history(&self, gid: &GroupId, query: &HistoryQuery) -> Result<Vec<MemberEvent>, ProviderError> {
         let mut state = self.state();
         state.member_group(gid)?;
         let mut events: Vec<MemberEvent> = state
             .events
             .iter()
-            .filter(|(g, e)| g == gid && e.at >= since)
+            .filter(|(g, e)| g == gid && e.at >= query.since)
             .map(|(_, e)| e.clone())
             .collect();
         events.sort_by_key(|e| std::cmp::Reverse(e.at));
@@ -425,6 +424,7 @@ impl Provider for Sandbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::Timestamp;
 
     fn sandbox() -> Sandbox {
         Sandbox::new(Clock::Fixed("2026-11-24T12:00:00Z".parse().unwrap()))
@@ -491,7 +491,10 @@ mod tests {
         // The add is now a member and shows in history.
         let again = s.add(&sales(), &[num("+4915112345678")]).await.unwrap();
         assert_eq!(again[0].outcome, AddOutcome::AlreadyMember);
-        let history = s.history(&sales(), Timestamp::MIN).await.unwrap();
+        let history = s
+            .history(&sales(), &HistoryQuery::all_since(Timestamp::MIN))
+            .await
+            .unwrap();
         assert_eq!(history[0].kind, EventKind::Added);
         assert_eq!(history[0].subjects, [Party::Number(num("+4915112345678"))]);
     }
@@ -541,13 +544,19 @@ mod tests {
     #[tokio::test]
     async fn history_is_newest_first_and_since_bounded() {
         let s = sandbox();
-        let all = s.history(&sales(), Timestamp::MIN).await.unwrap();
+        let all = s
+            .history(&sales(), &HistoryQuery::all_since(Timestamp::MIN))
+            .await
+            .unwrap();
         assert_eq!(all.len(), 8);
         assert!(all.windows(2).all(|w| w[0].at >= w[1].at));
         let kinds: std::collections::BTreeSet<_> = all.iter().map(|e| e.kind).collect();
         assert_eq!(kinds.len(), 8, "the seed covers every kind");
         let day = s
-            .history(&sales(), "2026-11-23T12:00:00Z".parse().unwrap())
+            .history(
+                &sales(),
+                &HistoryQuery::all_since("2026-11-23T12:00:00Z".parse().unwrap()),
+            )
             .await
             .unwrap();
         assert_eq!(day.len(), 2);

@@ -319,7 +319,7 @@ impl Provider for Wawp {
         code_of(&r)
     }
 
-    async fn history(&self, _group: &GroupId, _since: Timestamp) -> Result<Vec<MemberEvent>, ProviderError> {
+    async fn history(&self, _group: &GroupId, _query: &HistoryQuery) -> Result<Vec<MemberEvent>, ProviderError> {
         Err(journal_history_missing())
     }
 

@@ -309,7 +309,7 @@ impl Provider for Wuts {
         invite_link::parse_from_provider(&r.invite_link).map_err(|_| ProviderErrorKind::Malformed.into())
     }
 
-    async fn history(&self, _group: &GroupId, _since: Timestamp) -> Result<Vec<MemberEvent>, ProviderError> {
+    async fn history(&self, _group: &GroupId, _query: &HistoryQuery) -> Result<Vec<MemberEvent>, ProviderError> {
         Err(journal_history_missing())
     }
 

@@ -383,12 +383,23 @@ pub fn history_source(source: HistorySource, provider: ProviderKind, journal_sin
     }
 }
 
+/// Events beyond those a history reply shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum More {
+    /// None.
+    None,
+    /// At least one; reading stopped before counting them.
+    Some,
+    /// This many.
+    Count(usize),
+}
+
 /// Membership history, newest first.
 #[allow(clippy::too_many_arguments)]
 pub fn history(
     group: &GroupInfo,
     events: &[MemberEvent],
-    more: usize,
+    more: More,
     now: Timestamp,
     mask: bool,
     source_line: String,
@@ -416,8 +427,10 @@ pub fn history(
         }
         reply = reply.line(line);
     }
-    if more > 0 {
-        reply = reply.footer(format!("{more} more — use --limit/--since"));
+    match more {
+        More::None => {}
+        More::Some => reply = reply.footer("More — use --limit/--since"),
+        More::Count(n) => reply = reply.footer(format!("{n} more — use --limit/--since")),
     }
     reply.footer(source_line)
 }

@@ -208,10 +208,39 @@ pub trait Provider: Send + Sync {
     async fn invite_code(&self, group: &GroupId) -> Result<InviteCode, ProviderError>;
     /// Revokes the invite code and returns the new one.
     async fn reset_invite(&self, group: &GroupId) -> Result<InviteCode, ProviderError>;
-    /// Membership changes since `since`, newest first.
-    async fn history(&self, group: &GroupId, since: Timestamp) -> Result<Vec<MemberEvent>, ProviderError>;
+    /// Membership changes since `query.since`, newest first. A provider that
+    /// reads them in pages stops once it has `query.enough` of the kinds asked
+    /// for; others may return them all (callers filter and cut).
+    async fn history(&self, group: &GroupId, query: &HistoryQuery) -> Result<Vec<MemberEvent>, ProviderError>;
     /// Cheap reachability check for `/readyz`.
     async fn health(&self) -> Result<(), ProviderError>;
+}
+
+/// Which membership changes `history` is asked for.
+#[derive(Clone, Debug)]
+pub struct HistoryQuery {
+    /// Nothing older.
+    pub since: Timestamp,
+    /// Only these kinds; `None` = all.
+    pub kinds: Option<Vec<EventKind>>,
+    /// How many the caller can use: paging stops once it has them.
+    pub enough: usize,
+}
+
+impl HistoryQuery {
+    /// Every change since `since` (digests need the whole window).
+    pub fn all_since(since: Timestamp) -> Self {
+        HistoryQuery {
+            since,
+            kinds: None,
+            enough: usize::MAX,
+        }
+    }
+
+    /// Whether `event` is one of the kinds asked for.
+    pub fn wants(&self, event: &MemberEvent) -> bool {
+        self.kinds.as_ref().is_none_or(|k| k.contains(&event.kind))
+    }
 }
 
 /// A person id from a provider (`491511234567@c.us`, `…@s.whatsapp.net`, bare

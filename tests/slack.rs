@@ -786,3 +786,30 @@ async fn history_stops_paging_once_it_has_enough() {
     assert!(answer.contains("More — use --limit/--since"), "{answer}");
     provider.verify().await;
 }
+
+/// Provider error text never carries the account's secrets to chat, and the
+/// unauthenticated /readyz names the failing dependency and the error's kind,
+/// not its text.
+#[tokio::test]
+async fn provider_error_text_is_kept_out_of_chat_and_readyz() {
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/chats"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .set_body_string(format!("token {} may not read chats of 919876543210", common::TOKEN)),
+        )
+        .mount(&provider)
+        .await;
+    let mut h = Harness::new(&provider_toml("periskope", &format!("{}/v1", provider.uri()), "")).await;
+    let ready = h.http.get(format!("{}/readyz", h.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.text().await.unwrap(), "not ready: provider: forbidden\n");
+    h.command("UADMIN", "C1", "groups").await;
+    let answer = text_of(&h.next_post().await);
+    assert!(
+        answer.contains("The periskope provider refused this request: token [redacted] may not read chats"),
+        "{answer}"
+    );
+    assert!(!answer.contains(common::TOKEN), "{answer}");
+}

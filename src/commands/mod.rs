@@ -517,7 +517,7 @@ pub async fn execute(
             deduplicated,
         }) => {
             audit.outcome = match (&partial, reply.status) {
-                (Some(e), _) => format!("partial:{}", provider_error_code(e)).into(),
+                (Some(e), _) => format!("partial:{}", e.kind.code()).into(),
                 (None, Status::Ok) if deduplicated => "deduplicated".into(),
                 (None, Status::Ok) => "ok".into(),
                 (None, Status::Preview) => "preview".into(),
@@ -542,7 +542,7 @@ fn finish_error(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, error:
             reply
         }
         CommandError::Provider(e) => {
-            audit.outcome = format!("provider_error:{}", provider_error_code(&e)).into();
+            audit.outcome = format!("provider_error:{}", e.kind.code()).into();
             audit.provider_trace_id = e.trace_id.clone();
             tracing::warn!(error = %e, trace_id = e.trace_id.as_deref().unwrap_or("-"), "provider error");
             messages::provider_error(&e, ctx.provider.kind())
@@ -552,25 +552,6 @@ fn finish_error(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, error:
             tracing::error!(error = format!("{e:#}"), "internal error");
             messages::internal(&inv.request_id)
         }
-    }
-}
-
-fn provider_error_code(e: &ProviderError) -> &'static str {
-    use crate::providers::ProviderErrorKind::*;
-    match e.kind {
-        Auth => "auth",
-        NotAdmin => "not_admin",
-        Forbidden(_) => "forbidden",
-        NotFound => "not_found",
-        InvalidInvite => "invalid_invite",
-        Validation(_) => "validation",
-        RateLimited(_) => "rate_limited",
-        DeviceNotConnected => "device_not_connected",
-        Upstream(_) => "upstream",
-        Transport(_) => "transport",
-        Timeout(_) => "timeout",
-        Malformed => "malformed",
-        Unsupported(_) => "unsupported",
     }
 }
 

@@ -145,6 +145,9 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready when the store and the provider answer. Unauthenticated, so it names
+/// which dependency failed and how (the provider error's kind), never the
+/// error's text: that goes to the log.
 async fn readyz(State(ctx): State<Context>) -> Response {
     let budget = Duration::from_secs(2);
     let store = tokio::time::timeout(budget, ctx.store.ping()).await;
@@ -152,12 +155,18 @@ async fn readyz(State(ctx): State<Context>) -> Response {
     let mut reasons = Vec::new();
     match store {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => reasons.push(format!("store: {e:#}")),
+        Ok(Err(e)) => {
+            tracing::warn!(error = format!("{e:#}"), "readiness: store failed");
+            reasons.push("store: unavailable".to_string());
+        }
         Err(_) => reasons.push("store: no answer within 2s".into()),
     }
     match provider {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => reasons.push(format!("provider: {e}")),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e.kind, "readiness: provider failed");
+            reasons.push(format!("provider: {}", e.kind.code()));
+        }
         Err(_) => reasons.push("provider: no answer within 2s".into()),
     }
     if reasons.is_empty() {

@@ -15,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use url::Url;
 
 use super::{ProviderError, ProviderErrorKind};
-use crate::settings::{ProviderKind, ProviderSettings};
+use crate::settings::{ProviderKind, ProviderSettings, Secret};
 
 /// The longest a server's rate-limit hint is honoured by waiting; longer ones
 /// go back to the user as "try again in …" instead of holding the request.
@@ -82,6 +82,9 @@ pub struct ApiClient {
     trace_header: Option<&'static str>,
     headers: HeaderMap,
     map_error: ErrorMapper,
+    /// The account's secrets, cut out of any error text a provider sends back
+    /// (it ends up in chat replies and logs).
+    secrets: Vec<Secret>,
     /// Set when a response said the quota is used up: no request before then.
     not_before: Mutex<Option<Instant>>,
     /// The last health probe, reused for `HEALTH_TTL` so readiness probes do
@@ -126,6 +129,11 @@ impl ApiClient {
             trace_header,
             headers,
             map_error,
+            secrets: [&settings.token, &settings.access_token, &settings.webhook_secret]
+                .into_iter()
+                .filter(|s| !s.expose().is_empty())
+                .cloned()
+                .collect(),
             not_before: Mutex::new(None),
             health: tokio::sync::Mutex::new(None),
         })
@@ -230,10 +238,27 @@ impl ApiClient {
                 }
             };
             let _ = hint;
+            let kind = self.redacted(kind);
             metrics::counter!("waops_provider_calls_total", "provider" => self.kind.as_str(), "outcome" => "error")
                 .increment(1);
             tracing::warn!(what = request.what, error = %kind, trace_id = trace_id.as_deref().unwrap_or("-"), attempts = attempt + 1, "provider call failed");
             return Err(ProviderError { kind, trace_id });
+        }
+    }
+
+    /// `kind` with the account's secrets cut out of its text.
+    fn redacted(&self, kind: ProviderErrorKind) -> ProviderErrorKind {
+        let cut = |mut text: String| {
+            for secret in &self.secrets {
+                text = text.replace(secret.expose(), "[redacted]");
+            }
+            text
+        };
+        match kind {
+            ProviderErrorKind::Forbidden(text) => ProviderErrorKind::Forbidden(cut(text)),
+            ProviderErrorKind::Validation(text) => ProviderErrorKind::Validation(cut(text)),
+            ProviderErrorKind::Transport(text) => ProviderErrorKind::Transport(cut(text)),
+            other => other,
         }
     }
 

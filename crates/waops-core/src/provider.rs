@@ -174,6 +174,29 @@ pub struct ProviderError {
     pub trace_id: Option<String>,
 }
 
+impl ProviderErrorKind {
+    /// A short name for the kind, without any text the provider sent (audit
+    /// outcomes, metrics, `/readyz`).
+    pub fn code(&self) -> &'static str {
+        use ProviderErrorKind::*;
+        match self {
+            Auth => "auth",
+            NotAdmin => "not_admin",
+            Forbidden(_) => "forbidden",
+            NotFound => "not_found",
+            InvalidInvite => "invalid_invite",
+            Validation(_) => "validation",
+            RateLimited(_) => "rate_limited",
+            DeviceNotConnected => "device_not_connected",
+            Upstream(_) => "upstream",
+            Transport(_) => "transport",
+            Timeout(_) => "timeout",
+            Malformed => "malformed",
+            Unsupported(_) => "unsupported",
+        }
+    }
+}
+
 impl From<ProviderErrorKind> for ProviderError {
     fn from(kind: ProviderErrorKind) -> Self {
         ProviderError { kind, trace_id: None }

@@ -353,9 +353,16 @@ pub struct SlackSettings {
     pub api_url: String,
     /// Results are posted only to `response_url`s that start with one of these.
     pub response_url_prefixes: Vec<String>,
+    /// If not empty, only these workspaces are served.
+    pub team_ids: Vec<String>,
 }
 
 impl SlackSettings {
+    /// Whether requests from workspace `team` are served.
+    pub fn team_allowed(&self, team: &str) -> bool {
+        self.team_ids.is_empty() || self.team_ids.iter().any(|t| t == team)
+    }
+
     /// Whether waops may post to `url`: under an allowed prefix, whole.
     pub fn response_url_allowed(&self, url: &str) -> bool {
         self.response_url_prefixes
@@ -379,6 +386,16 @@ pub struct DiscordSettings {
     pub mode: DiscordMode,
     /// Whether commands sent in direct messages to the bot are served.
     pub allow_dms: bool,
+    /// If not empty, only these servers are served (and no direct messages).
+    pub guild_ids: Vec<String>,
+}
+
+impl DiscordSettings {
+    /// Whether interactions from server `guild` (`None`: a direct message) are
+    /// served under `guild_ids`; `allow_dms` is checked on its own.
+    pub fn guild_allowed(&self, guild: Option<&str>) -> bool {
+        self.guild_ids.is_empty() || guild.is_some_and(|g| self.guild_ids.iter().any(|id| id == g))
+    }
 }
 
 /// How Discord reaches waops.

@@ -744,3 +744,40 @@ async fn an_old_signed_interaction_is_refused() {
     h.app.ctx.audit.flush().await;
     assert!(h.app.ctx.store.recent_audit(5).await.unwrap().is_empty(), "nothing ran");
 }
+
+/// With `discord.guild_ids` set, interactions from another server (or a
+/// direct message) are answered "not served" and nothing runs; pings still
+/// answer, and the listed server is served.
+#[tokio::test]
+async fn servers_outside_guild_ids_are_not_served() {
+    // The harness's extra lines continue its [discord] table.
+    let mut h = Harness::new(&format!(
+        "guild_ids = [\"{}\"]\nallow_dms = true\n",
+        common::discord::GUILD
+    ))
+    .await;
+    let (status, body, _) = h.send(&common::discord::ping(APP)).await;
+    assert_eq!((status, body["type"].as_u64()), (200, Some(1)));
+    let options = json!([{"name": "group", "type": 3, "value": "sales"}]);
+    let member = common::discord::member(ADMIN, &[]);
+    let mut other = common::discord::command(&next_id(), APP, "tok-1", member.clone(), "invite", options.clone());
+    other["guild_id"] = json!("1000000000000000999");
+    let mut dm = common::discord::command(&next_id(), APP, "tok-1", member, "invite", options);
+    dm.as_object_mut().unwrap().remove("guild_id");
+    dm["user"] = dm["member"]["user"].clone();
+    dm.as_object_mut().unwrap().remove("member");
+    for refused in [other, dm] {
+        let (status, body, _) = h.send(&refused).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["type"], 4, "{body}");
+        assert!(
+            description(&body["data"]).contains("This waops does not serve this server"),
+            "{body}"
+        );
+    }
+    h.app.ctx.audit.flush().await;
+    assert!(h.app.ctx.store.recent_audit(5).await.unwrap().is_empty(), "nothing ran");
+    let (_, body, _) = h.invite_sales().await;
+    assert_eq!(body["type"], 5, "the listed server is served: {body}");
+    assert!(description(&h.next_call().await.2).contains("chat.whatsapp.com"));
+}

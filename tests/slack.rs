@@ -813,3 +813,37 @@ async fn provider_error_text_is_kept_out_of_chat_and_readyz() {
     );
     assert!(!answer.contains(common::TOKEN), "{answer}");
 }
+
+/// With `slack.team_ids` set, commands and clicks from another workspace are
+/// answered "not served" and nothing runs; the listed workspace is served.
+#[tokio::test]
+async fn workspaces_outside_team_ids_are_not_served() {
+    // The harness's extra lines continue its [slack] table.
+    let h = Harness::new("team_ids = [\"T1\"]\n").await;
+    let body = serde_urlencoded::to_string([
+        ("team_id", "T2OTHER"),
+        ("channel_id", "C1"),
+        ("user_id", "UADMIN"),
+        ("command", "/wa"),
+        ("text", "invite sales --reset"),
+        ("response_url", &h.response_url()),
+        ("trigger_id", "t-other"),
+    ])
+    .unwrap();
+    let r = h.signed("/slack/commands", body, h.now()).await;
+    assert_eq!(r.status(), 200);
+    let answer = text_of(&r.json().await.unwrap());
+    assert!(answer.contains("This waops does not serve this workspace"), "{answer}");
+    let mut click = common::slack::click("UADMIN", "apply", "x", &h.response_url());
+    click["team"]["id"] = json!("T2OTHER");
+    let body = serde_urlencoded::to_string([("payload", click.to_string())]).unwrap();
+    let r = h.signed("/slack/interactions", body, h.now()).await;
+    assert!(text_of(&r.json().await.unwrap()).contains("does not serve this workspace"));
+    h.app.ctx.audit.flush().await;
+    assert!(h.app.ctx.store.recent_audit(5).await.unwrap().is_empty(), "nothing ran");
+    let (_, ack, _) = h.command("UADMIN", "C1", "whoami").await;
+    assert!(
+        text_of(&ack).contains("You are `slack:user:UADMIN`"),
+        "T1 is served: {ack}"
+    );
+}

@@ -269,6 +269,12 @@ pub fn usergroups_unavailable() -> Reply {
     Reply::user_error("waops could not check your Slack user groups; try again in a moment").footer("Nothing was run.")
 }
 
+/// A workspace or server outside `slack.team_ids` / `discord.guild_ids`.
+pub fn place_not_served(place: &str) -> Reply {
+    Reply::user_error(format!("This waops does not serve this {place}"))
+        .footer("Nothing was run. Ask the people who run waops to add it.")
+}
+
 /// The answer when every worker is busy.
 pub fn busy() -> Reply {
     Reply::user_error("waops is busy; try again in a moment").footer("Nothing was run.")

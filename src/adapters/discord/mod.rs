@@ -109,6 +109,20 @@ async fn interaction(State(d): State<Arc<Discord>>, HeadersAndBody(headers, body
 
 /// Answers one verified interaction; the HTTP route and the gateway share it.
 pub(crate) async fn handle(d: Arc<Discord>, interaction: Interaction, request_id: String) -> Answer {
+    let guild = match &interaction {
+        Interaction::Command(c) => Some(c.guild_id),
+        Interaction::Component(c) => Some(c.guild_id),
+        _ => None,
+    };
+    if let Some(guild) = guild.map(|g| g.map(|g| g.to_string())) {
+        if !d.ctx.settings.discord.guild_allowed(guild.as_deref()) {
+            tracing::warn!(
+                guild = guild.as_deref().unwrap_or("-"),
+                "Discord interaction refused: server not in discord.guild_ids"
+            );
+            return Ok(inline(&messages::place_not_served("server")));
+        }
+    }
     match interaction {
         Interaction::Ping(_) => Ok(CreateInteractionResponse::Pong),
         Interaction::Command(command) => {

@@ -127,6 +127,10 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
     if let Some(refusal) = response_url_refusal(&slack, form.response_url.0.as_str()) {
         return refusal;
     }
+    if !slack.ctx.settings.slack.team_allowed(&form.team_id.0) {
+        tracing::warn!(team = %form.team_id.0, "Slack command refused: workspace not in slack.team_ids");
+        return inline(&messages::place_not_served("workspace"));
+    }
     let user_id = form.user_id.0;
     let Ok(caller) = Principal::from_string(format!("slack:user:{user_id}")) else {
         return (StatusCode::BAD_REQUEST, "malformed user id\n").into_response();
@@ -237,6 +241,10 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
     };
     if !matches!(action.action_id.0.as_str(), "apply" | "cancel") {
         return StatusCode::OK.into_response();
+    }
+    if !slack.ctx.settings.slack.team_allowed(&event.team.id.0) {
+        tracing::warn!(team = %event.team.id.0, "Slack click refused: workspace not in slack.team_ids");
+        return inline(&messages::place_not_served("workspace"));
     }
     let apply = action.action_id.0 == "apply";
     let confirmation = action.value.clone().unwrap_or_default();

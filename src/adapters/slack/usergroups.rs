@@ -176,6 +176,7 @@ mod tests {
                 bot_token: crate::settings::Secret::new("xoxb"),
                 api_url: slack.uri(),
                 response_url_prefixes: Vec::new(),
+                team_ids: Vec::new(),
             })
             .unwrap(),
         );

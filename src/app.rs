@@ -62,13 +62,10 @@ pub async fn serve(
             }
         });
     }
-    let scheduler = crate::digests::Scheduler::new(
-        ctx.clone(),
-        crate::digests::Scheduler::replica_id(),
-        chat_posters(&ctx.settings)?,
-    );
+    let replica = crate::digests::Scheduler::replica_id();
+    let scheduler = crate::digests::Scheduler::new(ctx.clone(), replica.clone(), chat_posters(&ctx.settings)?);
     let digests = tokio::spawn(scheduler.run(stopping_rx.clone()));
-    tokio::spawn(purge_expired_keys(ctx.clone(), stopping_rx.clone()));
+    tokio::spawn(purge(ctx.clone(), replica, stopping_rx.clone()));
     let server = crate::http::serve(listener, router, &ctx.settings.server, async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
@@ -110,18 +107,36 @@ pub async fn serve(
 }
 
 /// Deletes expired idempotency keys every minute until shutdown.
-async fn purge_expired_keys(ctx: Context, mut stopping: tokio::sync::watch::Receiver<bool>) {
+/// Every minute, expired idempotency keys go; and the replica that takes the
+/// retention lease (at most one an hour, across replicas) purges what
+/// `store.retention` no longer keeps.
+async fn purge(ctx: Context, replica: String, mut stopping: tokio::sync::watch::Receiver<bool>) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = every.tick() => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
-        if let Err(e) = ctx.store.purge_keys(ctx.clock.now()).await {
+        let now = ctx.clock.now();
+        if let Err(e) = ctx.store.purge_keys(now).await {
             tracing::warn!(error = format!("{e:#}"), "expired idempotency keys not purged");
+        }
+        let retention = &ctx.settings.store.retention;
+        match ctx.store.purge_old(&replica, now, RETENTION_EVERY, retention).await {
+            Ok(Some(purged)) => tracing::info!(
+                audit = purged.audit,
+                journal = purged.journal,
+                confirmations = purged.confirmations,
+                "old rows purged"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "old rows not purged"),
         }
     }
 }
+
+/// How often the retention purge runs (on one replica).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed at the call, not
 /// at the first poll: from then on neither signal ends the process abruptly.

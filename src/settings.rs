@@ -135,6 +135,22 @@ pub enum LogFormat {
 pub struct StoreSettings {
     /// `sqlite://PATH`, `sqlite::memory:` or `postgres://...`. May hold a password: never logged.
     pub url: Secret,
+    /// How long rows are kept.
+    pub retention: RetentionSettings,
+}
+
+/// `[store.retention]`: how long each table's rows are kept (`0` = forever).
+#[derive(Clone, Debug, Deserialize)]
+pub struct RetentionSettings {
+    /// Audit rows, by when the command ran.
+    #[serde(deserialize_with = "window")]
+    pub audit: Duration,
+    /// Membership events from webhooks, by when they happened.
+    #[serde(deserialize_with = "window")]
+    pub journal: Duration,
+    /// Previews' Apply/Cancel records, after they expire.
+    #[serde(deserialize_with = "window")]
+    pub confirmations: Duration,
 }
 
 /// `[provider]`

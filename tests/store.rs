@@ -203,3 +203,120 @@ async fn unreachable_store_is_a_clear_error() {
     let text = format!("{err:#}");
     assert!(text.starts_with("cannot open the Postgres store"), "{text}");
 }
+
+/// Rows older than `store.retention` are deleted by whichever replica takes the
+/// purge's lease; the other finds it taken, and nobody purges again within
+/// the lease.
+async fn retention_purges_once_across_replicas(a: Store, b: Store) {
+    use std::time::Duration;
+    use waops::store::retention::Purged;
+    let now: Timestamp = common::NOW.parse().unwrap();
+    let days = |n: i64| jiff::SignedDuration::from_hours(24 * n);
+    a.record_audits(&[
+        audit("old", "allowed", now - days(400)),
+        audit("new", "allowed", now - days(1)),
+    ])
+    .await
+    .unwrap();
+    for (id, at) in [("e-old", now - days(100)), ("e-new", now - days(1))] {
+        a.record_event(&waops::store::JournalEntry {
+            provider: "wuts".into(),
+            event_id: id.into(),
+            group_id: "120363041234567890@g.us".into(),
+            kind: "joined".into(),
+            actor: None,
+            subjects: vec!["4915112345678@c.us".into()],
+            detail: None,
+            at,
+            received_at: at,
+        })
+        .await
+        .unwrap();
+    }
+    for (id, expires_at) in [
+        ("c-old", now - days(2)),
+        ("c-new", now + jiff::SignedDuration::from_mins(10)),
+    ] {
+        let c = waops::store::Confirmation {
+            id: id.into(),
+            platform: "slack".into(),
+            principal: "slack:user:U1".into(),
+            channel: "slack:C1".into(),
+            command_text: "add sales +4915112345678 --yes".into(),
+            expires_at,
+        };
+        a.create_confirmation(&c, expires_at - jiff::SignedDuration::from_mins(15))
+            .await
+            .unwrap();
+    }
+    let retention = waops::settings::RetentionSettings {
+        audit: Duration::from_secs(365 * 86_400),
+        journal: Duration::from_secs(90 * 86_400),
+        confirmations: Duration::from_secs(86_400),
+    };
+    let hour = Duration::from_secs(3600);
+    let (first, second) = tokio::join!(
+        a.purge_old("replica-a", now, hour, &retention),
+        b.purge_old("replica-b", now, hour, &retention)
+    );
+    let mut runs: Vec<Purged> = [first.unwrap(), second.unwrap()].into_iter().flatten().collect();
+    assert_eq!(
+        runs.pop(),
+        Some(Purged {
+            audit: 1,
+            journal: 1,
+            confirmations: 1
+        })
+    );
+    assert!(runs.is_empty(), "one replica purged, the other found the lease taken");
+    let audit_left: Vec<String> = b
+        .recent_audit(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(audit_left, ["new"]);
+    let events = b
+        .group_events("wuts", "120363041234567890@g.us", Timestamp::MIN)
+        .await
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(),
+        ["e-new"]
+    );
+    assert!(b
+        .consume_confirmation("c-new", "slack:user:U1", now)
+        .await
+        .unwrap()
+        .is_some());
+    // Within the hour nobody purges again; after it, the next run finds nothing old.
+    let later = now + jiff::SignedDuration::from_mins(59);
+    assert_eq!(b.purge_old("replica-b", later, hour, &retention).await.unwrap(), None);
+    let after = now + jiff::SignedDuration::from_mins(61);
+    assert_eq!(
+        b.purge_old("replica-b", after, hour, &retention).await.unwrap(),
+        Some(Purged::default())
+    );
+}
+
+#[tokio::test]
+async fn retention_on_a_shared_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let a = Store::connect(&url).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = Store::connect(&url).await.unwrap();
+    retention_purges_once_across_replicas(a, b).await;
+}
+
+#[tokio::test]
+async fn retention_on_a_shared_postgres() {
+    let Some(url) = common::fresh_postgres().await else {
+        return;
+    };
+    let a = Store::connect(&url).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = Store::connect(&url).await.unwrap();
+    retention_purges_once_across_replicas(a, b).await;
+}

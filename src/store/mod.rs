@@ -9,6 +9,7 @@ use sqlx::{AnyPool, Row};
 
 pub mod digests;
 pub mod idempotency;
+pub mod retention;
 pub use digests::{Claimed, Platforms, PriorAttempt};
 pub use idempotency::KeyClaim;
 

@@ -6,5 +6,6 @@ CREATE TABLE maintenance (
     lease_until BIGINT NOT NULL
 );
 INSERT INTO maintenance (job, owner, lease_until) VALUES ('retention', NULL, 0);
--- The purge finds old confirmations by their expiry.
+-- The purge finds journal events by when they arrived, confirmations by their expiry.
+CREATE INDEX journal_received ON journal (received_at);
 CREATE INDEX confirmations_expires ON confirmations (expires_at);

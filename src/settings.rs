@@ -145,7 +145,7 @@ pub struct RetentionSettings {
     /// Audit rows, by when the command ran.
     #[serde(deserialize_with = "window")]
     pub audit: Duration,
-    /// Membership events from webhooks, by when they happened.
+    /// Membership events from webhooks, by when waops received them.
     #[serde(deserialize_with = "window")]
     pub journal: Duration,
     /// Previews' Apply/Cancel records, after they expire.

@@ -46,6 +46,15 @@ impl Harness {
 
     /// With `discord.application_id` set to `app`, or left unset.
     async fn with_application_id(app: Option<&str>, extra: &str) -> Self {
+        Harness::build(app, extra, None).await
+    }
+
+    /// On the store at `url` (another harness's, for a restart or a replica).
+    async fn on_store(url: &str) -> Self {
+        Harness::build(Some(APP), "", Some(url)).await
+    }
+
+    async fn build(app: Option<&str>, extra: &str, store: Option<&str>) -> Self {
         let key = SigningKey::from_bytes(&[42u8; 32]);
         let discord = MockServer::start().await;
         let (tx, calls) = mpsc::unbounded_channel();
@@ -64,7 +73,10 @@ impl Harness {
             hex::encode(key.verifying_key().to_bytes()),
             discord.uri()
         );
-        let app = TestApp::with_config(&config).await;
+        let app = match store {
+            Some(url) => TestApp::with_store(&config, url, tempfile::tempdir().unwrap()).await,
+            None => TestApp::with_config(&config).await,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
@@ -780,4 +792,60 @@ async fn servers_outside_guild_ids_are_not_served() {
     let (_, body, _) = h.invite_sales().await;
     assert_eq!(body["type"], 5, "the listed server is served: {body}");
     assert!(description(&h.next_call().await.2).contains("chat.whatsapp.com"));
+}
+
+/// The same signed interaction, sent again (re-signed, inside the 300 s
+/// window) to a restarted server on the same SQLite file, runs nothing.
+#[tokio::test]
+async fn a_replay_after_a_restart_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("waops.db").display());
+    let interaction = invite_interaction("1300000000000000501", "tok-first");
+    let mut before = Harness::on_store(&url).await;
+    assert_eq!(before.send(&interaction).await.1["type"], 5);
+    assert!(before.next_call().await.1.contains("tok-first"));
+    assert_eq!(before.app.audited("invite").await, 1);
+    drop(before);
+    let after = Harness::on_store(&url).await;
+    replayed_once(after, interaction).await;
+}
+
+/// Two replicas on one PostgreSQL store: a replay sent to the other replica
+/// runs nothing.
+#[tokio::test]
+async fn a_replay_to_another_replica_runs_nothing() {
+    let Some(url) = common::fresh_postgres().await else {
+        return;
+    };
+    let interaction = invite_interaction("1300000000000000502", "tok-first");
+    let mut one = Harness::on_store(&url).await;
+    let other = Harness::on_store(&url).await;
+    assert_eq!(one.send(&interaction).await.1["type"], 5);
+    assert!(one.next_call().await.1.contains("tok-first"));
+    assert_eq!(one.app.audited("invite").await, 1);
+    replayed_once(other, interaction).await;
+}
+
+fn invite_interaction(id: &str, token: &str) -> Value {
+    common::discord::command(
+        id,
+        APP,
+        token,
+        common::discord::member(ADMIN, &[]),
+        "invite",
+        json!([{"name": "group", "type": 3, "value": "sales"}]),
+    )
+}
+
+/// Sends `interaction` again (acknowledged like any), then a fresh one: the
+/// fresh one's result is the only call Discord gets, and the store holds one
+/// audit row for each command, none for the replay.
+async fn replayed_once(mut h: Harness, interaction: Value) {
+    let (status, ack, _) = h.send(&interaction).await;
+    assert_eq!((status, ack["type"].as_u64()), (200, Some(5)));
+    assert_eq!(h.send(&invite_interaction(&next_id(), "tok-fresh")).await.1["type"], 5);
+    let (_, path, _) = h.next_call().await;
+    assert!(path.contains("tok-fresh"), "{path}");
+    assert_eq!(h.app.audited("invite").await, 2, "the first run and the fresh one");
+    assert!(h.calls.try_recv().is_err(), "no answer to the replay");
 }

@@ -218,7 +218,12 @@ async fn retention_purges_once_across_replicas(a: Store, b: Store) {
     ])
     .await
     .unwrap();
-    for (id, at) in [("e-old", now - days(100)), ("e-new", now - days(1))] {
+    // Kept by arrival: an old event that arrived lately stays.
+    for (id, at, received_at) in [
+        ("e-old", now - days(100), now - days(100)),
+        ("e-late", now - days(100), now - days(1)),
+        ("e-new", now - days(1), now - days(1)),
+    ] {
         a.record_event(&waops::store::JournalEntry {
             provider: "wuts".into(),
             event_id: id.into(),
@@ -228,7 +233,7 @@ async fn retention_purges_once_across_replicas(a: Store, b: Store) {
             subjects: vec!["4915112345678@c.us".into()],
             detail: None,
             at,
-            received_at: at,
+            received_at,
         })
         .await
         .unwrap();
@@ -283,7 +288,7 @@ async fn retention_purges_once_across_replicas(a: Store, b: Store) {
         .unwrap();
     assert_eq!(
         events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(),
-        ["e-new"]
+        ["e-new", "e-late"]
     );
     assert!(b
         .consume_confirmation("c-new", "slack:user:U1", now)

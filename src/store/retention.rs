@@ -62,7 +62,7 @@ impl Store {
             journal: self
                 .delete_before(
                     "DELETE FROM journal WHERE (provider, event_id) IN \
-                     (SELECT provider, event_id FROM journal WHERE at < $1 LIMIT $2)",
+                     (SELECT provider, event_id FROM journal WHERE received_at < $1 LIMIT $2)",
                     cutoff(retention.journal)?,
                 )
                 .await?,

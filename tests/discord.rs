@@ -849,3 +849,28 @@ async fn replayed_once(mut h: Harness, interaction: Value) {
     assert_eq!(h.app.audited("invite").await, 2, "the first run and the fresh one");
     assert!(h.calls.try_recv().is_err(), "no answer to the replay");
 }
+
+/// A typed option value cannot become an option: `--yes` inside the numbers is
+/// read as a (bad) number, so nothing is added and nothing skips a preview.
+#[tokio::test]
+async fn typed_numbers_cannot_carry_options() {
+    let mut h = Harness::new("").await;
+    let options = json!([
+        {"name": "group", "type": 3, "value": "sales"},
+        {"name": "numbers", "type": 3, "value": "+4915112345678 --yes"}
+    ]);
+    let (_, ack, _) = h.command(ADMIN, &[], "add", options).await;
+    assert_eq!(ack["type"], 5, "{ack}");
+    // A user error: the public "thinking" goes, an ephemeral follow-up says why.
+    let (method, _, _) = h.next_call().await;
+    assert_eq!(method, "DELETE");
+    let answer = description(&h.next_call().await.2);
+    assert!(answer.contains("--yes"), "named as a bad number: {answer}");
+    assert!(!answer.contains("added"), "{answer}");
+    h.app.ctx.audit.flush().await;
+    let rows = h.app.ctx.store.recent_audit(5).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.outcome.as_ref()).collect::<Vec<_>>(),
+        ["user_error"]
+    );
+}

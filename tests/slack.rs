@@ -183,6 +183,10 @@ async fn bad_and_stale_signatures_run_nothing() {
     assert_eq!(forged.status(), 401);
     let stale = h.signed("/slack/commands", body.clone(), h.now() - 301).await;
     assert_eq!(stale.status(), 401);
+    // Timestamps at the ends of the range: refused, not an overflow.
+    for extreme in [i64::MIN, i64::MAX, -1] {
+        assert_eq!(h.signed("/slack/commands", body.clone(), extreme).await.status(), 401);
+    }
     let unsigned = h
         .http
         .post(format!("{}/slack/commands", h.base))

@@ -143,11 +143,6 @@ async fn invite_link_comes_from_the_chat_object() {
         ProviderErrorKind::NotAdmin,
         "invite_link null"
     );
-    assert!(matches!(
-        p.reset_invite(&gid(GROUP)).await.unwrap_err().kind,
-        ProviderErrorKind::Unsupported(_)
-    ));
-    assert!(!p.capabilities().invite_reset);
 }
 
 #[tokio::test]
@@ -376,5 +371,84 @@ async fn a_spent_quota_holds_the_next_request_until_reset() {
         started.elapsed() >= Duration::from_millis(950),
         "waited for the reset: {:?}",
         started.elapsed()
+    );
+}
+
+/// Add outcomes come from whatsapp-web.js's `code` and `isInviteV4Sent` (the
+/// SDK's `ChatOperationReturn`), not from the message's wording.
+#[tokio::test]
+async fn add_outcomes_come_from_codes() {
+    let (server, p) = fake().await;
+    authed(Mock::given(method("POST")).and(path(format!("/v1/chats/{GROUP}/add"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("periskope/add_codes.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let numbers: Vec<E164> = (4..=9)
+        .map(|i| E164::from_trusted(&format!("+91953785184{i}")).unwrap())
+        .collect();
+    let outcomes: Vec<_> = p
+        .add(&gid(GROUP), &numbers)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            AddOutcome::Added,
+            AddOutcome::InviteSent,
+            AddOutcome::Failed("The participant can be added by sending private invitation only.".into()),
+            AddOutcome::NotOnWhatsApp,
+            AddOutcome::AlreadyMember,
+            AddOutcome::Failed("The participant can't be added to the group because they recently left it".into()),
+        ]
+    );
+}
+
+/// Invite reset is `POST /chats/{id}/invite` ("generate a new invite link").
+#[tokio::test]
+async fn invite_reset_generates_a_new_link() {
+    let (server, p) = fake().await;
+    authed(Mock::given(method("POST")).and(path(format!("/v1/chats/{GROUP}/invite"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("periskope/invite_link.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert!(p.capabilities().invite_reset);
+    let code = p.reset_invite(&gid(GROUP)).await.unwrap();
+    assert_eq!(code.as_str(), "Hn4Qe7Rt2Yu8Io3Pa6Sd");
+}
+
+/// The SDK's `notifictions` key, its type names, and null fields: a
+/// notification without a type or time is skipped, the rest of the page read.
+#[tokio::test]
+async fn notifications_in_the_sdk_shape_with_nulls() {
+    let (server, p) = fake().await;
+    authed(Mock::given(method("GET")).and(path(format!("/v1/chats/{GROUP}/notifications"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("periskope/notifications_sdk.json")))
+        .mount(&server)
+        .await;
+    let events = p
+        .history(
+            &gid(GROUP),
+            &waops::providers::HistoryQuery::all_since(jiff::Timestamp::MIN),
+        )
+        .await
+        .unwrap();
+    let read: Vec<_> = events
+        .iter()
+        .map(|e| (e.kind.as_str(), e.detail.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            ("settings", "changed the description"),
+            ("settings", "only admins may send messages"),
+            ("settings", "all members may edit group info"),
+            ("other", "a group call"),
+            ("left", ""),
+        ]
     );
 }

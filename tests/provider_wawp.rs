@@ -159,3 +159,42 @@ async fn the_query_token_never_reaches_an_error_text() {
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains(TOKEN) && !shown.contains("access_token"), "{shown}");
 }
+
+/// Add answers in both engines' documented shapes: WEBJS's map keyed by
+/// participant (codes, `isInviteV4Sent`), NOWEB's array of `{status, jid}`.
+#[tokio::test]
+async fn add_reads_the_webjs_map_and_the_noweb_array() {
+    for (fixture_path, expected) in [
+        (
+            "wawp/add_webjs.json",
+            vec![AddOutcome::Added, AddOutcome::InviteSent, AddOutcome::NotOnWhatsApp],
+        ),
+        (
+            "wawp/add_noweb.json",
+            vec![AddOutcome::Added, AddOutcome::AlreadyMember, AddOutcome::Requested],
+        ),
+    ] {
+        let (server, p) = fake().await;
+        creds(Mock::given(method("GET")).and(path(format!("/v2/groups/{GROUP}/participants"))))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .mount(&server)
+            .await;
+        creds(Mock::given(method("POST")).and(path(format!("/v2/groups/{GROUP}/participants/add"))))
+            .respond_with(ResponseTemplate::new(200).set_body_json(fixture(fixture_path)))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let numbers: Vec<E164> = ["+4915112345678", "+4915112345679", "+4915112345670"]
+            .iter()
+            .map(|n| E164::from_trusted(n).unwrap())
+            .collect();
+        let outcomes: Vec<_> = p
+            .add(&gid(GROUP), &numbers)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect();
+        assert_eq!(outcomes, expected, "{fixture_path}");
+    }
+}

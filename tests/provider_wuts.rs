@@ -208,3 +208,21 @@ async fn history_says_where_it_will_come_from() {
         .unwrap_err();
     assert!(matches!(err.kind, ProviderErrorKind::Unsupported(_)));
 }
+
+/// The documented add answer: `phone_number` is a JID, not digits.
+#[tokio::test]
+async fn add_reads_phone_numbers_given_as_jids() {
+    let (server, p) = fake().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/groups/{GROUP}/participants")))
+        .and(bearer())
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("wuts/add_participants.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let results = p
+        .add(&gid(GROUP), &[E164::from_trusted("+5511888888888").unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(results[0].outcome, AddOutcome::Added);
+}

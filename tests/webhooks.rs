@@ -149,4 +149,27 @@ async fn wawp_events_with_the_secret_in_the_path() {
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds.len(), 2);
     assert!(kinds.contains(&"promoted") && kinds.contains(&"left"), "{kinds:?}");
+
+    // `participants` as Wawp's examples send it (an object keyed by position)
+    // and as WAHA's (`{id, pn, role}`, an `@lid` id with the phone in `pn`);
+    // `group.v2.join` is a member joining.
+    let object = json!({"id": "evt_03", "event": "group.v2.join", "payload": {"chatId": GROUP, "participants": {"0": "4915112340001@c.us"}}});
+    let waha = json!({"id": "evt_04", "event": "group.v2.join", "payload": {"group": {"id": GROUP}, "participants": [{"id": "123456789012345@lid", "pn": "4915112340002@c.us", "role": "participant"}]}});
+    for event in [object, waha] {
+        let response = post(&format!("{base}/webhooks/wawp/{SECRET}"), &event.to_string(), &[]).await;
+        assert_eq!(response.1, json!({"accepted": 1, "duplicates": 0}));
+    }
+    let joined: Vec<Vec<String>> = app
+        .ctx
+        .store
+        .group_events("wawp", GROUP, jiff::Timestamp::MIN)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "joined")
+        .map(|e| e.subjects)
+        .collect();
+    assert_eq!(joined.len(), 2);
+    assert!(joined.contains(&vec!["4915112340001@c.us".to_string()]), "{joined:?}");
+    assert!(joined.contains(&vec!["4915112340002@c.us".to_string()]), "{joined:?}");
 }

@@ -44,28 +44,38 @@ struct ChatList {
     count: Option<usize>,
 }
 
+/// One participant's answer to add/remove/promote/demote (the SDK's
+/// `ChatOperationReturn`, keyed by participant id).
 #[derive(Deserialize)]
-struct AddStatus {
+struct OperationStatus {
     is_success: bool,
     message: Option<String>,
+    /// whatsapp-web.js's code: 200 ok, 403 privacy, 404 not on WhatsApp, 409 already a member.
+    code: Option<u16>,
+    /// With 403: an invite (v4) went to the number instead.
+    #[serde(rename = "isInviteV4Sent")]
+    invite_v4_sent: Option<bool>,
 }
 
 #[derive(Deserialize)]
 struct NotificationPage {
-    // The docs name the array `notifications`; their own example calls it `messages`.
-    #[serde(alias = "messages")]
+    // The API reference names the array `notifications`, its own example
+    // `messages`, the SDK's type `notifictions`.
+    #[serde(alias = "messages", alias = "notifictions", default)]
     notifications: Vec<Notification>,
     count: Option<usize>,
 }
 
+/// A chat notification. Every field but the id may be null; one that is must
+/// not fail the page.
 #[derive(Deserialize)]
 struct Notification {
     notification_id: String,
     author: Option<String>,
     recipientids: Option<Vec<String>>,
     #[serde(rename = "type")]
-    kind: String,
-    timestamp: Timestamp,
+    kind: Option<String>,
+    timestamp: Option<Timestamp>,
 }
 
 impl Chat {
@@ -126,24 +136,36 @@ pub(crate) fn kind_of(kind: &str, actor: Option<&str>, subjects: &[String]) -> (
         "leave" => (EventKind::Left, None),
         "promote" => (EventKind::Promoted, None),
         "demote" => (EventKind::Demoted, None),
+        // The rest of `WhatsappGroupActionEnum`, as the SDK names them.
         "subject" => (EventKind::Settings, Some("changed the name".into())),
-        "description" => (EventKind::Settings, Some("changed the description".into())),
-        "picture" => (EventKind::Settings, Some("changed the picture".into())),
-        "announce" => (EventKind::Settings, Some("changed who may send messages".into())),
-        "restrict" => (EventKind::Settings, Some("changed who may edit group info".into())),
+        "desc" => (EventKind::Settings, Some("changed the description".into())),
+        "announce_true" => (EventKind::Settings, Some("only admins may send messages".into())),
+        "announce_false" => (EventKind::Settings, Some("all members may send messages".into())),
+        "restrict_true" => (EventKind::Settings, Some("only admins may edit group info".into())),
+        "restrict_false" => (EventKind::Settings, Some("all members may edit group info".into())),
         "memberaddmode_true" => (EventKind::Settings, Some("only admins may add members".into())),
         "memberaddmode_false" => (EventKind::Settings, Some("all members may add members".into())),
-        other if other.starts_with("memberaddmode") => (EventKind::Settings, Some(other.to_string())),
+        "call" => (EventKind::Other, Some("a group call".into())),
         other => (EventKind::Other, Some(other.to_string())),
     }
 }
 
-/// Reads Periskope's per-number add status.
-fn add_outcome(status: Option<&AddStatus>) -> AddOutcome {
+/// Reads Periskope's per-number add status: its whatsapp-web.js `code` and
+/// `isInviteV4Sent` first, the message's wording only when there is no code.
+fn add_outcome(status: Option<&OperationStatus>) -> AddOutcome {
     let Some(status) = status else {
         return AddOutcome::Failed("the provider did not report this number".into());
     };
     let message = status.message.clone().unwrap_or_default();
+    match status.code {
+        Some(200) => return AddOutcome::Added,
+        Some(403) if status.invite_v4_sent == Some(true) => return AddOutcome::InviteSent,
+        Some(403) => return AddOutcome::Failed(or(message, "their privacy settings do not allow it")),
+        Some(404) => return AddOutcome::NotOnWhatsApp,
+        Some(409) => return AddOutcome::AlreadyMember,
+        Some(code) if !status.is_success => return AddOutcome::Failed(or(message, &format!("code {code}"))),
+        _ => {}
+    }
     let lower = message.to_lowercase();
     if lower.contains("invite") {
         AddOutcome::InviteSent
@@ -161,6 +183,15 @@ fn add_outcome(status: Option<&AddStatus>) -> AddOutcome {
     }
 }
 
+/// `message`, or `fallback` when it is empty.
+fn or(message: String, fallback: &str) -> String {
+    if message.is_empty() {
+        fallback.to_string()
+    } else {
+        message
+    }
+}
+
 #[async_trait]
 impl Provider for Periskope {
     fn kind(&self) -> ProviderKind {
@@ -170,7 +201,7 @@ impl Provider for Periskope {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             history: HistorySource::Provider,
-            invite_reset: false,
+            invite_reset: true,
             pending_approval: false,
             forced_add: true,
         }
@@ -231,7 +262,7 @@ impl Provider for Periskope {
         let url = self.api.url(&["chats", group.as_str(), "add"], &[]);
         let participants: Vec<&str> = numbers.iter().map(E164::digits).collect();
         let body = serde_json::json!({ "participants": participants, "force_add_participants": self.force_add });
-        let statuses: BTreeMap<String, AddStatus> = self
+        let statuses: BTreeMap<String, OperationStatus> = self
             .api
             .send(ApiRequest {
                 method: Method::POST,
@@ -243,7 +274,7 @@ impl Provider for Periskope {
             .await?
             .json()?;
         // Keyed by JID (`<digits>@c.us`); accept bare digits too.
-        let by_digits: BTreeMap<&str, &AddStatus> = statuses
+        let by_digits: BTreeMap<&str, &OperationStatus> = statuses
             .iter()
             .map(|(jid, status)| (jid.split('@').next().unwrap_or(jid), status))
             .collect();
@@ -266,8 +297,27 @@ impl Provider for Periskope {
         }
     }
 
-    async fn reset_invite(&self, _group: &GroupId) -> Result<InviteCode, ProviderError> {
-        Err(ProviderErrorKind::Unsupported("reset invite links").into())
+    async fn reset_invite(&self, group: &GroupId) -> Result<InviteCode, ProviderError> {
+        #[derive(Deserialize)]
+        struct NewLink {
+            invite_link: Option<String>,
+        }
+        let url = self.api.url(&["chats", group.as_str(), "invite"], &[]);
+        let link: NewLink = self
+            .api
+            .send(ApiRequest {
+                method: Method::POST,
+                url,
+                body: None,
+                safety: Safety::Write,
+                what: "generate invite link",
+            })
+            .await?
+            .json()?;
+        match link.invite_link.as_deref().map(invite_link::parse) {
+            Some(Ok(code)) => Ok(code),
+            _ => Err(ProviderErrorKind::Malformed.into()),
+        }
     }
 
     async fn history(&self, group: &GroupId, query: &HistoryQuery) -> Result<Vec<MemberEvent>, ProviderError> {
@@ -294,7 +344,11 @@ impl Provider for Periskope {
             let got = page.notifications.len();
             let mut older = false;
             for n in page.notifications {
-                if n.timestamp < query.since {
+                // Without a time or a type it cannot be placed or read: skipped.
+                let (Some(at), Some(kind)) = (n.timestamp, n.kind.as_deref()) else {
+                    continue;
+                };
+                if at < query.since {
                     older = true;
                     continue;
                 }
@@ -303,9 +357,9 @@ impl Provider for Periskope {
                     continue;
                 }
                 let subjects = n.recipientids.unwrap_or_default();
-                let (kind, detail) = kind_of(&n.kind, n.author.as_deref(), &subjects);
+                let (kind, detail) = kind_of(kind, n.author.as_deref(), &subjects);
                 let event = MemberEvent {
-                    at: n.timestamp,
+                    at,
                     kind,
                     actor: n.author.as_deref().map(party),
                     subjects: subjects.iter().map(|s| party(s)).collect(),
@@ -405,9 +459,11 @@ mod tests {
 
     #[test]
     fn add_outcomes_from_messages() {
-        let s = |ok, m: &str| AddStatus {
+        let s = |ok, m: &str| OperationStatus {
             is_success: ok,
             message: Some(m.into()),
+            code: None,
+            invite_v4_sent: None,
         };
         assert_eq!(
             add_outcome(Some(&s(true, "Invite sent to participant"))),

@@ -76,22 +76,35 @@ fn code_of(value: &Value) -> Result<InviteCode, ProviderError> {
 
 /// Per-number statuses when the engine reports them (Baileys-style codes).
 fn add_status(value: &Value, number: &E164) -> Option<AddOutcome> {
-    let items = value
-        .as_array()
-        .or_else(|| value.get("participants").and_then(Value::as_array))?;
-    let item = items.iter().find(|i| {
-        ["id", "jid", "participant"]
-            .iter()
-            .filter_map(|k| i.get(*k).and_then(id_of))
-            .any(|id| id.split(['@', ':']).next() == Some(number.digits()))
-    })?;
+    let is_number = |id: &str| id.split(['@', ':']).next() == Some(number.digits());
+    let item = match value {
+        // WEBJS: a map keyed by participant id.
+        Value::Object(map) if !map.contains_key("participants") => {
+            map.iter().find(|(id, _)| is_number(id)).map(|(_, status)| status)?
+        }
+        // NOWEB: an array of `{status, jid}` (bare, or under `participants`).
+        _ => {
+            let items = value
+                .as_array()
+                .or_else(|| value.get("participants").and_then(Value::as_array))?;
+            items.iter().find(|i| {
+                ["id", "jid", "participant"]
+                    .iter()
+                    .filter_map(|k| i.get(*k).and_then(id_of))
+                    .any(|id| is_number(&id))
+            })?
+        }
+    };
     let code = ["code", "status"].iter().find_map(|k| match item.get(*k) {
         Some(Value::String(s)) => s.parse::<u16>().ok(),
         Some(Value::Number(n)) => n.as_u64().map(|n| n as u16),
         _ => None,
     })?;
+    let invite_sent = item.get("isInviteV4Sent").and_then(Value::as_bool);
     Some(match code {
         200 => AddOutcome::Added,
+        // whatsapp-web.js: 403 is privacy; an invite went out only when it says so.
+        403 if invite_sent == Some(false) => AddOutcome::Failed("their privacy settings do not allow it".into()),
         403 => AddOutcome::InviteSent,
         409 => AddOutcome::AlreadyMember,
         404 => AddOutcome::NotOnWhatsApp,
@@ -350,7 +363,8 @@ pub fn webhook_events(event: &serde_json::Value, fallback_id: &str, now: Timesta
     let at = time(payload.get("timestamp").or_else(|| event.get("timestamp")), now);
     let subjects = ids(payload.get("participants"));
     let (kind, detail) = match name.as_str() {
-        "group.v2.join" => (EventKind::Joined, Some("waops' number joined".to_string())),
+        // A member joined or was added; left or was removed.
+        "group.v2.join" => (EventKind::Joined, None),
         "group.v2.leave" => (EventKind::Left, None),
         "group.v2.update" => (EventKind::Settings, Some("changed group settings".to_string())),
         "group.v2.participants" => match text(payload, &["type", "action"]).as_deref() {

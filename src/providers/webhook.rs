@@ -30,17 +30,26 @@ pub(crate) fn time(v: Option<&Value>, now: Timestamp) -> Timestamp {
     }
 }
 
+/// Participant ids from a list of ids or of objects (`{id, pn?, role}`, WAHA's:
+/// an `@lid` id carries the phone in `pn`), or from an object keyed by
+/// position (`{"0": "…@c.us"}`, Wawp's examples).
 pub(crate) fn ids(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|p| match p {
-                    Value::String(s) => Some(s.clone()),
-                    other => text(other, &["id", "jid", "JID"]),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    let one = |p: &Value| match p {
+        Value::String(s) => Some(s.clone()),
+        other => {
+            let id = text(other, &["id", "jid", "JID"]);
+            match (id, text(other, &["pn"])) {
+                (Some(id), Some(pn)) if id.ends_with("@lid") => Some(pn),
+                (Some(id), _) => Some(id),
+                (None, pn) => pn,
+            }
+        }
+    };
+    match v {
+        Some(Value::Array(list)) => list.iter().filter_map(one).collect(),
+        Some(Value::Object(map)) => map.values().filter_map(one).collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

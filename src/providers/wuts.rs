@@ -171,6 +171,14 @@ impl Wuts {
     }
 }
 
+/// The number in a participant id: `phone_number` comes as a JID
+/// (`5511888888888@s.whatsapp.net`, possibly with a `:device` part), or as
+/// digits with or without `+`.
+fn user_digits(id: &str) -> String {
+    let user = id.split(['@', ':']).next().unwrap_or(id);
+    user.trim_start_matches('+').to_string()
+}
+
 #[async_trait]
 impl Provider for Wuts {
     fn kind(&self) -> ProviderKind {
@@ -255,16 +263,7 @@ impl Provider for Wuts {
         let confirmed: Vec<String> = response
             .participants
             .iter()
-            .filter_map(|p| {
-                p.phone_number
-                    .as_deref()
-                    .map(|d| d.trim_start_matches('+').to_string())
-                    .or_else(|| {
-                        p.jid
-                            .as_deref()
-                            .map(|j| j.split(['@', ':']).next().unwrap_or(j).to_string())
-                    })
-            })
+            .filter_map(|p| p.phone_number.as_deref().or(p.jid.as_deref()).map(user_digits))
             .collect();
         Ok(numbers
             .iter()

@@ -250,7 +250,7 @@ async fn groups_and_resolution() {
     let app = TestApp::new().await;
     assert_eq!(
         app.text("groups community").await,
-        "2 groups matching \"community\"\n  Name               Id\n  Community Berlin   120363041234567892@g.us\n  Community Hamburg  120363041234567893@g.us\n"
+        "2 groups matching \"community\"\n  Name               Id                       Admin\n  Community Berlin   120363041234567892@g.us  yes\n  Community Hamburg  120363041234567893@g.us  yes\n"
     );
     assert_eq!(
         app.text("invite community").await,
@@ -374,7 +374,7 @@ async fn groups_help_and_whoami_are_filtered_by_role() {
     let (reply, _) = app.run_as(SALES, "slack:C0SALES", "groups").await;
     assert_eq!(
         reply.plain(),
-        "2 groups\n  Name          Id\n  Sales Team    120363041234567890@g.us\n  Support Crew  120363041234567891@g.us\n3 more your roles do not cover are not shown.\n"
+        "2 groups\n  Name          Id                       Admin\n  Sales Team    120363041234567890@g.us  yes\n  Support Crew  120363041234567891@g.us  yes\n3 more your roles do not cover are not shown.\n"
     );
     let (reply, _) = app.run_as(SALES, "slack:C0SALES", "help").await;
     let usages: Vec<_> = reply
@@ -418,7 +418,7 @@ async fn bad_text_gets_did_you_mean_and_an_invalid_audit_row() {
     let (reply, id) = app.run_as(&["console"], "local", "hisotry sales").await;
     assert_eq!(
         reply.plain(),
-        "unknown command `hisotry`; did you mean `history`?\nUsage: `/wa <join|add|invite|history|groups|subscribe|unsubscribe|subscriptions|help|whoami> ... (try /wa help)`\n"
+        "unknown command `hisotry`; did you mean `history`?\nUsage: `/wa <join|add|remove|promote|demote|members|invite|history|groups|subscribe|unsubscribe|subscriptions|help|whoami> ... (try /wa help)`\n"
     );
     let row = app.audit(&id).await;
     assert_eq!(

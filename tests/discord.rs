@@ -379,6 +379,10 @@ async fn registration_payload_reaches_the_api() {
         [
             "join",
             "add",
+            "remove",
+            "promote",
+            "demote",
+            "members",
             "invite",
             "history",
             "groups",

@@ -23,6 +23,23 @@ pub fn calls_provider(args: &Args, list: &phone::NumberList, settings: &crate::s
     !args.dry_run && list.invalid.is_empty() && (args.yes || list.valid.len() <= settings.limits.confirm_over)
 }
 
+/// Refuses invalid numbers, and more than `limits.max_numbers_per_add` or the
+/// role's `max_numbers` (add, remove, promote, demote).
+pub fn check_numbers(call: &Call<'_>, list: &phone::NumberList) -> Result<(), CommandError> {
+    if !list.invalid.is_empty() {
+        return Err(CommandError::User(messages::invalid_numbers(&list.invalid)));
+    }
+    let count = list.valid.len();
+    let limit = call.ctx.settings.limits.max_numbers_per_add;
+    if count > limit {
+        return Err(CommandError::User(messages::too_many_numbers(count, limit, false)));
+    }
+    if let Some(max) = call.grant.max_numbers.filter(|max| count > *max) {
+        return Err(CommandError::User(messages::too_many_numbers(count, max, true)));
+    }
+    Ok(())
+}
+
 /// What an add did, for its reply and its audit row.
 #[derive(Debug)]
 pub struct Added {
@@ -32,6 +49,19 @@ pub struct Added {
     pub partial: Option<ProviderError>,
     /// Answered with an earlier identical add's result: nothing was sent.
     pub deduplicated: bool,
+    /// A command over several groups (offboarding): one audit row each.
+    pub per_group: Vec<GroupRow>,
+}
+
+/// One group's audit row of a command over several groups.
+#[derive(Debug)]
+pub struct GroupRow {
+    /// The group's id.
+    pub group_id: String,
+    /// Numbers sent for it.
+    pub numbers: usize,
+    /// `ok`, or `partial:<kind>` when it stopped part-way.
+    pub outcome: String,
 }
 
 impl From<Reply> for Added {
@@ -40,6 +70,7 @@ impl From<Reply> for Added {
             reply,
             partial: None,
             deduplicated: false,
+            per_group: Vec::new(),
         }
     }
 }
@@ -52,20 +83,8 @@ pub async fn run(
     list: phone::NumberList,
 ) -> Result<Added, CommandError> {
     let settings = &call.ctx.settings;
-    if !list.invalid.is_empty() {
-        return Err(CommandError::User(messages::invalid_numbers(&list.invalid)));
-    }
+    check_numbers(call, &list)?;
     let count = list.valid.len();
-    if count > settings.limits.max_numbers_per_add {
-        return Err(CommandError::User(messages::too_many_numbers(
-            count,
-            settings.limits.max_numbers_per_add,
-            false,
-        )));
-    }
-    if let Some(max) = call.grant.max_numbers.filter(|max| count > *max) {
-        return Err(CommandError::User(messages::too_many_numbers(count, max, true)));
-    }
     if args.dry_run {
         return Ok(messages::add_dry_run(&group, &list.valid, &list.duplicates).into());
     }
@@ -95,9 +114,8 @@ pub async fn run(
             Ok(KeyClaim::Seen { at, result: Some(json) }) => {
                 if let Ok(earlier) = serde_json::from_str::<Reply>(&json) {
                     return Ok(Added {
-                        reply: messages::add_repeated(earlier, at, now),
-                        partial: None,
                         deduplicated: true,
+                        ..messages::add_repeated(earlier, at, now).into()
                     });
                 }
             }
@@ -131,9 +149,8 @@ pub async fn run(
         claimed.finish(&reply).await;
     }
     Ok(Added {
-        reply,
         partial,
-        deduplicated: false,
+        ..reply.into()
     })
 }
 
@@ -212,7 +229,7 @@ fn dedupe_key(call: &Call<'_>, group: &GroupId, numbers: &[E164]) -> String {
 pub const CONFIRM_WITHIN: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
 
 /// Stores the previewed command (with `--yes`) for the caller's Apply.
-async fn save_confirmation(call: &Call<'_>) -> Result<String, CommandError> {
+pub async fn save_confirmation(call: &Call<'_>) -> Result<String, CommandError> {
     let now = call.ctx.clock.now();
     let confirmation = Confirmation {
         id: uuid::Uuid::new_v4().simple().to_string(),
@@ -235,30 +252,79 @@ async fn add_paced(
     numbers: &[E164],
 ) -> Result<(Vec<AddResult>, Option<ProviderError>), CommandError> {
     let provider = &call.ctx.provider;
-    let pacing = provider.pacing();
-    let mut results = Vec::with_capacity(numbers.len());
-    for (i, chunk) in numbers.chunks(pacing.chunk_size).enumerate() {
-        if i > 0 && !pacing.pause.is_zero() {
-            tokio::time::sleep(pacing.pause).await;
-        }
-        match provider.add(group, chunk).await {
-            Ok(chunk_results) => results.extend(chunk_results),
-            Err(e) if i == 0 => return Err(e.into()),
-            Err(e) => {
-                let sent = i * pacing.chunk_size;
-                results.truncate(sent);
-                results.extend(numbers[sent..].iter().map(|n| AddResult {
-                    number: n.clone(),
-                    outcome: AddOutcome::Failed(messages::NOT_SENT.into()),
-                }));
-                return Ok((results, Some(e)));
-            }
-        }
-        if let Some(progress) = call.progress {
-            progress.update(results.len().min(numbers.len()), numbers.len());
+    let mut progress = Paced::new(call, numbers.len());
+    let (results, stopped) = progress
+        .send(
+            numbers,
+            |chunk| async move { provider.add(group, &chunk).await },
+            |n| AddResult {
+            number: n.clone(),
+                outcome: AddOutcome::Failed(messages::NOT_SENT.into()),
+            },
+        )
+        .await;
+    match stopped {
+        // Nothing was done: the error is the answer.
+        Some(e) if results.iter().all(|r| r.outcome == AddOutcome::Failed(messages::NOT_SENT.into())) => Err(e.into()),
+        stopped => Ok((results, stopped)),
+    }
+}
+
+/// Sends numbers in the provider's chunks with its pause between requests,
+/// across one or several calls (one per group), and reports progress over the
+/// whole.
+pub struct Paced<'c, 'a> {
+    call: &'c Call<'a>,
+    total: usize,
+    sent: usize,
+    requests: usize,
+}
+
+impl<'c, 'a> Paced<'c, 'a> {
+    /// For `total` numbers in all.
+    pub fn new(call: &'c Call<'a>, total: usize) -> Self {
+        Paced {
+            call,
+            total,
+            sent: 0,
+            requests: 0,
         }
     }
-    Ok((results, None))
+
+    /// Sends `numbers` chunk by chunk; after an error the rest become
+    /// `not_sent`, and the error comes back beside the results.
+    pub async fn send<T, Fut>(
+        &mut self,
+        numbers: &[E164],
+        send: impl Fn(Vec<E164>) -> Fut,
+        not_sent: impl Fn(&E164) -> T,
+    ) -> (Vec<T>, Option<ProviderError>)
+    where
+        Fut: std::future::Future<Output = Result<Vec<T>, ProviderError>>,
+    {
+        let pacing = self.call.ctx.provider.pacing();
+        let mut results = Vec::with_capacity(numbers.len());
+        for chunk in numbers.chunks(pacing.chunk_size) {
+            if self.requests > 0 && !pacing.pause.is_zero() {
+                tokio::time::sleep(pacing.pause).await;
+            }
+            self.requests += 1;
+            match send(chunk.to_vec()).await {
+                Ok(chunk_results) => results.extend(chunk_results),
+                Err(e) => {
+                    let done = results.len();
+                    results.extend(numbers[done..].iter().map(&not_sent));
+                    self.sent += numbers.len();
+                    return (results, Some(e));
+                }
+            }
+            self.sent += chunk.len();
+            if let Some(progress) = self.call.progress {
+                progress.update(self.sent.min(self.total), self.total);
+            }
+        }
+        (results, None)
+    }
 }
 
 #[cfg(test)]

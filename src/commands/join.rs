@@ -16,10 +16,7 @@ pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
         JoinOutcome::Joined(group) => Ok(messages::joined(&group, visibility)),
         JoinOutcome::PendingApproval(id) => {
             // Not a member yet, so the group list cannot name it: show the id.
-            let group = id.map(|id| crate::group_ref::GroupInfo {
-                name: id.to_string(),
-                id,
-            });
+            let group = id.map(|id| crate::group_ref::GroupInfo::new(id.clone(), id.to_string()));
             Ok(messages::join_pending(group.as_ref(), visibility))
         }
     }

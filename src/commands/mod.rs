@@ -3,11 +3,13 @@
 //! parse → permit → resolve → permit on the group → run → audit.
 
 pub mod add;
+pub mod change;
 pub mod groups;
 pub mod help;
 pub mod history;
 pub mod invite;
 pub mod join;
+pub mod members;
 pub mod subscribe;
 pub mod whoami;
 
@@ -116,7 +118,13 @@ impl Ready {
     /// "Working on it…" first and post the result later).
     pub fn calls_provider(&self, ctx: &Context) -> bool {
         match &self.command {
-            Command::Join(_) | Command::Invite(_) | Command::History(_) | Command::Groups(_) => true,
+            // A member change reads the member list first, even for a dry run.
+            Command::Join(_)
+            | Command::Invite(_)
+            | Command::History(_)
+            | Command::Groups(_)
+            | Command::Change(_)
+            | Command::Members(_) => true,
             Command::Add(a) => add::calls_provider(a, self.add_numbers(), &ctx.settings),
             Command::Subscribe(_)
             | Command::Unsubscribe(_)
@@ -370,8 +378,12 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
     // the preview's Apply button is the one way to confirm a large add (and
     // the command it applies carries waops' own `--yes`).
     let typed_in_chat = inv.platform != crate::core::Platform::Console && !inv.applied;
-    if let (Command::Add(args), true) = (&mut command, typed_in_chat) {
-        args.yes = false;
+    if typed_in_chat {
+        match &mut command {
+            Command::Add(args) => args.yes = false,
+            Command::Change(args) => args.yes = false,
+            _ => {}
+        }
     }
     let id = command.id();
     audit.command = id.as_str().into();
@@ -414,6 +426,12 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
     };
     let decision = match &resolved {
         Resolved::None => ctx.permissions.decide(&inv.principals, id, &inv.channel, Target::None),
+        // Offboarding acts on the groups in the caller's scope, whichever they
+        // are: the command in this channel is what is decided here.
+        Resolved::All if id == CommandId::Remove => {
+            ctx.permissions
+                .decide(&inv.principals, id, &inv.channel, Target::None)
+        }
         Resolved::All => ctx
             .permissions
             .decide(&inv.principals, id, &inv.channel, Target::AllGroups),
@@ -448,6 +466,7 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
     // After the permission checks: a refused add's numbers are never read.
     let numbers = match &command {
         Command::Add(a) => Some(add::numbers(a, &ctx.settings)),
+        Command::Change(a) => Some(change::numbers(a, &ctx.settings)),
         _ => None,
     };
     Prepared::Ready(Ready {
@@ -492,6 +511,16 @@ pub async fn execute(
                 let numbers = numbers.expect("prepare reads an add's numbers");
                 Box::pin(add::run(&call, a, group.expect("add has a group"), numbers)).await
             }
+            Command::Change(a) => {
+                let numbers = numbers.expect("prepare reads a change's numbers");
+                match group {
+                    Some(group) => Box::pin(change::run(&call, a, group, numbers)).await,
+                    None => Box::pin(change::offboard(&call, a, numbers)).await,
+                }
+            }
+            Command::Members(a) => Box::pin(members::run(&call, a, group.expect("members has a group")))
+                .await
+                .map(add::Added::from),
             Command::Invite(a) => Box::pin(invite::run(&call, a, group.expect("invite has a group")))
                 .await
                 .map(add::Added::from),
@@ -515,6 +544,7 @@ pub async fn execute(
             reply,
             partial,
             deduplicated,
+            per_group,
         }) => {
             audit.outcome = match (&partial, reply.status) {
                 (Some(e), _) => format!("partial:{}", e.kind.code()).into(),
@@ -527,6 +557,21 @@ pub async fn execute(
             if let Some(e) = &partial {
                 audit.provider_trace_id = e.trace_id.clone();
                 tracing::warn!(error = %e, trace_id = e.trace_id.as_deref().unwrap_or("-"), "command stopped part-way");
+            }
+            // One row per group (offboarding): this row becomes the first
+            // group's, the others are written beside it.
+            let mut rows = per_group.into_iter().map(|row| {
+                let mut audit = audit.clone();
+                audit.group_id = Some(row.group_id);
+                audit.numbers_count = row.numbers as i64;
+                audit.outcome = row.outcome.into();
+                audit
+            });
+            if let Some(first) = rows.next() {
+                for row in rows {
+                    ctx.audit.record(identified(row, inv)).await;
+                }
+                audit = first;
             }
             reply
         }

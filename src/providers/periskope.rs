@@ -36,6 +36,27 @@ struct Chat {
     chat_id: String,
     chat_name: Option<String>,
     invite_link: Option<String>,
+    /// Participants keyed by id (`<digits>@c.us`).
+    members: Option<BTreeMap<String, ChatMember>>,
+    /// The connected phone's id: its entry in `members` says whether it is an admin.
+    org_phone: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatMember {
+    is_admin: Option<bool>,
+    is_super_admin: Option<bool>,
+    contact_name: Option<String>,
+}
+
+impl ChatMember {
+    fn role(&self) -> Role {
+        match (self.is_super_admin, self.is_admin) {
+            (Some(true), _) => Role::SuperAdmin,
+            (_, Some(true)) => Role::Admin,
+            _ => Role::Member,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -87,7 +108,16 @@ impl Chat {
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| self.chat_id.clone());
-        Some(GroupInfo { id, name })
+        Some(GroupInfo {
+            admin: self.connected_admin(),
+            ..GroupInfo::new(id, name)
+        })
+    }
+
+    /// Whether the connected phone (`org_phone`) is an admin, when the chat lists its members.
+    fn connected_admin(&self) -> Option<bool> {
+        let members = self.members.as_ref()?;
+        members.get(self.org_phone.as_deref()?).map(|m| m.role() != Role::Member)
     }
 }
 
@@ -295,6 +325,68 @@ impl Provider for Periskope {
             None => Err(ProviderErrorKind::NotAdmin.into()),
             Some(Err(_)) => Err(ProviderErrorKind::Malformed.into()),
         }
+    }
+
+    async fn members(&self, group: &GroupId) -> Result<Members, ProviderError> {
+        let chat = self.chat(group).await?;
+        let connected_admin = chat.connected_admin();
+        let listed = chat.members.unwrap_or_default();
+        let members = listed
+            .iter()
+            .map(|(id, m)| Member {
+                party: party(id),
+                role: m.role(),
+                name: m.contact_name.clone().filter(|n| !n.is_empty()),
+            })
+            .collect();
+        Ok(Members {
+            members,
+            connected_admin,
+        })
+    }
+
+    async fn change_members(
+        &self,
+        group: &GroupId,
+        change: MemberChange,
+        numbers: &[E164],
+    ) -> Result<Vec<ChangeResult>, ProviderError> {
+        let (action, what) = match change {
+            MemberChange::Remove => ("remove", "remove participants"),
+            MemberChange::Promote => ("promote", "promote participants"),
+            MemberChange::Demote => ("demote", "demote participants"),
+        };
+        let url = self.api.url(&["chats", group.as_str(), action], &[]);
+        let participants: Vec<&str> = numbers.iter().map(E164::digits).collect();
+        let statuses: BTreeMap<String, OperationStatus> = self
+            .api
+            .send(ApiRequest {
+                method: Method::POST,
+                url,
+                body: Some(serde_json::json!({ "participants": participants })),
+                safety: Safety::Write,
+                what,
+            })
+            .await?
+            .json()?;
+        let by_digits: BTreeMap<&str, &OperationStatus> = statuses
+            .iter()
+            .map(|(jid, status)| (jid.split('@').next().unwrap_or(jid), status))
+            .collect();
+        Ok(numbers
+            .iter()
+            .map(|n| ChangeResult {
+                number: n.clone(),
+                outcome: match by_digits.get(n.digits()) {
+                    Some(s) if s.is_success || s.code == Some(200) => ChangeOutcome::Done,
+                    Some(s) => ChangeOutcome::Failed(or(
+                        s.message.clone().unwrap_or_default(),
+                        &s.code.map_or("no reason given".into(), |c| format!("code {c}")),
+                    )),
+                    None => ChangeOutcome::Failed("the provider did not report this number".into()),
+                },
+            })
+            .collect())
     }
 
     async fn reset_invite(&self, group: &GroupId) -> Result<InviteCode, ProviderError> {

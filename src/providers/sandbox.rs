@@ -11,6 +11,9 @@
 //! | add a number ending in `9999` | invite sent (privacy) |
 //! | add `+4915111111111` to Sales Team | already a member |
 //! | `add`/`invite --reset` on Announcements | not a group admin |
+//! | `members sales` | members and admins (waops' own number among them) |
+//! | `remove`/`promote`/`demote` a number ending in `8888` | a refused change |
+//! | `remove * +4915178787878` | offboarding: a member of Sales Team, Support Crew and Announcements (not an admin there) |
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,6 +31,9 @@ use crate::phone::E164;
 /// The sandbox's own WhatsApp number: the actor of adds made through waops.
 pub const OWN_NUMBER: &str = "+4930901820";
 
+/// A number seeded into three groups, to try offboarding with `remove *`.
+pub const LEAVER: &str = "+4915178787878";
+
 struct Group {
     info: GroupInfo,
     admin: bool,
@@ -35,6 +41,7 @@ struct Group {
     approval: bool,
     invite: String,
     members: Vec<E164>,
+    admins: Vec<E164>,
 }
 
 struct State {
@@ -71,15 +78,13 @@ impl Sandbox {
     pub fn new(clock: Clock) -> Self {
         let group =
             |gid: &str, name: &str, admin: bool, member: bool, approval: bool, invite: &str, members: &[&str]| Group {
-                info: GroupInfo {
-                    id: id(gid),
-                    name: name.into(),
-                },
+                info: GroupInfo::new(id(gid), name),
                 admin,
                 member,
                 approval,
                 invite: invite.into(),
                 members: members.iter().map(|m| num(m)).collect(),
+                admins: Vec::new(),
             };
         let groups = vec![
             group(
@@ -89,7 +94,7 @@ impl Sandbox {
                 true,
                 false,
                 "Kx7Pq2Lm9Zt4Rw8Yb3Nc",
-                &["+4915111111111", "+4915122222222", "+4915133333333"],
+                &["+4915111111111", "+4915122222222", "+4915133333333", LEAVER],
             ),
             group(
                 "120363041234567891@g.us",
@@ -98,7 +103,7 @@ impl Sandbox {
                 true,
                 false,
                 "Sp9Rt4Cw2Ex8Yq1Zm5Lk",
-                &["+4915144444444", "+14155552671"],
+                &["+4915144444444", "+14155552671", "+4915188888888", LEAVER],
             ),
             group(
                 "120363041234567892@g.us",
@@ -125,7 +130,7 @@ impl Sandbox {
                 true,
                 false,
                 "An2No4Un6Ce8Me0Nt5Sx",
-                &[],
+                &["+4915111111111", LEAVER],
             ),
             group(
                 "120363041234567895@g.us",
@@ -146,6 +151,11 @@ impl Sandbox {
                 &[],
             ),
         ];
+        let mut groups = groups;
+        // Admins, as the seeded history made them.
+        groups[0].admins = vec![num("+4915111111111"), num("+4915122222222")];
+        groups[1].admins = vec![num("+4915144444444")];
+        groups[4].admins = vec![num("+4915111111111")];
         let now = clock.now();
         let ago = |h: i64| now - jiff::SignedDuration::from_hours(h);
         let n = |s: &str| Party::Number(num(s));
@@ -302,7 +312,10 @@ impl Provider for Sandbox {
             .groups
             .iter()
             .filter(|g| g.member)
-            .map(|g| g.info.clone())
+            .map(|g| GroupInfo {
+                admin: Some(g.admin),
+                ..g.info.clone()
+            })
             .collect())
     }
 
@@ -370,6 +383,86 @@ impl Provider for Sandbox {
                 kind: EventKind::Added,
                 actor: Some(Party::Number(num(OWN_NUMBER))),
                 subjects: added,
+                detail: None,
+            };
+            state.events.push((gid.clone(), event));
+        }
+        Ok(results)
+    }
+
+    async fn members(&self, gid: &GroupId) -> Result<Members, ProviderError> {
+        let mut state = self.state();
+        let group = state.member_group(gid)?;
+        let own = Member {
+            party: Party::Number(num(OWN_NUMBER)),
+            role: if group.admin { Role::Admin } else { Role::Member },
+            name: Some("waops (sandbox)".into()),
+        };
+        let members = std::iter::once(own)
+            .chain(group.members.iter().map(|n| Member {
+                party: Party::Number(n.clone()),
+                role: if group.admins.contains(n) { Role::Admin } else { Role::Member },
+                name: None,
+            }))
+            .collect();
+        Ok(Members {
+            members,
+            connected_admin: Some(group.admin),
+        })
+    }
+
+    async fn change_members(
+        &self,
+        gid: &GroupId,
+        change: MemberChange,
+        numbers: &[E164],
+    ) -> Result<Vec<ChangeResult>, ProviderError> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        let group = state.member_group(gid)?;
+        if !group.admin {
+            return Err(ProviderErrorKind::NotAdmin.into());
+        }
+        let mut changed = Vec::new();
+        let results = numbers
+            .iter()
+            .map(|number| {
+                let admin = group.admins.contains(number);
+                let outcome = if !group.members.contains(number) {
+                    ChangeOutcome::NotAMember
+                } else if number.digits().ends_with("8888") {
+                    ChangeOutcome::Failed("WhatsApp refused the change (the sandbox's 8888 numbers)".into())
+                } else if (change == MemberChange::Promote && admin) || (change == MemberChange::Demote && !admin) {
+                    ChangeOutcome::AlreadySo
+                } else {
+                    match change {
+                        MemberChange::Remove => {
+                            group.members.retain(|m| m != number);
+                            group.admins.retain(|m| m != number);
+                        }
+                        MemberChange::Promote => group.admins.push(number.clone()),
+                        MemberChange::Demote => group.admins.retain(|m| m != number),
+                    }
+                    changed.push(Party::Number(number.clone()));
+                    ChangeOutcome::Done
+                };
+                ChangeResult {
+                    number: number.clone(),
+                    outcome,
+                }
+            })
+            .collect();
+        if !changed.is_empty() {
+            let kind = match change {
+                MemberChange::Remove => EventKind::Removed,
+                MemberChange::Promote => EventKind::Promoted,
+                MemberChange::Demote => EventKind::Demoted,
+            };
+            let event = MemberEvent {
+                at: now,
+                kind,
+                actor: Some(Party::Number(num(OWN_NUMBER))),
+                subjects: changed,
                 detail: None,
             };
             state.events.push((gid.clone(), event));

@@ -61,7 +61,7 @@ fn group_of(value: &Value) -> Option<GroupInfo> {
         .filter(|n| !n.is_empty())
         .map(str::to_string)
         .unwrap_or_else(|| id.to_string());
-    Some(GroupInfo { id, name })
+    Some(GroupInfo::new(id, name))
 }
 
 /// The invite code from `{"code": "…"}` or a bare JSON string (either may be a full link).
@@ -147,7 +147,9 @@ impl Wawp {
         }
     }
 
-    async fn members(&self, group: &GroupId) -> Result<Vec<String>, ProviderError> {
+    /// `GET /groups/{id}/participants`: WEBJS's `{id, isAdmin, isSuperAdmin}`
+    /// or WAHA's `{id, role}` (an `@lid` id with the phone in `pn`).
+    async fn participants(&self, group: &GroupId) -> Result<Vec<Member>, ProviderError> {
         let list: Value = self
             .api
             .send(self.request(
@@ -163,8 +165,22 @@ impl Wawp {
         let items = list.as_array().ok_or(ProviderErrorKind::Malformed)?;
         Ok(items
             .iter()
-            .filter_map(|p| p.get("id").and_then(id_of))
-            .map(|id| id.split(['@', ':']).next().unwrap_or_default().to_string())
+            .filter_map(|p| {
+                let id = super::webhook::ids(Some(&Value::Array(vec![p.clone()]))).pop()?;
+                let flag = |k: &str| p.get(k).and_then(Value::as_bool) == Some(true);
+                let role = match p.get("role").and_then(Value::as_str) {
+                    Some("superadmin") => Role::SuperAdmin,
+                    Some("admin") => Role::Admin,
+                    _ if flag("isSuperAdmin") => Role::SuperAdmin,
+                    _ if flag("isAdmin") => Role::Admin,
+                    _ => Role::Member,
+                };
+                Some(Member {
+                    party: party(&id),
+                    role,
+                    name: None,
+                })
+            })
             .collect())
     }
 }
@@ -252,18 +268,16 @@ impl Provider for Wawp {
             Ok(r) => r.json::<Value>().ok().as_ref().and_then(group_of).map(|g| g.name),
             Err(_) => None,
         };
-        Ok(JoinOutcome::Joined(GroupInfo {
-            name: name.unwrap_or_else(|| id.to_string()),
-            id,
-        }))
+        Ok(JoinOutcome::Joined(GroupInfo::new(id.clone(), name.unwrap_or_else(|| id.to_string()))))
     }
 
     async fn add(&self, group: &GroupId, numbers: &[E164]) -> Result<Vec<AddResult>, ProviderError> {
         // Wawp's add answer is engine-specific; asking for the members first
         // gives an honest "already a member" and keeps them out of the request.
-        let members = self.members(group).await?;
-        let (present, to_add): (Vec<&E164>, Vec<&E164>) =
-            numbers.iter().partition(|n| members.iter().any(|m| m == n.digits()));
+        let members = self.participants(group).await?;
+        let (present, to_add): (Vec<&E164>, Vec<&E164>) = numbers
+            .iter()
+            .partition(|n| members.iter().any(|m| matches!(&m.party, Party::Number(x) if x == *n)));
         let mut answer = Value::Null;
         if !to_add.is_empty() {
             let participants: Vec<Value> = to_add
@@ -296,6 +310,51 @@ impl Provider for Wawp {
                     number: n.clone(),
                     outcome,
                 }
+            })
+            .collect())
+    }
+
+    async fn members(&self, group: &GroupId) -> Result<Members, ProviderError> {
+        // WAHA does not mark which participant is the connected number.
+        Ok(Members {
+            members: self.participants(group).await?,
+            connected_admin: None,
+        })
+    }
+
+    async fn change_members(
+        &self,
+        group: &GroupId,
+        change: MemberChange,
+        numbers: &[E164],
+    ) -> Result<Vec<ChangeResult>, ProviderError> {
+        let (path, what): (&[&str], _) = match change {
+            MemberChange::Remove => (&["participants", "remove"], "remove participants"),
+            MemberChange::Promote => (&["admin", "promote"], "promote participants"),
+            MemberChange::Demote => (&["admin", "demote"], "demote participants"),
+        };
+        let mut segments = vec!["groups", group.as_str()];
+        segments.extend_from_slice(path);
+        let participants: Vec<Value> = numbers
+            .iter()
+            .map(|n| serde_json::json!({ "id": format!("{}@c.us", n.digits()) }))
+            .collect();
+        self.api
+            .send(self.request(
+                Method::POST,
+                &segments,
+                &[],
+                Some(serde_json::json!({ "participants": participants })),
+                Safety::Write,
+                what,
+            ))
+            .await?;
+        // Its answer (`{"ok": true}`) is for the request as a whole.
+        Ok(numbers
+            .iter()
+            .map(|n| ChangeResult {
+                number: n.clone(),
+                outcome: ChangeOutcome::Done,
             })
             .collect())
     }

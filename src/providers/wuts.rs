@@ -72,6 +72,29 @@ struct InviteResponse {
 struct Participant {
     jid: Option<String>,
     phone_number: Option<String>,
+    #[serde(default)]
+    is_admin: bool,
+    #[serde(default)]
+    is_super_admin: bool,
+}
+
+impl Participant {
+    /// The participant's number (digits), from `phone_number` (a JID) or `jid`.
+    fn digits(&self) -> Option<String> {
+        self.phone_number.as_deref().or(self.jid.as_deref()).map(user_digits)
+    }
+}
+
+/// `GET /groups/{jid}` with its participants.
+#[derive(Deserialize)]
+struct GroupDetail {
+    group: GroupWithParticipants,
+}
+
+#[derive(Deserialize)]
+struct GroupWithParticipants {
+    #[serde(default)]
+    participants: Vec<Participant>,
 }
 
 #[derive(Deserialize)]
@@ -83,14 +106,8 @@ struct ParticipantsResponse {
 impl Group {
     fn info(&self) -> Option<GroupInfo> {
         let id = GroupId::parse(&self.jid)?;
-        Some(GroupInfo {
-            name: self
-                .name
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| self.jid.clone()),
-            id,
-        })
+        let name = self.name.clone().filter(|n| !n.is_empty());
+        Some(GroupInfo::new(id, name.unwrap_or_else(|| self.jid.clone())))
     }
 }
 
@@ -238,10 +255,7 @@ impl Provider for Wuts {
                 .filter(|n| !n.is_empty()),
             Err(_) => None,
         };
-        Ok(JoinOutcome::Joined(GroupInfo {
-            name: name.unwrap_or_else(|| id.to_string()),
-            id,
-        }))
+        Ok(JoinOutcome::Joined(GroupInfo::new(id.clone(), name.unwrap_or_else(|| id.to_string()))))
     }
 
     async fn add(&self, group: &GroupId, numbers: &[E164]) -> Result<Vec<AddResult>, ProviderError> {
@@ -263,7 +277,7 @@ impl Provider for Wuts {
         let confirmed: Vec<String> = response
             .participants
             .iter()
-            .filter_map(|p| p.phone_number.as_deref().or(p.jid.as_deref()).map(user_digits))
+            .filter_map(Participant::digits)
             .collect();
         Ok(numbers
             .iter()
@@ -273,6 +287,74 @@ impl Provider for Wuts {
                     AddOutcome::Added
                 } else {
                     AddOutcome::Failed("not confirmed by the provider".into())
+                },
+            })
+            .collect())
+    }
+
+    async fn members(&self, group: &GroupId) -> Result<Members, ProviderError> {
+        let detail: GroupDetail = self
+            .api
+            .send(self.request(Method::GET, &["groups", group.as_str()], None, Safety::Read, "get group"))
+            .await?
+            .json()?;
+        let members = detail
+            .group
+            .participants
+            .iter()
+            .filter_map(|p| {
+                Some(Member {
+                    party: party(&p.digits()?),
+                    role: match (p.is_super_admin, p.is_admin) {
+                        (true, _) => Role::SuperAdmin,
+                        (_, true) => Role::Admin,
+                        _ => Role::Member,
+                    },
+                    name: None,
+                })
+            })
+            .collect();
+        // WUTS does not say which participant is the connected number.
+        Ok(Members {
+            members,
+            connected_admin: None,
+        })
+    }
+
+    async fn change_members(
+        &self,
+        group: &GroupId,
+        change: MemberChange,
+        numbers: &[E164],
+    ) -> Result<Vec<ChangeResult>, ProviderError> {
+        let (action, what) = match change {
+            MemberChange::Remove => ("remove", "remove participants"),
+            MemberChange::Promote => ("promote", "promote participants"),
+            MemberChange::Demote => ("demote", "demote participants"),
+        };
+        let participants: Vec<&str> = numbers.iter().map(E164::digits).collect();
+        let body = serde_json::json!({ "participants": participants, "action": action });
+        let response: ParticipantsResponse = self
+            .api
+            .send(self.request(
+                Method::POST,
+                &["groups", group.as_str(), "participants"],
+                Some(body),
+                Safety::Write,
+                what,
+            ))
+            .await?
+            .json()?;
+        // Like add: WUTS lists the participants it changed.
+        let confirmed: Vec<String> = response.participants.iter().filter_map(Participant::digits).collect();
+        Ok(numbers
+            .iter()
+            .map(|n| ChangeResult {
+                number: n.clone(),
+                outcome: if confirmed.iter().any(|c| c == n.digits()) {
+                    ChangeOutcome::Done
+                } else {
+                    ChangeOutcome::Failed("not confirmed by the provider".into())
                 },
             })
             .collect())

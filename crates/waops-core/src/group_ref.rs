@@ -38,6 +38,20 @@ pub struct GroupInfo {
     pub id: GroupId,
     /// The group's subject.
     pub name: String,
+    /// Whether the connected number is an admin here, when the group list says
+    /// (add, remove and invite need it).
+    pub admin: Option<bool>,
+}
+
+impl GroupInfo {
+    /// A group whose admin standing the list did not say.
+    pub fn new(id: GroupId, name: impl Into<String>) -> Self {
+        GroupInfo {
+            id,
+            name: name.into(),
+            admin: None,
+        }
+    }
 }
 
 /// How a reference failed to resolve.
@@ -65,10 +79,7 @@ pub fn resolve(reference: &str, aliases: &BTreeMap<String, GroupId>, groups: &[G
             .iter()
             .find(|g| &g.id == id)
             .cloned()
-            .unwrap_or_else(|| GroupInfo {
-                id: id.clone(),
-                name: id.to_string(),
-            })
+            .unwrap_or_else(|| GroupInfo::new(id.clone(), id.to_string()))
     };
     if let Some(id) = GroupId::parse(reference) {
         return Resolve::Found(by_id(&id));
@@ -105,10 +116,7 @@ mod tests {
     use super::*;
 
     fn g(id: &str, name: &str) -> GroupInfo {
-        GroupInfo {
-            id: GroupId::parse(id).unwrap(),
-            name: name.into(),
-        }
+        GroupInfo::new(GroupId::parse(id).unwrap(), name)
     }
 
     fn groups() -> Vec<GroupInfo> {

@@ -151,6 +151,14 @@ pub enum CommandId {
     Join,
     /// `add`
     Add,
+    /// `remove`
+    Remove,
+    /// `promote`
+    Promote,
+    /// `demote`
+    Demote,
+    /// `members`
+    Members,
     /// `invite`
     Invite,
     /// `history`
@@ -171,9 +179,13 @@ pub enum CommandId {
 
 impl CommandId {
     /// All ids, in help order.
-    pub const ALL: [CommandId; 10] = [
+    pub const ALL: [CommandId; 14] = [
         CommandId::Join,
         CommandId::Add,
+        CommandId::Remove,
+        CommandId::Promote,
+        CommandId::Demote,
+        CommandId::Members,
         CommandId::Invite,
         CommandId::History,
         CommandId::Groups,
@@ -189,6 +201,10 @@ impl CommandId {
         match self {
             CommandId::Join => "join",
             CommandId::Add => "add",
+            CommandId::Remove => "remove",
+            CommandId::Promote => "promote",
+            CommandId::Demote => "demote",
+            CommandId::Members => "members",
             CommandId::Invite => "invite",
             CommandId::History => "history",
             CommandId::Groups => "groups",

@@ -13,7 +13,8 @@ use crate::group_ref::GroupInfo;
 use crate::invite_link::InviteCode;
 use crate::phone::{Accepted, InvalidNumber};
 use crate::provider::{
-    AddOutcome, AddResult, HistorySource, MemberEvent, Party, ProviderError, ProviderErrorKind, ProviderKind,
+    AddOutcome, AddResult, ChangeOutcome, ChangeResult, HistorySource, Member, MemberChange, MemberEvent, Party, ProviderError,
+    ProviderErrorKind, ProviderKind, Role,
 };
 use crate::subscription::Subscription;
 
@@ -221,9 +222,15 @@ pub fn add_needs_confirmation(
     let title = Rich::new()
         .text(format!("This adds {} to ", count(numbers.len(), "number")))
         .strong(group.name.clone());
-    let mut reply = Reply::new(Status::Preview, Visibility::Ephemeral, title)
+    let reply = Reply::new(Status::Preview, Visibility::Ephemeral, title)
         .field("Group id", Rich::new().code(group.id.as_str()));
-    reply = duplicates_footer(number_lines(reply, numbers), duplicates);
+    let reply = duplicates_footer(number_lines(reply, numbers), duplicates);
+    awaiting_confirmation(reply, &format!("More than {confirm_over} numbers"), confirmation)
+}
+
+/// A preview's Apply/Cancel buttons (chat) or the `--yes` hint (console),
+/// after `why` it needs one.
+fn awaiting_confirmation(mut reply: Reply, why: &str, confirmation: Option<&str>) -> Reply {
     match confirmation {
         Some(id) => {
             reply.buttons = vec![
@@ -239,12 +246,10 @@ pub fn add_needs_confirmation(
                 },
             ];
             reply.footer(format!(
-                "More than {confirm_over} numbers: Apply within 15 minutes (only you can). Nothing was sent yet."
+                "{why}: Apply within 15 minutes (only you can). Nothing was sent yet."
             ))
         }
-        None => reply.footer(format!(
-            "More than {confirm_over} numbers: run it again with --yes to apply. Nothing was sent."
-        )),
+        None => reply.footer(format!("{why}: run it again with --yes to apply. Nothing was sent.")),
     }
 }
 
@@ -449,10 +454,22 @@ pub fn groups(groups: &[GroupInfo], filter: Option<&str>, hidden: usize) -> Repl
     };
     let mut reply = Reply::info(title);
     if !groups.is_empty() {
+        // Whether waops' number is an admin decides whether add, remove and invite can work.
+        let admin = |g: &GroupInfo| match g.admin {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "unknown",
+        };
         reply.table = Some(Table {
-            headers: vec!["Name".into(), "Id".into()],
-            rows: groups.iter().map(|g| vec![g.name.clone(), g.id.to_string()]).collect(),
+            headers: vec!["Name".into(), "Id".into(), "Admin".into()],
+            rows: groups
+                .iter()
+                .map(|g| vec![g.name.clone(), g.id.to_string(), admin(g).into()])
+                .collect(),
         });
+        if groups.iter().any(|g| g.admin == Some(false)) {
+            reply = reply.footer("Admin: whether the connected number is a group admin; add, remove and invite need it.");
+        }
     }
     if hidden > 0 {
         reply = reply.footer(format!("{hidden} more your roles do not cover are not shown."));
@@ -694,6 +711,254 @@ pub fn whoami(
     reply = reply.field("Roles", list(roles));
     let commands: Vec<String> = commands.iter().map(|c| c.to_string()).collect();
     reply.field("Commands", list(&commands)).field("Groups", list(groups))
+}
+
+/// How a member change reads: the verb, its preposition and what is already so.
+fn change_words(change: MemberChange) -> (&'static str, &'static str, &'static str) {
+    match change {
+        MemberChange::Remove => ("remove", "from", "not a member"),
+        MemberChange::Promote => ("promote", "in", "already an admin"),
+        MemberChange::Demote => ("demote", "in", "not an admin"),
+    }
+}
+
+/// One number's line in a member change's plan or result.
+fn change_line(number: &crate::phone::E164, outcome: &ChangeOutcome, change: MemberChange) -> Rich {
+    let (_, _, already) = change_words(change);
+    let text = match outcome {
+        ChangeOutcome::Done => change.done().to_string(),
+        ChangeOutcome::NotAMember => "not a member".to_string(),
+        ChangeOutcome::AlreadySo => already.to_string(),
+        ChangeOutcome::Failed(reason) => format!("failed ({reason})"),
+    };
+    Rich::new().code(number.as_str()).text(format!(" — {text}"))
+}
+
+/// A member change's plan: the numbers it would change and those it leaves.
+fn change_plan(mut reply: Reply, to_change: &[crate::phone::E164], left: &[ChangeResult], change: MemberChange) -> Reply {
+    for n in to_change {
+        reply = reply.line(Rich::new().code(n.as_str()).text(format!(" — will be {}", change.done())));
+    }
+    for r in left {
+        reply = reply.line(change_line(&r.number, &r.outcome, change));
+    }
+    reply
+}
+
+/// `remove|promote|demote --dry-run`: what would be sent.
+pub fn change_dry_run(
+    group: &GroupInfo,
+    change: MemberChange,
+    to_change: &[crate::phone::E164],
+    left: &[ChangeResult],
+) -> Reply {
+    let (verb, prep, _) = change_words(change);
+    let title = Rich::new()
+        .text(format!("Dry run: would {verb} {} {prep} ", count(to_change.len(), "number")))
+        .strong(group.name.clone());
+    let reply = Reply::info(title).field("Group id", Rich::new().code(group.id.as_str()));
+    change_plan(reply, to_change, left, change).footer("Nothing was sent.")
+}
+
+/// A large member change waiting for `--yes` (console) or Apply (chat).
+pub fn change_needs_confirmation(
+    group: &GroupInfo,
+    change: MemberChange,
+    to_change: &[crate::phone::E164],
+    left: &[ChangeResult],
+    confirm_over: usize,
+    confirmation: Option<&str>,
+) -> Reply {
+    let (verb, prep, _) = change_words(change);
+    let title = Rich::new()
+        .text(format!("This will {verb} {} {prep} ", count(to_change.len(), "number")))
+        .strong(group.name.clone());
+    let reply = Reply::new(Status::Preview, Visibility::Ephemeral, title)
+        .field("Group id", Rich::new().code(group.id.as_str()));
+    let reply = change_plan(reply, to_change, left, change);
+    awaiting_confirmation(reply, &format!("More than {confirm_over} numbers"), confirmation)
+}
+
+/// A member change's per-number result with a tally.
+pub fn change_result(group: &GroupInfo, change: MemberChange, results: &[ChangeResult], visibility: Visibility) -> Reply {
+    let (verb, prep, already) = change_words(change);
+    let mut verb = verb.to_string();
+    verb[..1].make_ascii_uppercase();
+    let mut reply = Reply::new(Status::Ok, visibility, Rich::new().text(format!("{verb} {prep} ")).strong(group.name.clone()));
+    for r in results {
+        reply = reply.line(change_line(&r.number, &r.outcome, change));
+    }
+    reply.footer(change_tally(change, results.iter().map(|r| &r.outcome), already))
+}
+
+/// "2 removed, 1 not a member, 0 failed".
+fn change_tally<'a>(change: MemberChange, outcomes: impl Iterator<Item = &'a ChangeOutcome>, already: &str) -> String {
+    let mut tally = [0usize; 4];
+    for o in outcomes {
+        tally[match o {
+            ChangeOutcome::Done => 0,
+            ChangeOutcome::NotAMember => 1,
+            ChangeOutcome::AlreadySo => 2,
+            ChangeOutcome::Failed(_) => 3,
+        }] += 1;
+    }
+    let mut parts = vec![format!("{} {}", tally[0], change.done())];
+    if change != MemberChange::Remove || tally[1] > 0 {
+        parts.push(format!("{} not a member", tally[1]));
+    }
+    if change != MemberChange::Remove {
+        parts.push(format!("{} {already}", tally[2]));
+    }
+    parts.push(format!("{} failed", tally[3]));
+    parts.join(", ")
+}
+
+/// One group of an offboarding: who goes from it.
+pub struct OffboardGroup<'a> {
+    /// The group.
+    pub group: &'a GroupInfo,
+    /// Its members among the numbers.
+    pub numbers: Vec<crate::phone::E164>,
+}
+
+/// `remove *`'s preview: per group who would go, and where they stay.
+pub fn offboard_preview(
+    plan: &[OffboardGroup<'_>],
+    not_admin: &[OffboardGroup<'_>],
+    unreadable: &[(&GroupInfo, String)],
+    dry_run: bool,
+    confirmation: Option<&str>,
+) -> Reply {
+    let numbers: usize = plan.iter().map(|g| g.numbers.len()).sum();
+    let title = format!(
+        "{}emove {} from {}",
+        if dry_run { "Dry run: would r" } else { "This will r" },
+        count(numbers, "membership"),
+        count(plan.len(), "group")
+    );
+    let mut reply = if dry_run {
+        Reply::info(title)
+    } else {
+        Reply::new(Status::Preview, Visibility::Ephemeral, title)
+    };
+    for g in plan {
+        reply = reply.line(offboard_line(Rich::new().strong(g.group.name.clone()).text(": "), &g.numbers));
+    }
+    reply = offboard_left(reply, not_admin, unreadable);
+    if dry_run {
+        reply.footer("Nothing was sent.")
+    } else if plan.is_empty() {
+        reply.footer("Nothing to remove.")
+    } else {
+        awaiting_confirmation(reply, "Offboarding", confirmation)
+    }
+}
+
+/// The groups an offboarding cannot act on, named (they are in the caller's scope).
+fn offboard_left(mut reply: Reply, not_admin: &[OffboardGroup<'_>], unreadable: &[(&GroupInfo, String)]) -> Reply {
+    for g in not_admin {
+        reply = reply.line(offboard_line(
+            Rich::new()
+                .text("Stays in ")
+                .strong(g.group.name.clone())
+                .text(" (the connected number is not an admin there): "),
+            &g.numbers,
+        ));
+    }
+    for (group, why) in unreadable {
+        reply = reply.line(
+            Rich::new()
+                .text("Not checked: ")
+                .strong(group.name.clone())
+                .text(format!(" ({why})")),
+        );
+    }
+    reply
+}
+
+fn offboard_line(mut line: Rich, numbers: &[crate::phone::E164]) -> Rich {
+    for (i, n) in numbers.iter().enumerate() {
+        if i > 0 {
+            line = line.text(", ");
+        }
+        line = line.code(n.as_str());
+    }
+    line
+}
+
+/// No number of an offboarding is in a group the caller may use.
+pub fn offboard_nothing() -> Reply {
+    Reply::info("None of these numbers is a member of a group you may use").footer("Nothing was sent.")
+}
+
+/// One group's part of an offboarding's result.
+pub struct OffboardDone<'a> {
+    /// The group.
+    pub group: &'a GroupInfo,
+    /// Per number.
+    pub results: Vec<ChangeResult>,
+    /// Why the group stopped part-way, if it did.
+    pub stopped: Option<String>,
+}
+
+/// `remove *`'s result: per group, per number.
+pub fn offboard_result(
+    done: &[OffboardDone<'_>],
+    not_admin: &[OffboardGroup<'_>],
+    unreadable: &[(&GroupInfo, String)],
+    visibility: Visibility,
+) -> Reply {
+    let removed = done
+        .iter()
+        .flat_map(|g| &g.results)
+        .filter(|r| r.outcome == ChangeOutcome::Done)
+        .count();
+    let mut reply = Reply::new(
+        Status::Ok,
+        visibility,
+        format!("Removed {} from {}", count(removed, "membership"), count(done.len(), "group")),
+    );
+    for g in done {
+        let mut line = Rich::new().strong(g.group.name.clone()).text(": ");
+        for (i, r) in g.results.iter().enumerate() {
+            if i > 0 {
+                line = line.text(", ");
+            }
+            line = line.append(change_line(&r.number, &r.outcome, MemberChange::Remove));
+        }
+        if let Some(why) = &g.stopped {
+            line = line.text(format!(" (stopped: {why})"));
+        }
+        reply = reply.line(line);
+    }
+    let reply = offboard_left(reply, not_admin, unreadable);
+    reply.footer(change_tally(
+        MemberChange::Remove,
+        done.iter().flat_map(|g| &g.results).map(|r| &r.outcome),
+        "",
+    ))
+}
+
+/// A group's members, admins first.
+pub fn members(group: &GroupInfo, list: &[Member], filter: Option<&str>, mask: bool, visibility: Visibility) -> Reply {
+    let mut title = Rich::new().text(format!("{} of ", count(list.len(), "member"))).strong(group.name.clone());
+    if let Some(f) = filter {
+        title = title.text(format!(" matching \"{f}\""));
+    }
+    let mut reply = Reply::new(Status::Ok, visibility, title);
+    for m in list {
+        let mut line = party(&m.party, mask);
+        if let Some(name) = &m.name {
+            line.push_str(&format!(" ({name})"));
+        }
+        match m.role {
+            Role::SuperAdmin => line.push_str(" — admin (creator)"),
+            Role::Admin => line.push_str(" — admin"),
+            Role::Member => {}
+        }
+        reply = reply.line(line);
+    }
+    reply
 }
 
 fn count(n: usize, noun: &str) -> String {

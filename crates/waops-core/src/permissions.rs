@@ -330,10 +330,7 @@ mod tests {
     use super::*;
 
     fn group(id: &str, name: &str) -> GroupInfo {
-        GroupInfo {
-            id: GroupId::parse(id).unwrap(),
-            name: name.into(),
-        }
+        GroupInfo::new(GroupId::parse(id).unwrap(), name)
     }
 
     fn perms() -> Permissions {

@@ -231,12 +231,122 @@ pub trait Provider: Send + Sync {
     async fn invite_code(&self, group: &GroupId) -> Result<InviteCode, ProviderError>;
     /// Revokes the invite code and returns the new one.
     async fn reset_invite(&self, group: &GroupId) -> Result<InviteCode, ProviderError>;
+    /// The group's participants.
+    async fn members(&self, group: &GroupId) -> Result<Members, ProviderError>;
+    /// Removes, promotes or demotes members; one result per number, in order.
+    /// Callers send only numbers the member list shows as members.
+    async fn change_members(
+        &self,
+        group: &GroupId,
+        change: MemberChange,
+        numbers: &[E164],
+    ) -> Result<Vec<ChangeResult>, ProviderError>;
     /// Membership changes since `query.since`, newest first. A provider that
     /// reads them in pages stops once it has `query.enough` of the kinds asked
     /// for; others may return them all (callers filter and cut).
     async fn history(&self, group: &GroupId, query: &HistoryQuery) -> Result<Vec<MemberEvent>, ProviderError>;
     /// Cheap reachability check for `/readyz`.
     async fn health(&self) -> Result<(), ProviderError>;
+}
+
+/// A change to existing members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Take them out of the group.
+    Remove,
+    /// Make them admins.
+    Promote,
+    /// Take admin rights away.
+    Demote,
+}
+
+impl MemberChange {
+    /// The command that asks for it.
+    pub fn command(self) -> crate::CommandId {
+        match self {
+            MemberChange::Remove => crate::CommandId::Remove,
+            MemberChange::Promote => crate::CommandId::Promote,
+            MemberChange::Demote => crate::CommandId::Demote,
+        }
+    }
+
+    /// The past tense, for results ("removed").
+    pub fn done(self) -> &'static str {
+        match self {
+            MemberChange::Remove => "removed",
+            MemberChange::Promote => "promoted",
+            MemberChange::Demote => "demoted",
+        }
+    }
+}
+
+/// What a member change did to one number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    /// Removed, promoted or demoted.
+    Done,
+    /// Not in the group: nothing to do (read from the member list first).
+    NotAMember,
+    /// Already what was asked (an admin to promote, not one to demote).
+    AlreadySo,
+    /// Not done, with the reason.
+    Failed(String),
+}
+
+/// One number's member-change result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeResult {
+    /// The number.
+    pub number: E164,
+    /// What happened.
+    pub outcome: ChangeOutcome,
+}
+
+/// A participant's standing in a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// The group's creator (WhatsApp's super admin).
+    SuperAdmin,
+    /// An admin.
+    Admin,
+    /// A member.
+    Member,
+}
+
+/// A group's participant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Who (a number when it is one).
+    pub party: Party,
+    /// Their standing.
+    pub role: Role,
+    /// A name the provider knows for them.
+    pub name: Option<String>,
+}
+
+impl Member {
+    /// True for admins and super admins.
+    pub fn is_admin(&self) -> bool {
+        self.role != Role::Member
+    }
+}
+
+/// A group's participants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Members {
+    /// Everyone in the group.
+    pub members: Vec<Member>,
+    /// Whether the connected number is an admin here, when the provider says.
+    pub connected_admin: Option<bool>,
+}
+
+impl Members {
+    /// The member with this number, if any.
+    pub fn find(&self, number: &E164) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| matches!(&m.party, Party::Number(n) if n == number))
+    }
 }
 
 /// Which membership changes `history` is asked for.

@@ -43,6 +43,11 @@ impl Rich {
         self.0.push(Span::Link(url.into()));
         self
     }
+    /// Appends another line's pieces.
+    pub fn append(mut self, other: Rich) -> Self {
+        self.0.extend(other.0);
+        self
+    }
     /// The text without formatting.
     pub fn plain(&self) -> String {
         self.0

@@ -30,6 +30,24 @@ fn options(id: CommandId) -> Vec<(&'static str, CommandOptionType, bool, &'stati
                 "check and show what would be sent; send nothing",
             ),
         ],
+        CommandId::Remove | CommandId::Promote | CommandId::Demote => vec![
+            (
+                "group",
+                STRING,
+                true,
+                if id == CommandId::Remove {
+                    "group id, alias or name, or * for every group you may use"
+                } else {
+                    "group id, alias or name"
+                },
+            ),
+            ("numbers", STRING, true, "phone numbers, separated by spaces, commas or semicolons"),
+            ("dry_run", BOOLEAN, false, "check and show what would be sent; send nothing"),
+        ],
+        CommandId::Members => vec![
+            ("group", STRING, true, "group id, alias or name"),
+            ("filter", STRING, false, "text in the name or number"),
+        ],
         CommandId::Invite => vec![
             ("group", STRING, true, "group id, alias or name"),
             ("reset", BOOLEAN, false, "revoke the current link and show the new one"),
@@ -217,15 +235,20 @@ mod tests {
     fn every_command_is_registered_with_its_options() {
         let payload = serde_json::to_value(commands()).unwrap();
         let subs = payload[0]["options"].as_array().unwrap();
-        assert_eq!(subs.len(), 10);
-        let add = subs.iter().find(|s| s["name"] == "add").unwrap();
-        let names: Vec<_> = add["options"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, ["group", "numbers", "dry_run"]);
+        assert_eq!(subs.len(), CommandId::ALL.len());
+        let names = |sub: &str| -> Vec<String> {
+            let s = subs.iter().find(|s| s["name"] == sub).unwrap();
+            s["options"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| o["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        for sub in ["add", "remove", "promote", "demote"] {
+            assert_eq!(names(sub), ["group", "numbers", "dry_run"], "{sub}");
+        }
+        assert_eq!(names("members"), ["group", "filter"]);
         for s in subs {
             assert!(s["description"].as_str().unwrap().len() <= 100);
         }

@@ -39,6 +39,17 @@ pub struct Args {
 /// Parses `add`.
 pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
     let group = parts.required("<group>")?.text;
+    Ok(Args {
+        group,
+        numbers: numbers(parts)?,
+        dry_run: parts.flag("dry-run"),
+        yes: parts.flag("yes"),
+    })
+}
+
+/// The numbers after the group (add, remove, promote, demote): line breaks
+/// separate them like commas.
+pub fn numbers(parts: &mut Parts) -> Result<Vec<NumberToken>, UsageError> {
     let numbers: Vec<NumberToken> = parts
         .rest()
         .into_iter()
@@ -54,10 +65,5 @@ pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
     if numbers.iter().all(|n| n.text == ",") {
         return Err(parts.error("missing <numbers…>"));
     }
-    Ok(Args {
-        group,
-        numbers,
-        dry_run: parts.flag("dry-run"),
-        yes: parts.flag("yes"),
-    })
+    Ok(numbers)
 }

@@ -3,15 +3,18 @@
 //! and a pure `parse`. Running them is the service's business, not the core's.
 
 pub mod add;
+pub mod change;
 pub mod groups;
 pub mod help;
 pub mod history;
 pub mod invite;
 pub mod join;
+pub mod members;
 pub mod subscribe;
 pub mod whoami;
 
 use crate::parser::{self, CommandSpec, UsageError};
+use crate::provider::MemberChange;
 use crate::CommandId;
 
 /// A parsed command with typed arguments.
@@ -21,6 +24,10 @@ pub enum Command {
     Join(join::Args),
     /// `add <group> <numbers…>`
     Add(add::Args),
+    /// `remove|promote|demote <group> <numbers…>`
+    Change(change::Args),
+    /// `members <group> [FILTER]`
+    Members(members::Args),
     /// `invite <group> [--reset]`
     Invite(invite::Args),
     /// `history <group> ...`
@@ -44,6 +51,10 @@ pub fn spec(id: CommandId) -> &'static CommandSpec {
     match id {
         CommandId::Join => &join::SPEC,
         CommandId::Add => &add::SPEC,
+        CommandId::Remove => &change::REMOVE_SPEC,
+        CommandId::Promote => &change::PROMOTE_SPEC,
+        CommandId::Demote => &change::DEMOTE_SPEC,
+        CommandId::Members => &members::SPEC,
         CommandId::Invite => &invite::SPEC,
         CommandId::History => &history::SPEC,
         CommandId::Groups => &groups::SPEC,
@@ -74,6 +85,10 @@ impl Command {
         let command = match id {
             CommandId::Join => Command::Join(join::parse(&mut parts)?),
             CommandId::Add => Command::Add(add::parse(&mut parts)?),
+            CommandId::Remove => Command::Change(change::parse(&mut parts, MemberChange::Remove)?),
+            CommandId::Promote => Command::Change(change::parse(&mut parts, MemberChange::Promote)?),
+            CommandId::Demote => Command::Change(change::parse(&mut parts, MemberChange::Demote)?),
+            CommandId::Members => Command::Members(members::parse(&mut parts)?),
             CommandId::Invite => Command::Invite(invite::parse(&mut parts)?),
             CommandId::History => Command::History(history::parse(&mut parts)?),
             CommandId::Groups => Command::Groups(groups::parse(&mut parts)?),
@@ -92,6 +107,8 @@ impl Command {
         match self {
             Command::Join(_) => CommandId::Join,
             Command::Add(_) => CommandId::Add,
+            Command::Change(a) => a.change.command(),
+            Command::Members(_) => CommandId::Members,
             Command::Invite(_) => CommandId::Invite,
             Command::History(_) => CommandId::History,
             Command::Groups(_) => CommandId::Groups,
@@ -113,6 +130,11 @@ impl Command {
         }
         match self {
             Command::Add(a) => TargetRef::Group(&a.group),
+            Command::Change(a) => match &a.groups {
+                change::Groups::One(g) => TargetRef::Group(g),
+                change::Groups::All => TargetRef::All,
+            },
+            Command::Members(a) => TargetRef::Group(&a.group),
             Command::Invite(a) => TargetRef::Group(&a.group),
             Command::History(a) => TargetRef::Group(&a.group),
             Command::Subscribe(a) => group_or_all(&a.target),

@@ -58,8 +58,20 @@ async fn periskope_invite() {
         ),
         "{err}"
     );
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/chats/{GROUP}/invite")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(common::fixture("periskope/invite_link.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
     let (code, out, _) = exec("periskope", format!("{}/v1", server.uri()), "invite sales --reset").await;
-    assert_eq!((code, out.as_str()), (1, "The periskope provider cannot reset invite links\nReset it in WhatsApp, then run /wa invite <group> to show the new link.\n"));
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "New invite link for Sales Team\n  https://chat.whatsapp.com/Hn4Qe7Rt2Yu8Io3Pa6Sd\nThe old link no longer works.\n"
+        )
+    );
 }
 
 #[tokio::test]

@@ -258,14 +258,20 @@ async fn add_paced(
             numbers,
             |chunk| async move { provider.add(group, &chunk).await },
             |n| AddResult {
-            number: n.clone(),
+                number: n.clone(),
                 outcome: AddOutcome::Failed(messages::NOT_SENT.into()),
             },
         )
         .await;
     match stopped {
         // Nothing was done: the error is the answer.
-        Some(e) if results.iter().all(|r| r.outcome == AddOutcome::Failed(messages::NOT_SENT.into())) => Err(e.into()),
+        Some(e)
+            if results
+                .iter()
+                .all(|r| r.outcome == AddOutcome::Failed(messages::NOT_SENT.into())) =>
+        {
+            Err(e.into())
+        }
         stopped => Ok((results, stopped)),
     }
 }

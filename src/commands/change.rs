@@ -46,7 +46,12 @@ fn plan(members: &Members, change: MemberChange, numbers: &[E164]) -> (Vec<E164>
 }
 
 /// Changes members of one group.
-pub async fn run(call: &Call<'_>, args: Args, group: GroupInfo, list: phone::NumberList) -> Result<Added, CommandError> {
+pub async fn run(
+    call: &Call<'_>,
+    args: Args,
+    group: GroupInfo,
+    list: phone::NumberList,
+) -> Result<Added, CommandError> {
     check_numbers(call, &list)?;
     let ctx = call.ctx;
     let numbers: Vec<E164> = list.valid.iter().map(|a| a.number.clone()).collect();
@@ -122,8 +127,12 @@ pub async fn offboard(call: &Call<'_>, args: Args, list: phone::NumberList) -> R
         .iter()
         .filter(|g| {
             matches!(
-                ctx.permissions
-                    .decide(&call.inv.principals, CommandId::Remove, &call.inv.channel, Target::Group(g)),
+                ctx.permissions.decide(
+                    &call.inv.principals,
+                    CommandId::Remove,
+                    &call.inv.channel,
+                    Target::Group(g)
+                ),
                 Decision::Allowed(_)
             )
         })
@@ -145,7 +154,10 @@ pub async fn offboard(call: &Call<'_>, args: Args, list: phone::NumberList) -> R
         if present.is_empty() {
             continue;
         }
-        let entry = OffboardGroup { group, numbers: present };
+        let entry = OffboardGroup {
+            group,
+            numbers: present,
+        };
         if members.connected_admin == Some(false) {
             not_admin.push(entry);
         } else {
@@ -162,7 +174,9 @@ pub async fn offboard(call: &Call<'_>, args: Args, list: phone::NumberList) -> R
             _ if args.dry_run || plan.is_empty() => None,
             _ => Some(save_confirmation(call).await?),
         };
-        return Ok(messages::offboard_preview(&plan, &not_admin, &unreadable, args.dry_run, confirmation.as_deref()).into());
+        return Ok(
+            messages::offboard_preview(&plan, &not_admin, &unreadable, args.dry_run, confirmation.as_deref()).into(),
+        );
     }
     let total = plan.iter().map(|g| g.numbers.len()).sum();
     let mut paced = Paced::new(call, total);

@@ -429,8 +429,7 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
         // Offboarding acts on the groups in the caller's scope, whichever they
         // are: the command in this channel is what is decided here.
         Resolved::All if id == CommandId::Remove => {
-            ctx.permissions
-                .decide(&inv.principals, id, &inv.channel, Target::None)
+            ctx.permissions.decide(&inv.principals, id, &inv.channel, Target::None)
         }
         Resolved::All => ctx
             .permissions

@@ -117,7 +117,9 @@ impl Chat {
     /// Whether the connected phone (`org_phone`) is an admin, when the chat lists its members.
     fn connected_admin(&self) -> Option<bool> {
         let members = self.members.as_ref()?;
-        members.get(self.org_phone.as_deref()?).map(|m| m.role() != Role::Member)
+        members
+            .get(self.org_phone.as_deref()?)
+            .map(|m| m.role() != Role::Member)
     }
 }
 

@@ -401,7 +401,11 @@ impl Provider for Sandbox {
         let members = std::iter::once(own)
             .chain(group.members.iter().map(|n| Member {
                 party: Party::Number(n.clone()),
-                role: if group.admins.contains(n) { Role::Admin } else { Role::Member },
+                role: if group.admins.contains(n) {
+                    Role::Admin
+                } else {
+                    Role::Member
+                },
                 name: None,
             }))
             .collect();

@@ -268,7 +268,10 @@ impl Provider for Wawp {
             Ok(r) => r.json::<Value>().ok().as_ref().and_then(group_of).map(|g| g.name),
             Err(_) => None,
         };
-        Ok(JoinOutcome::Joined(GroupInfo::new(id.clone(), name.unwrap_or_else(|| id.to_string()))))
+        Ok(JoinOutcome::Joined(GroupInfo::new(
+            id.clone(),
+            name.unwrap_or_else(|| id.to_string()),
+        )))
     }
 
     async fn add(&self, group: &GroupId, numbers: &[E164]) -> Result<Vec<AddResult>, ProviderError> {

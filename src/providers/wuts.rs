@@ -255,7 +255,10 @@ impl Provider for Wuts {
                 .filter(|n| !n.is_empty()),
             Err(_) => None,
         };
-        Ok(JoinOutcome::Joined(GroupInfo::new(id.clone(), name.unwrap_or_else(|| id.to_string()))))
+        Ok(JoinOutcome::Joined(GroupInfo::new(
+            id.clone(),
+            name.unwrap_or_else(|| id.to_string()),
+        )))
     }
 
     async fn add(&self, group: &GroupId, numbers: &[E164]) -> Result<Vec<AddResult>, ProviderError> {
@@ -274,11 +277,7 @@ impl Provider for Wuts {
             .json()?;
         // WUTS lists the participants it added; its per-number failure shape is
         // undocumented, so a number it does not list is reported as not confirmed.
-        let confirmed: Vec<String> = response
-            .participants
-            .iter()
-            .filter_map(Participant::digits)
-            .collect();
+        let confirmed: Vec<String> = response.participants.iter().filter_map(Participant::digits).collect();
         Ok(numbers
             .iter()
             .map(|n| AddResult {
@@ -295,7 +294,13 @@ impl Provider for Wuts {
     async fn members(&self, group: &GroupId) -> Result<Members, ProviderError> {
         let detail: GroupDetail = self
             .api
-            .send(self.request(Method::GET, &["groups", group.as_str()], None, Safety::Read, "get group"))
+            .send(self.request(
+                Method::GET,
+                &["groups", group.as_str()],
+                None,
+                Safety::Read,
+                "get group",
+            ))
             .await?
             .json()?;
         let members = detail

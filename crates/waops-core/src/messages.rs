@@ -13,8 +13,8 @@ use crate::group_ref::GroupInfo;
 use crate::invite_link::InviteCode;
 use crate::phone::{Accepted, InvalidNumber};
 use crate::provider::{
-    AddOutcome, AddResult, ChangeOutcome, ChangeResult, HistorySource, Member, MemberChange, MemberEvent, Party, ProviderError,
-    ProviderErrorKind, ProviderKind, Role,
+    AddOutcome, AddResult, ChangeOutcome, ChangeResult, HistorySource, Member, MemberChange, MemberEvent, Party,
+    ProviderError, ProviderErrorKind, ProviderKind, Role,
 };
 use crate::subscription::Subscription;
 
@@ -453,7 +453,15 @@ pub fn groups(groups: &[GroupInfo], filter: Option<&str>, hidden: usize) -> Repl
         None => count(groups.len(), "group"),
     };
     let mut reply = Reply::info(title);
-    if !groups.is_empty() {
+    if groups.iter().all(|g| g.admin.is_none()) {
+        // The provider's list does not say who is an admin.
+        if !groups.is_empty() {
+            reply.table = Some(Table {
+                headers: vec!["Name".into(), "Id".into()],
+                rows: groups.iter().map(|g| vec![g.name.clone(), g.id.to_string()]).collect(),
+            });
+        }
+    } else {
         // Whether waops' number is an admin decides whether add, remove and invite can work.
         let admin = |g: &GroupInfo| match g.admin {
             Some(true) => "yes",
@@ -468,7 +476,8 @@ pub fn groups(groups: &[GroupInfo], filter: Option<&str>, hidden: usize) -> Repl
                 .collect(),
         });
         if groups.iter().any(|g| g.admin == Some(false)) {
-            reply = reply.footer("Admin: whether the connected number is a group admin; add, remove and invite need it.");
+            reply =
+                reply.footer("Admin: whether the connected number is a group admin; add, remove and invite need it.");
         }
     }
     if hidden > 0 {
@@ -735,9 +744,18 @@ fn change_line(number: &crate::phone::E164, outcome: &ChangeOutcome, change: Mem
 }
 
 /// A member change's plan: the numbers it would change and those it leaves.
-fn change_plan(mut reply: Reply, to_change: &[crate::phone::E164], left: &[ChangeResult], change: MemberChange) -> Reply {
+fn change_plan(
+    mut reply: Reply,
+    to_change: &[crate::phone::E164],
+    left: &[ChangeResult],
+    change: MemberChange,
+) -> Reply {
     for n in to_change {
-        reply = reply.line(Rich::new().code(n.as_str()).text(format!(" — will be {}", change.done())));
+        reply = reply.line(
+            Rich::new()
+                .code(n.as_str())
+                .text(format!(" — will be {}", change.done())),
+        );
     }
     for r in left {
         reply = reply.line(change_line(&r.number, &r.outcome, change));
@@ -754,7 +772,10 @@ pub fn change_dry_run(
 ) -> Reply {
     let (verb, prep, _) = change_words(change);
     let title = Rich::new()
-        .text(format!("Dry run: would {verb} {} {prep} ", count(to_change.len(), "number")))
+        .text(format!(
+            "Dry run: would {verb} {} {prep} ",
+            count(to_change.len(), "number")
+        ))
         .strong(group.name.clone());
     let reply = Reply::info(title).field("Group id", Rich::new().code(group.id.as_str()));
     change_plan(reply, to_change, left, change).footer("Nothing was sent.")
@@ -780,11 +801,20 @@ pub fn change_needs_confirmation(
 }
 
 /// A member change's per-number result with a tally.
-pub fn change_result(group: &GroupInfo, change: MemberChange, results: &[ChangeResult], visibility: Visibility) -> Reply {
+pub fn change_result(
+    group: &GroupInfo,
+    change: MemberChange,
+    results: &[ChangeResult],
+    visibility: Visibility,
+) -> Reply {
     let (verb, prep, already) = change_words(change);
     let mut verb = verb.to_string();
     verb[..1].make_ascii_uppercase();
-    let mut reply = Reply::new(Status::Ok, visibility, Rich::new().text(format!("{verb} {prep} ")).strong(group.name.clone()));
+    let mut reply = Reply::new(
+        Status::Ok,
+        visibility,
+        Rich::new().text(format!("{verb} {prep} ")).strong(group.name.clone()),
+    );
     for r in results {
         reply = reply.line(change_line(&r.number, &r.outcome, change));
     }
@@ -842,7 +872,10 @@ pub fn offboard_preview(
         Reply::new(Status::Preview, Visibility::Ephemeral, title)
     };
     for g in plan {
-        reply = reply.line(offboard_line(Rich::new().strong(g.group.name.clone()).text(": "), &g.numbers));
+        reply = reply.line(offboard_line(
+            Rich::new().strong(g.group.name.clone()).text(": "),
+            &g.numbers,
+        ));
     }
     reply = offboard_left(reply, not_admin, unreadable);
     if dry_run {
@@ -916,7 +949,11 @@ pub fn offboard_result(
     let mut reply = Reply::new(
         Status::Ok,
         visibility,
-        format!("Removed {} from {}", count(removed, "membership"), count(done.len(), "group")),
+        format!(
+            "Removed {} from {}",
+            count(removed, "membership"),
+            count(done.len(), "group")
+        ),
     );
     for g in done {
         let mut line = Rich::new().strong(g.group.name.clone()).text(": ");
@@ -941,7 +978,9 @@ pub fn offboard_result(
 
 /// A group's members, admins first.
 pub fn members(group: &GroupInfo, list: &[Member], filter: Option<&str>, mask: bool, visibility: Visibility) -> Reply {
-    let mut title = Rich::new().text(format!("{} of ", count(list.len(), "member"))).strong(group.name.clone());
+    let mut title = Rich::new()
+        .text(format!("{} of ", count(list.len(), "member")))
+        .strong(group.name.clone());
     if let Some(f) = filter {
         title = title.text(format!(" matching \"{f}\""));
     }

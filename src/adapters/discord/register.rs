@@ -41,8 +41,18 @@ fn options(id: CommandId) -> Vec<(&'static str, CommandOptionType, bool, &'stati
                     "group id, alias or name"
                 },
             ),
-            ("numbers", STRING, true, "phone numbers, separated by spaces, commas or semicolons"),
-            ("dry_run", BOOLEAN, false, "check and show what would be sent; send nothing"),
+            (
+                "numbers",
+                STRING,
+                true,
+                "phone numbers, separated by spaces, commas or semicolons",
+            ),
+            (
+                "dry_run",
+                BOOLEAN,
+                false,
+                "check and show what would be sent; send nothing",
+            ),
         ],
         CommandId::Members => vec![
             ("group", STRING, true, "group id, alias or name"),

@@ -23,21 +23,19 @@ pub fn calls_provider(args: &Args, list: &phone::NumberList, settings: &crate::s
     !args.dry_run && list.invalid.is_empty() && (args.yes || list.valid.len() <= settings.limits.confirm_over)
 }
 
-/// Refuses invalid numbers, and more than `limits.max_numbers_per_add` or the
-/// role's `max_numbers` (add, remove, promote, demote).
-pub fn check_numbers(call: &Call<'_>, list: &phone::NumberList) -> Result<(), CommandError> {
+/// The refusal for invalid numbers, or more than `limits.max_numbers_per_add`
+/// or the role's `max_numbers` (add, remove, promote, demote).
+pub fn refuse_numbers(call: &Call<'_>, list: &phone::NumberList) -> Option<Reply> {
     if !list.invalid.is_empty() {
-        return Err(CommandError::User(messages::invalid_numbers(&list.invalid)));
+        return Some(messages::invalid_numbers(&list.invalid));
     }
     let count = list.valid.len();
     let limit = call.ctx.settings.limits.max_numbers_per_add;
     if count > limit {
-        return Err(CommandError::User(messages::too_many_numbers(count, limit, false)));
+        return Some(messages::too_many_numbers(count, limit, false));
     }
-    if let Some(max) = call.grant.max_numbers.filter(|max| count > *max) {
-        return Err(CommandError::User(messages::too_many_numbers(count, max, true)));
-    }
-    Ok(())
+    let max = call.grant.max_numbers.filter(|max| count > *max)?;
+    Some(messages::too_many_numbers(count, max, true))
 }
 
 /// What an add did, for its reply and its audit row.
@@ -83,7 +81,9 @@ pub async fn run(
     list: phone::NumberList,
 ) -> Result<Added, CommandError> {
     let settings = &call.ctx.settings;
-    check_numbers(call, &list)?;
+    if let Some(refusal) = refuse_numbers(call, &list) {
+        return Err(CommandError::User(refusal));
+    }
     let count = list.valid.len();
     if args.dry_run {
         return Ok(messages::add_dry_run(&group, &list.valid, &list.duplicates).into());

@@ -9,7 +9,7 @@
 
 pub use waops_core::command::change::*;
 
-use super::add::{check_numbers, save_confirmation, Added, GroupRow, Paced};
+use super::add::{refuse_numbers, save_confirmation, Added, GroupRow, Paced};
 use super::{Call, CommandError};
 use crate::core::messages::{self, OffboardDone, OffboardGroup};
 use crate::core::permissions::{Decision, Target};
@@ -52,7 +52,9 @@ pub async fn run(
     group: GroupInfo,
     list: phone::NumberList,
 ) -> Result<Added, CommandError> {
-    check_numbers(call, &list)?;
+    if let Some(refusal) = refuse_numbers(call, &list) {
+        return Err(CommandError::User(refusal));
+    }
     let ctx = call.ctx;
     let numbers: Vec<E164> = list.valid.iter().map(|a| a.number.clone()).collect();
     let members = ctx.provider.members(&group.id).await?;
@@ -118,7 +120,9 @@ fn is_not_sent(r: &ChangeResult) -> bool {
 
 /// `remove * <numbers…>`: offboarding across the caller's groups.
 pub async fn offboard(call: &Call<'_>, args: Args, list: phone::NumberList) -> Result<Added, CommandError> {
-    check_numbers(call, &list)?;
+    if let Some(refusal) = refuse_numbers(call, &list) {
+        return Err(CommandError::User(refusal));
+    }
     let ctx = call.ctx;
     let numbers: Vec<E164> = list.valid.iter().map(|a| a.number.clone()).collect();
     // Only groups the caller may remove from: the others are never read, let alone named.

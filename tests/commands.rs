@@ -438,3 +438,203 @@ async fn internal_errors_show_only_a_ref() {
     assert_eq!(reply.status, Status::Internal);
     assert_eq!(reply.plain(), format!("Something went wrong (ref {id})\n"));
 }
+
+#[tokio::test]
+async fn members_are_listed_admins_first_and_masked() {
+    let app = TestApp::new().await;
+    assert_eq!(
+        app.text("members sales").await,
+        "5 members of Sales Team\n\
+         \x20 +49 151 •••• 1111 — admin\n\
+         \x20 +49 151 •••• 2222 — admin\n\
+         \x20 +49 309 •••• 1820 (waops (sandbox)) — admin\n\
+         \x20 +49 151 •••• 3333\n\
+         \x20 +49 151 •••• 7878\n"
+    );
+    assert_eq!(
+        app.text("members sales 3333").await,
+        "1 member of Sales Team matching \"3333\"\n  +49 151 •••• 3333\n"
+    );
+}
+
+#[tokio::test]
+async fn remove_promote_and_demote_report_each_number() {
+    let app = TestApp::new().await;
+    assert_eq!(
+        app.text("remove sales +4915133333333 +4915199999991 --dry-run").await,
+        "Dry run: would remove 1 number from Sales Team\n\
+         \x20 `+4915133333333` — will be removed\n\
+         \x20 `+4915199999991` — not a member\n\
+         \x20 Group id  `120363041234567890@g.us`\n\
+         Nothing was sent.\n"
+    );
+    assert_eq!(
+        app.text("remove sales +4915133333333 +4915199999991").await,
+        "Remove from Sales Team\n\
+         \x20 `+4915133333333` — removed\n\
+         \x20 `+4915199999991` — not a member\n\
+         1 removed, 1 not a member, 0 failed\n"
+    );
+    // Removed for real: a second remove finds no member, and history shows it.
+    assert!(app
+        .text("remove sales +4915133333333")
+        .await
+        .contains("`+4915133333333` — not a member"));
+    assert!(app
+        .text("history sales --limit 1")
+        .await
+        .contains("· removed · +49 151 •••• 3333 by +49 309 •••• 1820"));
+    assert_eq!(
+        app.text("promote sales +4915178787878 +4915122222222").await,
+        "Promote in Sales Team\n\
+         \x20 `+4915178787878` — promoted\n\
+         \x20 `+4915122222222` — already an admin\n\
+         1 promoted, 0 not a member, 1 already an admin, 0 failed\n"
+    );
+    assert!(app.text("members sales 7878").await.contains("7878 — admin"));
+    assert!(app
+        .text("demote sales +4915178787878")
+        .await
+        .contains("`+4915178787878` — demoted"));
+    assert!(app
+        .text("demote sales +4915178787878")
+        .await
+        .contains("`+4915178787878` — not an admin"));
+    assert!(app
+        .text("remove support +4915188888888")
+        .await
+        .contains("failed (WhatsApp refused the change (the sandbox's 8888 numbers))"));
+    let (reply, id) = app
+        .run_as(&["console"], "local", "remove announcements +4915178787878")
+        .await;
+    assert_eq!(
+        reply.title.plain(),
+        "The connected WhatsApp number is not an admin of that group"
+    );
+    assert_eq!(app.audit(&id).await.outcome, "provider_error:not_admin");
+    assert_eq!(
+        app.text("promote * +4915178787878").await,
+        "`promote` takes one group; `*` is for `remove` only\nUsage: `/wa promote <group> <numbers…> [--dry-run] [--yes]`\n"
+    );
+}
+
+#[tokio::test]
+async fn member_changes_obey_the_number_limits_and_preview() {
+    let app = TestApp::with_config(
+        "[permissions.roles.cleanup]\ncommands = [\"remove\"]\ngroups = [\"sales\"]\nmax_numbers = 3\n\n[permissions.bindings]\ncleanup = [\"slack:user:U1\"]\n",
+    )
+    .await;
+    let numbers = |n: usize| {
+        (1..=n)
+            .map(|i| format!("+49151600{i:05}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (reply, _) = app
+        .run_as(&["slack:user:U1"], "slack:C1", &format!("remove sales {}", numbers(4)))
+        .await;
+    assert_eq!(
+        reply.title.plain(),
+        "Too many numbers: 4; your role allows at most 3 per add"
+    );
+    let app = TestApp::new().await;
+    let many = (1..=21).map(|i| format!("+49151600{i:05}")).collect::<Vec<_>>();
+    // Not members: nothing to change, so no preview either.
+    assert!(app
+        .text(&format!("remove sales {}", many.join(" ")))
+        .await
+        .contains("0 removed, 21 not a member, 0 failed"));
+}
+
+/// Offboarding: a number in three groups, one outside the caller's scope and
+/// one where the connected number is not an admin. The preview lists the one
+/// group it can act on, never names the out-of-scope one, and says where the
+/// number stays; `--yes` (the console's Apply) removes it, with one audit row
+/// per group.
+#[tokio::test]
+async fn offboarding_acts_only_where_it_may_and_can() {
+    const OFFBOARDING: &str = r#"
+[permissions.roles.hr]
+commands = ["remove"]
+groups = ["sales", "name:Announce*"]
+
+[permissions.bindings]
+hr = ["slack:user:UHR"]
+"#;
+    let app = TestApp::with_config(OFFBOARDING).await;
+    let hr = &["slack:user:UHR"];
+    let (preview, id) = app.run_as(hr, "slack:C1", "remove * +4915178787878").await;
+    assert_eq!(preview.status, Status::Preview);
+    let text = preview.plain();
+    assert_eq!(
+        text,
+        "This will remove 1 membership from 1 group\n\
+         \x20 Sales Team: `+4915178787878`\n\
+         \x20 Stays in Announcements (the connected number is not an admin there): `+4915178787878`\n\
+         Offboarding: run it again with --yes to apply. Nothing was sent.\n"
+    );
+    assert!(!text.contains("Support"), "out of scope: {text}");
+    assert_eq!(app.audit(&id).await.outcome, "preview");
+    // The console applies with --yes.
+    let app = TestApp::with_config(OFFBOARDING).await;
+    let (done, id) = app
+        .run_as(hr, "console:local", "remove * +4915178787878 +4915199999991 --yes")
+        .await;
+    assert_eq!(
+        done.plain(),
+        "Removed 1 membership from 1 group\n\
+         \x20 Sales Team: `+4915178787878` — removed\n\
+         \x20 Stays in Announcements (the connected number is not an admin there): `+4915178787878`\n\
+         1 removed, 0 failed\n"
+    );
+    app.ctx.audit.flush().await;
+    let rows = app.ctx.store.audit_for_request(&id).await.unwrap();
+    let groups: Vec<_> = rows
+        .iter()
+        .map(|r| (r.group_id.as_deref(), r.numbers_count, r.outcome.as_ref()))
+        .collect();
+    assert_eq!(groups, [(Some("120363041234567890@g.us"), 1, "ok")]);
+    // Still a member of Support Crew, which the caller may not touch.
+    assert!(app.text("members support 7878").await.contains("7878"));
+    let (again, _) = app.run_as(hr, "console:local", "remove * +4915178787878 --yes").await;
+    assert!(
+        again
+            .plain()
+            .starts_with("This will remove 0 memberships from 0 groups"),
+        "{}",
+        again.plain()
+    );
+}
+
+/// With several groups to act on, each gets its own audit row.
+#[tokio::test]
+async fn offboarding_audits_each_group() {
+    let app = TestApp::new().await;
+    let (done, id) = app
+        .run_as(&["console"], "local", "remove * +4915178787878 +4915188888888 --yes")
+        .await;
+    assert!(
+        done.plain()
+            .contains("Support Crew: `+4915178787878` — removed, `+4915188888888` — failed"),
+        "{}",
+        done.plain()
+    );
+    app.ctx.audit.flush().await;
+    let mut rows: Vec<_> = app
+        .ctx
+        .store
+        .audit_for_request(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.group_id.unwrap_or_default(), r.numbers_count, r.outcome.to_string()))
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("120363041234567890@g.us".to_string(), 1, "ok".to_string()),
+            ("120363041234567891@g.us".to_string(), 2, "ok".to_string()),
+        ]
+    );
+}

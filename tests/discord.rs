@@ -878,3 +878,42 @@ async fn typed_numbers_cannot_carry_options() {
         ["user_error"]
     );
 }
+
+/// The new subcommands with typed options: remove, promote and members.
+#[tokio::test]
+async fn member_commands_with_typed_options() {
+    let mut h = Harness::new("").await;
+    let (_, ack, _) = h
+        .command(
+            ADMIN,
+            &[],
+            "remove",
+            json!([{"name": "group", "type": 3, "value": "sales"}, {"name": "numbers", "type": 3, "value": "+4915133333333"}]),
+        )
+        .await;
+    assert_eq!(ack["type"], 5);
+    let (method, _, body) = h.next_call().await;
+    assert_eq!(method, "PATCH");
+    let text = description(&body);
+    assert!(text.starts_with("Remove from Sales Team"), "{text}");
+    assert!(text.contains("`+4915133333333` — removed"), "{text}");
+    h.command(
+        ADMIN,
+        &[],
+        "promote",
+        json!([{"name": "group", "type": 3, "value": "sales"}, {"name": "numbers", "type": 3, "value": "+4915178787878"}, {"name": "dry_run", "type": 5, "value": true}]),
+    )
+    .await;
+    let text = description(&h.next_call().await.2);
+    assert!(text.contains("Dry run: would promote 1 number in Sales Team"), "{text}");
+    h.command(
+        ADMIN,
+        &[],
+        "members",
+        json!([{"name": "group", "type": 3, "value": "sales"}, {"name": "filter", "type": 3, "value": "1111"}]),
+    )
+    .await;
+    let text = description(&h.next_call().await.2);
+    assert!(text.contains("1 member of Sales Team matching \"1111\""), "{text}");
+    assert!(text.contains("+49 151 •••• 1111 — admin"), "{text}");
+}

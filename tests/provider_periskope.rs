@@ -452,3 +452,80 @@ async fn notifications_in_the_sdk_shape_with_nulls() {
         ]
     );
 }
+
+/// Members come from the chat object (the documented example): roles from
+/// `is_admin`/`is_super_admin`, names from `contact_name`, and whether the
+/// connected phone (`org_phone`) is an admin.
+#[tokio::test]
+async fn members_come_from_the_chat_object() {
+    let (server, p) = fake().await;
+    authed(Mock::given(method("GET")).and(path(format!("/v1/chats/{GROUP}"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("periskope/accept_invite.json")))
+        .mount(&server)
+        .await;
+    let members = p.members(&gid(GROUP)).await.unwrap();
+    assert_eq!(
+        members.connected_admin,
+        Some(false),
+        "org_phone 918824248940 is not an admin"
+    );
+    let roles: Vec<_> = members
+        .members
+        .iter()
+        .map(|m| (m.party.clone(), m.role, m.name.as_deref()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            (
+                Party::Number(E164::from_trusted("+918527184400").unwrap()),
+                waops::providers::Role::SuperAdmin,
+                Some("Support")
+            ),
+            (
+                Party::Number(E164::from_trusted("+918824248940").unwrap()),
+                waops::providers::Role::Member,
+                Some("Hansal")
+            ),
+        ]
+    );
+}
+
+/// Remove, promote and demote: `POST /chats/{id}/<action>` with digits, each
+/// number's `ChatOperationReturn` read.
+#[tokio::test]
+async fn member_changes_post_each_action() {
+    use waops::providers::{ChangeOutcome, MemberChange};
+    for (change, action) in [
+        (MemberChange::Remove, "remove"),
+        (MemberChange::Promote, "promote"),
+        (MemberChange::Demote, "demote"),
+    ] {
+        let (server, p) = fake().await;
+        authed(Mock::given(method("POST")).and(path(format!("/v1/chats/{GROUP}/{action}"))))
+            .and(body_json(json!({"participants": ["919537851844", "919537851845"]})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "919537851844@c.us": {"is_success": true, "code": 200},
+                "919537851845@c.us": {"is_success": false, "code": 403, "message": "not allowed"}
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let numbers = [
+            E164::from_trusted("+919537851844").unwrap(),
+            E164::from_trusted("+919537851845").unwrap(),
+        ];
+        let outcomes: Vec<_> = p
+            .change_members(&gid(GROUP), change, &numbers)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [ChangeOutcome::Done, ChangeOutcome::Failed("not allowed".into())],
+            "{action}"
+        );
+    }
+}

@@ -198,3 +198,55 @@ async fn add_reads_the_webjs_map_and_the_noweb_array() {
         assert_eq!(outcomes, expected, "{fixture_path}");
     }
 }
+
+/// Members in both engines' shapes: WEBJS's `isAdmin`/`isSuperAdmin`, WAHA's
+/// `role` with an `@lid` id carrying the phone in `pn`.
+#[tokio::test]
+async fn members_in_both_shapes() {
+    use waops::providers::{Party, Role};
+    let (server, p) = fake().await;
+    creds(Mock::given(method("GET")).and(path(format!("/v2/groups/{GROUP}/participants"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": "4915111111111@c.us", "isAdmin": true, "isSuperAdmin": true},
+            {"id": {"_serialized": "4915122222222@c.us"}, "isAdmin": false},
+            {"id": "123456789012345@lid", "pn": "4915133333333@c.us", "role": "admin"}
+        ])))
+        .mount(&server)
+        .await;
+    let members = p.members(&gid(GROUP)).await.unwrap();
+    assert_eq!(members.connected_admin, None);
+    let read: Vec<_> = members.members.iter().map(|m| (m.party.clone(), m.role)).collect();
+    let n = |s: &str| Party::Number(E164::from_trusted(s).unwrap());
+    assert_eq!(
+        read,
+        [
+            (n("+4915111111111"), Role::SuperAdmin),
+            (n("+4915122222222"), Role::Member),
+            (n("+4915133333333"), Role::Admin),
+        ]
+    );
+}
+
+/// Remove, promote and demote on their WAHA paths with `{participants: [{id}]}`.
+#[tokio::test]
+async fn member_changes_use_their_paths() {
+    use waops::providers::{ChangeOutcome, MemberChange};
+    for (change, route) in [
+        (MemberChange::Remove, "participants/remove"),
+        (MemberChange::Promote, "admin/promote"),
+        (MemberChange::Demote, "admin/demote"),
+    ] {
+        let (server, p) = fake().await;
+        creds(Mock::given(method("POST")).and(path(format!("/v2/groups/{GROUP}/{route}"))))
+            .and(body_json(json!({"participants": [{"id": "4915112345678@c.us"}]})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let results = p
+            .change_members(&gid(GROUP), change, &[E164::from_trusted("+4915112345678").unwrap()])
+            .await
+            .unwrap();
+        assert_eq!(results[0].outcome, ChangeOutcome::Done, "{route}");
+    }
+}

@@ -226,3 +226,65 @@ async fn add_reads_phone_numbers_given_as_jids() {
         .unwrap();
     assert_eq!(results[0].outcome, AddOutcome::Added);
 }
+
+/// Members from `GET /groups/{jid}` (the documented shape); WUTS does not say
+/// which participant is the connected number.
+#[tokio::test]
+async fn members_come_from_the_group() {
+    use waops::providers::Role;
+    let (server, p) = fake().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/groups/{GROUP}")))
+        .and(bearer())
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("wuts/group.json")))
+        .mount(&server)
+        .await;
+    let members = p.members(&gid(GROUP)).await.unwrap();
+    assert_eq!(members.connected_admin, None);
+    let roles: Vec<_> = members.members.iter().map(|m| m.role).collect();
+    assert_eq!(roles, [Role::SuperAdmin, Role::Admin, Role::Member]);
+    assert!(members.find(&E164::from_trusted("+5511888888888").unwrap()).is_some());
+}
+
+/// Remove, promote and demote: `POST /groups/{jid}/participants` with the
+/// action; the participants it lists are done.
+#[tokio::test]
+async fn member_changes_send_the_action() {
+    use waops::providers::{ChangeOutcome, MemberChange};
+    for (change, action) in [
+        (MemberChange::Remove, "remove"),
+        (MemberChange::Promote, "promote"),
+        (MemberChange::Demote, "demote"),
+    ] {
+        let (server, p) = fake().await;
+        Mock::given(method("POST"))
+            .and(path(format!("/groups/{GROUP}/participants")))
+            .and(bearer())
+            .and(body_json(
+                json!({"participants": ["5511888888888", "5511966666666"], "action": action}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(fixture("wuts/add_participants.json")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let numbers = [
+            E164::from_trusted("+5511888888888").unwrap(),
+            E164::from_trusted("+5511966666666").unwrap(),
+        ];
+        let outcomes: Vec<_> = p
+            .change_members(&gid(GROUP), change, &numbers)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ChangeOutcome::Done,
+                ChangeOutcome::Failed("not confirmed by the provider".into())
+            ],
+            "{action}"
+        );
+    }
+}

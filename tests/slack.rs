@@ -851,3 +851,58 @@ async fn workspaces_outside_team_ids_are_not_served() {
         "T1 is served: {ack}"
     );
 }
+
+/// Offboarding from Slack: the preview (never naming the group outside the
+/// caller's scope) carries Apply; Apply removes once, a second Apply runs
+/// nothing, and each group acted on has its audit row.
+#[tokio::test]
+async fn offboarding_previews_then_applies_once() {
+    let mut h = Harness::new(
+        "[permissions.roles.hr]\ncommands = [\"remove\", \"members\"]\ngroups = [\"sales\", \"name:Announce*\"]\n\n\
+         [permissions.bindings]\nhr = [\"slack:user:UHR\"]\n",
+    )
+    .await;
+    h.command("UHR", "C1", "remove * +4915178787878").await;
+    let preview = h.next_post().await;
+    let text = text_of(&preview);
+    assert!(text.contains("This will remove 1 membership from 1 group"), "{text}");
+    assert!(text.contains("*Sales Team*: `+4915178787878`"), "{text}");
+    assert!(
+        text.contains("Stays in *Announcements* (the connected number is not an admin there)"),
+        "{text}"
+    );
+    assert!(!text.contains("Support"), "{text}");
+    let id = preview["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .expect("Apply and Cancel")["elements"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(h.click("UHR", "apply", &id).await, 200);
+    assert_eq!(text_of(&h.next_post().await).lines().next().unwrap(), "Working on it…");
+    let result = text_of(&h.next_post().await);
+    assert!(result.contains("*Sales Team*: `+4915178787878` — removed"), "{result}");
+    assert_eq!(h.click("UHR", "apply", &id).await, 200);
+    assert!(text_of(&h.next_post().await).contains("already applied"));
+    h.app.ctx.audit.flush().await;
+    let removes: Vec<_> = h
+        .app
+        .ctx
+        .store
+        .recent_audit(20)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.command == "remove" && r.outcome == "ok")
+        .map(|r| r.group_id)
+        .collect();
+    assert_eq!(removes, [Some(GROUP.to_string())], "one row, for Sales Team");
+    h.command("UHR", "C1", "members sales 7878").await;
+    assert!(
+        text_of(&h.next_post().await).contains("0 members of"),
+        "removed for real"
+    );
+}

@@ -529,3 +529,31 @@ async fn member_changes_post_each_action() {
         );
     }
 }
+
+/// The documented 422 body reads as its message and the fields it names.
+#[tokio::test]
+async fn validation_errors_read_the_documented_body() {
+    let (server, p) = fake().await;
+    authed(Mock::given(method("POST")).and(path(format!("/v1/chats/{GROUP}/remove"))))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "code": "VALIDATION_ERROR",
+            "fields": {"participants": "must be an array of phone numbers"},
+            "message": "Invalid request body",
+            "name": "ValidationError",
+            "status": 422
+        })))
+        .mount(&server)
+        .await;
+    let err = p
+        .change_members(
+            &gid(GROUP),
+            waops::providers::MemberChange::Remove,
+            &[E164::from_trusted("+919537851844").unwrap()],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        ProviderErrorKind::Validation("Invalid request body (participants)".into())
+    );
+}

@@ -131,9 +131,7 @@ impl Periskope {
         auth.set_sensitive(true);
         headers.insert(AUTHORIZATION, auth);
         headers.insert("x-phone", HeaderValue::from_str(phone)?);
-        let api = ApiClient::new(settings, DEFAULT_BASE, headers, Some("x-periskope-trace-id"), |_, _| {
-            None
-        })?;
+        let api = ApiClient::new(settings, DEFAULT_BASE, headers, Some("x-periskope-trace-id"), map_error)?;
         Ok(Periskope {
             api,
             pacing: super::pacing(settings),
@@ -154,6 +152,28 @@ impl Periskope {
             .await?
             .json()
     }
+}
+
+/// Periskope's documented error body (`{code, fields, message, name, status}`,
+/// e.g. 422 `VALIDATION_ERROR`): its message and the fields it names, rather
+/// than the raw JSON. Other statuses and bodies fall back to the status.
+pub fn map_error(status: reqwest::StatusCode, body: &[u8]) -> Option<ProviderErrorKind> {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        message: Option<String>,
+        #[serde(default)]
+        fields: serde_json::Map<String, serde_json::Value>,
+    }
+    if status.as_u16() != 422 && status.as_u16() != 400 {
+        return None;
+    }
+    let error: ErrorBody = serde_json::from_slice(body).ok()?;
+    let mut text = error.message.filter(|m| !m.is_empty())?;
+    if !error.fields.is_empty() {
+        let fields: Vec<&str> = error.fields.keys().map(String::as_str).collect();
+        text.push_str(&format!(" ({})", fields.join(", ")));
+    }
+    Some(ProviderErrorKind::Validation(super::http::excerpt(text.as_bytes())))
 }
 
 /// What a notification type means for membership.

@@ -418,7 +418,7 @@ async fn bad_text_gets_did_you_mean_and_an_invalid_audit_row() {
     let (reply, id) = app.run_as(&["console"], "local", "hisotry sales").await;
     assert_eq!(
         reply.plain(),
-        "unknown command `hisotry`; did you mean `history`?\nUsage: `/wa <join|add|remove|promote|demote|members|invite|history|groups|subscribe|unsubscribe|subscriptions|help|whoami> ... (try /wa help)`\n"
+        "unknown command `hisotry`; did you mean `history`?\nUsage: `/wa <join|add|remove|promote|demote|members|invite|history|groups|subscribe|unsubscribe|subscriptions|audit|help|whoami> ... (try /wa help)`\n"
     );
     let row = app.audit(&id).await;
     assert_eq!(
@@ -636,5 +636,68 @@ async fn offboarding_audits_each_group() {
             ("120363041234567890@g.us".to_string(), 1, "ok".to_string()),
             ("120363041234567891@g.us".to_string(), 2, "ok".to_string()),
         ]
+    );
+}
+
+/// `audit` filters by user, command, group, time and count, newest first; a
+/// role without `audit` is refused.
+#[tokio::test]
+async fn audit_filters_the_log() {
+    let app = TestApp::with_config(
+        "[permissions.roles.auditor]\ncommands = [\"audit\"]\ngroups = [\"*\"]\n\n\
+         [permissions.roles.sales]\ncommands = [\"invite\", \"history\"]\ngroups = [\"sales\"]\n\n\
+         [permissions.bindings]\nauditor = [\"slack:user:UAUD\"]\nsales = [\"slack:user:U1\"]\n",
+    )
+    .await;
+    let u1 = &["slack:user:U1"];
+    // One at a time into the log: rows of the same instant keep their order.
+    for text in ["invite sales", "history sales --limit 1", "invite \"Support Crew\""] {
+        app.run_as(u1, "slack:C1", text).await;
+        app.ctx.audit.flush().await;
+    }
+    app.run("invite support").await;
+    app.ctx.audit.flush().await;
+    let audit = |text: &str| {
+        let text = text.to_string();
+        let app = &app;
+        async move {
+            let (reply, _) = app.run_as(&["slack:user:UAUD"], "slack:CAUDIT", &text).await;
+            assert_eq!(reply.status, Status::Ok, "{}", reply.plain());
+            reply.lines.iter().map(|l| l.plain()).collect::<Vec<_>>()
+        }
+    };
+    let all = audit("audit").await;
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert!(
+        all[0].contains("console in console:local · invite · Support Crew"),
+        "newest first: {all:#?}"
+    );
+    assert!(
+        all[1].contains("slack:user:U1 in slack:C1 · invite · refused"),
+        "{all:#?}"
+    );
+    assert!(
+        all[3].contains("slack:user:U1 in slack:C1 · invite · Sales Team"),
+        "oldest last: {all:#?}"
+    );
+    let by_user = audit("audit --user slack:user:U1").await;
+    assert_eq!(by_user.len(), 3, "{by_user:#?}");
+    assert!(by_user.iter().all(|l| l.contains("slack:user:U1 in slack:C1")));
+    let invites = audit("audit --user slack:user:U1 --command invite").await;
+    assert_eq!(invites.len(), 2);
+    assert!(invites[0].contains("· invite · refused · user_error"), "{invites:#?}");
+    assert!(
+        invites[1].contains("· invite · Sales Team · allowed · ok"),
+        "{invites:#?}"
+    );
+    let sales = audit("audit --group sales").await;
+    assert_eq!(sales.len(), 2, "{sales:#?}");
+    assert!(sales.iter().all(|l| l.contains("· Sales Team ·")));
+    assert_eq!(audit("audit --limit 1").await.len(), 1);
+    assert_eq!(audit("audit --since 1m").await.len(), 4, "the test clock stands still");
+    let (reply, _) = app.run_as(u1, "slack:C1", "audit").await;
+    assert_eq!(
+        reply.title.plain(),
+        "You may not run audit (no role grants it; ask an admin)"
     );
 }

@@ -389,6 +389,7 @@ async fn registration_payload_reaches_the_api() {
             "subscribe",
             "unsubscribe",
             "subscriptions",
+            "audit",
             "help",
             "whoami"
         ]
@@ -630,6 +631,21 @@ async fn every_subcommand_gets_an_answer() {
             "/wa add <group> <numbers…> [--dry-run] [--yes]",
         ),
         ("whoami", json!([]), "You are discord:user:81234567890"),
+        (
+            "members",
+            o(&[("group", json!("sales")), ("filter", json!("2222"))]),
+            "1 member of Sales Team",
+        ),
+        (
+            "demote",
+            o(&[("group", json!("sales")), ("numbers", json!("+4915122222222"))]),
+            "Demote in Sales Team",
+        ),
+        (
+            "audit",
+            o(&[("command", json!("add")), ("limit", json!(1))]),
+            "Audit log: 1 row, newest first",
+        ),
     ];
     for (sub, options, title) in cases {
         let (status, body, _) = h.command(ADMIN, &[], sub, options).await;

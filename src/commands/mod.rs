@@ -3,6 +3,7 @@
 //! parse → permit → resolve → permit on the group → run → audit.
 
 pub mod add;
+pub mod audit;
 pub mod change;
 pub mod groups;
 pub mod help;
@@ -127,6 +128,7 @@ impl Ready {
             | Command::Members(_) => true,
             Command::Add(a) => add::calls_provider(a, self.add_numbers(), &ctx.settings),
             Command::Subscribe(_)
+            | Command::Audit(_)
             | Command::Unsubscribe(_)
             | Command::Subscriptions
             | Command::Help(_)
@@ -520,6 +522,7 @@ pub async fn execute(
             Command::Members(a) => Box::pin(members::run(&call, a, group.expect("members has a group")))
                 .await
                 .map(add::Added::from),
+            Command::Audit(a) => Box::pin(audit::run(&call, a, group)).await.map(add::Added::from),
             Command::Invite(a) => Box::pin(invite::run(&call, a, group.expect("invite has a group")))
                 .await
                 .map(add::Added::from),

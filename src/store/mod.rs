@@ -175,6 +175,21 @@ pub struct AuditRecord {
     pub provider_trace_id: Option<String>,
 }
 
+/// Which audit rows `search_audit` returns; `None` fields match all.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// The caller's principal.
+    pub principal: Option<String>,
+    /// The command id.
+    pub command: Option<String>,
+    /// The group's id.
+    pub group_id: Option<String>,
+    /// Nothing older.
+    pub since: Option<Timestamp>,
+    /// At most this many.
+    pub limit: i64,
+}
+
 pub use waops_core::subscription::Subscription;
 
 fn millis(t: Timestamp) -> i64 {
@@ -312,8 +327,10 @@ impl Store {
             let sql = insert_audits_sql(chunk.len());
             let mut query = sqlx::query(&sql);
             for r in chunk {
+                // Time-ordered ids: rows of the same millisecond keep their
+                // order for `ORDER BY at DESC, id DESC`.
                 query = query
-                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(uuid::Uuid::now_v7().to_string())
                     .bind(millis(r.at))
                     .bind(&r.request_id)
                     .bind(r.platform.as_ref())
@@ -340,6 +357,25 @@ impl Store {
              FROM audit ORDER BY at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the audit log")?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    /// Audit rows matching `filter`, newest first. An empty filter field
+    /// matches every row (one statement for both backends).
+    pub async fn search_audit(&self, filter: &AuditFilter) -> anyhow::Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id \
+             FROM audit WHERE ($1 = '' OR principal = $1) AND ($2 = '' OR command = $2) \
+             AND ($3 = '' OR group_id = $3) AND at >= $4 ORDER BY at DESC, id DESC LIMIT $5",
+        )
+        .bind(filter.principal.as_deref().unwrap_or(""))
+        .bind(filter.command.as_deref().unwrap_or(""))
+        .bind(filter.group_id.as_deref().unwrap_or(""))
+        .bind(filter.since.map_or(i64::MIN, millis))
+        .bind(filter.limit)
         .fetch_all(&self.pool)
         .await
         .context("cannot read the audit log")?;

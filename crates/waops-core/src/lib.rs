@@ -159,6 +159,8 @@ pub enum CommandId {
     Demote,
     /// `members`
     Members,
+    /// `audit`
+    Audit,
     /// `invite`
     Invite,
     /// `history`
@@ -179,7 +181,7 @@ pub enum CommandId {
 
 impl CommandId {
     /// All ids, in help order.
-    pub const ALL: [CommandId; 14] = [
+    pub const ALL: [CommandId; 15] = [
         CommandId::Join,
         CommandId::Add,
         CommandId::Remove,
@@ -192,6 +194,7 @@ impl CommandId {
         CommandId::Subscribe,
         CommandId::Unsubscribe,
         CommandId::Subscriptions,
+        CommandId::Audit,
         CommandId::Help,
         CommandId::Whoami,
     ];
@@ -205,6 +208,7 @@ impl CommandId {
             CommandId::Promote => "promote",
             CommandId::Demote => "demote",
             CommandId::Members => "members",
+            CommandId::Audit => "audit",
             CommandId::Invite => "invite",
             CommandId::History => "history",
             CommandId::Groups => "groups",

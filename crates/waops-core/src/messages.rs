@@ -1000,6 +1000,59 @@ pub fn members(group: &GroupInfo, list: &[Member], filter: Option<&str>, mask: b
     reply
 }
 
+/// One audit row as `audit` shows it.
+pub struct AuditLine<'a> {
+    /// When.
+    pub at: Timestamp,
+    /// Who.
+    pub principal: &'a str,
+    /// Where.
+    pub channel: &'a str,
+    /// Which command.
+    pub command: &'a str,
+    /// The group, by name where known.
+    pub group: Option<String>,
+    /// Numbers it carried.
+    pub numbers: i64,
+    /// allowed, refused, invalid, ...
+    pub decision: &'a str,
+    /// How it ended.
+    pub outcome: &'a str,
+    /// Its request id.
+    pub request_id: &'a str,
+}
+
+/// The audit log, newest first.
+pub fn audit(lines: &[AuditLine<'_>], limit: usize, now: Timestamp, visibility: Visibility) -> Reply {
+    let mut reply = Reply::new(
+        Status::Ok,
+        visibility,
+        format!("Audit log: {}, newest first", count(lines.len(), "row")),
+    );
+    if lines.is_empty() {
+        reply = reply.line("No rows match.");
+    }
+    for l in lines {
+        let mut line = Rich::new()
+            .text(format!("{} · {} in {} · ", when(l.at, now), l.principal, l.channel))
+            .code(l.command);
+        if let Some(group) = &l.group {
+            line = line.text(" · ").strong(group.clone());
+        }
+        if l.numbers > 0 {
+            line = line.text(format!(" · {}", count(l.numbers as usize, "number")));
+        }
+        line = line
+            .text(format!(" · {} · {} · ref ", l.decision, l.outcome))
+            .code(l.request_id);
+        reply = reply.line(line);
+    }
+    if lines.len() == limit {
+        reply = reply.footer("There may be more: narrow with --since/--user/--command/--group or raise --limit.");
+    }
+    reply
+}
+
 fn count(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }

@@ -62,6 +62,13 @@ fn options(id: CommandId) -> Vec<(&'static str, CommandOptionType, bool, &'stati
             ("group", STRING, true, "group id, alias or name"),
             ("reset", BOOLEAN, false, "revoke the current link and show the new one"),
         ],
+        CommandId::Audit => vec![
+            ("user", STRING, false, "only this caller, e.g. discord:user:123"),
+            ("command", STRING, false, "only this command, e.g. add"),
+            ("group", STRING, false, "only this group (id, alias or name)"),
+            ("since", STRING, false, "only this recent, e.g. 7d"),
+            ("limit", INTEGER, false, "at most this many rows (1 to 100)"),
+        ],
         CommandId::History => vec![
             ("group", STRING, true, "group id, alias or name"),
             ("limit", INTEGER, false, "at most this many events (1 to 200)"),
@@ -89,7 +96,8 @@ pub fn commands() -> Vec<CreateCommand> {
         for (name, kind, required, description) in options(*id) {
             let mut option = CreateCommandOption::new(kind, name, description).required(required);
             if name == "limit" {
-                option = option.min_int_value(1).max_int_value(200);
+                let max = if *id == CommandId::Audit { 100 } else { 200 };
+                option = option.min_int_value(1).max_int_value(max);
             }
             if *id == CommandId::Help && name == "command" {
                 for c in CommandId::ALL {
@@ -118,7 +126,14 @@ fn push_quoted(text: &mut String, value: &str) {
 pub fn to_text<'v>(subcommand: &str, get: impl Fn(&str) -> Option<&'v CommandDataOptionValue>) -> String {
     let mut text = String::with_capacity(64);
     text.push_str(subcommand);
-    for positional in ["invite", "group", "filter", "command"] {
+    // `audit` takes its filters as options; elsewhere these are the arguments.
+    let options = subcommand == "audit";
+    let positionals: &[&str] = if options {
+        &[]
+    } else {
+        &["invite", "group", "filter", "command"]
+    };
+    for &positional in positionals {
         if let Some(v) = get(positional).and_then(CommandDataOptionValue::as_str) {
             text.push(' ');
             // `*` stays bare: it means "all groups" only unquoted.
@@ -150,7 +165,12 @@ pub fn to_text<'v>(subcommand: &str, get: impl Fn(&str) -> Option<&'v CommandDat
         text.push_str(" --limit ");
         text.push_str(&n.to_string());
     }
-    for name in ["since", "type", "every", "at", "tz"] {
+    let named: &[&str] = if options {
+        &["user", "command", "group", "since"]
+    } else {
+        &["since", "type", "every", "at", "tz"]
+    };
+    for &name in named {
         if let Some(v) = get(name).and_then(CommandDataOptionValue::as_str) {
             text.push_str(" --");
             text.push_str(name);
@@ -237,6 +257,32 @@ mod tests {
         assert_eq!(text, "add \"sales\" +4915112345678 \"--yes\"");
         match Command::parse(&text).unwrap() {
             Command::Add(a) => assert!(!a.yes, "{text}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn audit_filters_are_options_not_arguments() {
+        let text = to_text(
+            "audit",
+            &[
+                ("user", json!("discord:user:81234567890")),
+                ("command", json!("add")),
+                ("group", json!("Sales Team")),
+                ("since", json!("7d")),
+                ("limit", json!(5)),
+            ],
+        );
+        assert_eq!(
+            text,
+            "audit --limit 5 --user \"discord:user:81234567890\" --command \"add\" --group \"Sales Team\" --since \"7d\""
+        );
+        match Command::parse(&text).unwrap() {
+            Command::Audit(a) => {
+                assert_eq!(a.group.as_deref(), Some("Sales Team"));
+                assert_eq!(a.command, Some(CommandId::Add));
+                assert_eq!(a.limit, 5);
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -3,6 +3,7 @@
 //! and a pure `parse`. Running them is the service's business, not the core's.
 
 pub mod add;
+pub mod audit;
 pub mod change;
 pub mod groups;
 pub mod help;
@@ -28,6 +29,8 @@ pub enum Command {
     Change(change::Args),
     /// `members <group> [FILTER]`
     Members(members::Args),
+    /// `audit [--user …] [--command …] [--group …] [--since …] [--limit …]`
+    Audit(audit::Args),
     /// `invite <group> [--reset]`
     Invite(invite::Args),
     /// `history <group> ...`
@@ -55,6 +58,7 @@ pub fn spec(id: CommandId) -> &'static CommandSpec {
         CommandId::Promote => &change::PROMOTE_SPEC,
         CommandId::Demote => &change::DEMOTE_SPEC,
         CommandId::Members => &members::SPEC,
+        CommandId::Audit => &audit::SPEC,
         CommandId::Invite => &invite::SPEC,
         CommandId::History => &history::SPEC,
         CommandId::Groups => &groups::SPEC,
@@ -89,6 +93,7 @@ impl Command {
             CommandId::Promote => Command::Change(change::parse(&mut parts, MemberChange::Promote)?),
             CommandId::Demote => Command::Change(change::parse(&mut parts, MemberChange::Demote)?),
             CommandId::Members => Command::Members(members::parse(&mut parts)?),
+            CommandId::Audit => Command::Audit(audit::parse(&mut parts)?),
             CommandId::Invite => Command::Invite(invite::parse(&mut parts)?),
             CommandId::History => Command::History(history::parse(&mut parts)?),
             CommandId::Groups => Command::Groups(groups::parse(&mut parts)?),
@@ -109,6 +114,7 @@ impl Command {
             Command::Add(_) => CommandId::Add,
             Command::Change(a) => a.change.command(),
             Command::Members(_) => CommandId::Members,
+            Command::Audit(_) => CommandId::Audit,
             Command::Invite(_) => CommandId::Invite,
             Command::History(_) => CommandId::History,
             Command::Groups(_) => CommandId::Groups,
@@ -135,6 +141,7 @@ impl Command {
                 change::Groups::All => TargetRef::All,
             },
             Command::Members(a) => TargetRef::Group(&a.group),
+            Command::Audit(a) => a.group.as_deref().map_or(TargetRef::None, TargetRef::Group),
             Command::Invite(a) => TargetRef::Group(&a.group),
             Command::History(a) => TargetRef::Group(&a.group),
             Command::Subscribe(a) => group_or_all(&a.target),

@@ -92,6 +92,7 @@ async fn bench(
                 tz: "UTC".into(),
                 created_by: "bench".into(),
                 created_at: start,
+                live: false,
             })
             .await?;
     }

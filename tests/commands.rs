@@ -701,3 +701,31 @@ async fn audit_filters_the_log() {
         "You may not run audit (no role grants it; ask an admin)"
     );
 }
+
+/// `subscribe --live`: besides a digest of the same group, listed as live,
+/// stopped with the rest by `unsubscribe`; it takes no schedule.
+#[tokio::test]
+async fn live_alerts_are_a_subscription_of_their_own() {
+    let app = TestApp::new().await;
+    app.run("subscribe sales").await;
+    assert_eq!(
+        app.text("subscribe sales --live").await,
+        "Subscribed this channel to live alerts of Sales Team\n  live: each change within seconds\n"
+    );
+    assert_eq!(
+        app.text("subscribe sales --live").await,
+        "This channel already has live alerts of Sales Team\n  live: each change within seconds\n"
+    );
+    let list = app.text("subscriptions").await;
+    assert!(list.starts_with("This channel has 2 digest subscriptions"), "{list}");
+    assert!(list.contains("Sales Team  live: each change within seconds"), "{list}");
+    assert!(list.contains("Sales Team  every 1d (UTC)"), "{list}");
+    assert_eq!(
+        app.text("subscribe sales --live --every 1d").await,
+        "--live posts as changes arrive; it takes no --every, --at or --tz\nUsage: `/wa subscribe <group|*> [--live] [--every DURATION] [--at HH:MM] [--tz ZONE]`\n"
+    );
+    assert_eq!(
+        app.text("unsubscribe sales").await,
+        "Stopped 2 digest subscriptions for Sales Team\n"
+    );
+}

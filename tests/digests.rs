@@ -106,6 +106,7 @@ fn subscription(
         tz: "UTC".into(),
         created_by: format!("{platform}:user:U1"),
         created_at: created,
+        live: false,
     }
 }
 

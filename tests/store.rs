@@ -35,6 +35,7 @@ fn subscription(id: &str, group: &str, every_s: i64) -> Subscription {
         tz: "Europe/Berlin".into(),
         created_by: "slack:user:U1".into(),
         created_at: common::NOW.parse().unwrap(),
+        live: false,
     }
 }
 

@@ -173,3 +173,141 @@ async fn wawp_events_with_the_secret_in_the_path() {
     assert!(joined.contains(&vec!["4915112340001@c.us".to_string()]), "{joined:?}");
     assert!(joined.contains(&vec!["4915112340002@c.us".to_string()]), "{joined:?}");
 }
+
+/// Live alerts from each provider kind's webhooks: the changes that arrive
+/// within one 10-second window go to the channel in one message, posted once
+/// though two replicas on one store tick at the same moment.
+#[tokio::test]
+async fn live_alerts_from_each_providers_webhooks() {
+    live_alerts(false).await;
+}
+
+/// The same on PostgreSQL, where replicas really are separate processes' pools.
+#[tokio::test]
+async fn live_alerts_once_across_replicas_on_postgres() {
+    if common::fresh_postgres().await.is_some() {
+        live_alerts(true).await;
+    }
+}
+
+async fn live_alerts(on_postgres: bool) {
+    use waops::digests::Scheduler;
+    let t0: jiff::Timestamp = common::NOW.parse().unwrap();
+    let periskope_group = "120363371308389685@g.us";
+    for kind in ["periskope", "wuts", "wawp"] {
+        let slack = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::path("/chat.postMessage"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(200).set_body_json(common::slack::posted("C1", "1764000000.000100")),
+            )
+            .mount(&slack)
+            .await;
+        let config = format!(
+            "{}\n[slack]\nbot_token = \"xoxb-live\"\napi_url = \"{}\"\n",
+            provider_toml(
+                kind,
+                "http://127.0.0.1:1/v1",
+                &format!("webhook_secret = \"{SECRET}\"\n")
+            ),
+            slack.uri()
+        );
+        let app = if on_postgres {
+            // A database per provider kind: each starts with no journal.
+            let url = common::fresh_postgres().await.unwrap();
+            TestApp::with_store(&config, &url, tempfile::tempdir().unwrap()).await
+        } else {
+            TestApp::with_config(&config).await
+        };
+        let group = if kind == "periskope" { periskope_group } else { GROUP };
+        app.ctx
+            .store
+            .upsert_subscription(&waops::store::Subscription {
+                id: format!("live-{kind}"),
+                platform: "slack".into(),
+                channel: "slack:C1".into(),
+                group_ref: group.into(),
+                group_name: "Sales Team".into(),
+                every_s: 10,
+                at_time: None,
+                tz: "UTC".into(),
+                created_by: "slack:user:U1".into(),
+                created_at: t0 - jiff::SignedDuration::from_secs(5),
+                live: true,
+            })
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(waops::app::serve(app.ctx.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        // Two changes of the group, as each provider sends them.
+        let (url, bodies, headers): (String, Vec<String>, Vec<(&str, String)>) = match kind {
+            "periskope" => {
+                let n = |i: usize| fixture("periskope/notifications.json")["messages"][i].clone();
+                let bodies: Vec<String> = (0..2)
+                    .map(|i| json!({"event": "chat.notification.created", "data": n(i)}).to_string())
+                    .collect();
+                (format!("{base}/webhooks/periskope"), bodies, vec![])
+            }
+            "wuts" => (
+                format!("{base}/webhooks/wuts"),
+                vec![json!({"id": "evt-1", "event": "group.info", "data": {"jid": GROUP, "join": ["5511988888888@s.whatsapp.net"], "leave": ["5511977777777@s.whatsapp.net"]}}).to_string()],
+                vec![("x-waops-token", SECRET.to_string())],
+            ),
+            _ => (
+                format!("{base}/webhooks/wawp/{SECRET}"),
+                vec![
+                    json!({"id": "evt_1", "event": "group.v2.join", "payload": {"chatId": GROUP, "participants": {"0": "4915112340001@c.us"}}}).to_string(),
+                    json!({"id": "evt_2", "event": "group.v2.leave", "payload": {"chatId": GROUP, "participants": ["4915112340002@c.us"]}}).to_string(),
+                ],
+                vec![],
+            ),
+        };
+        for body in &bodies {
+            let mut headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let signed = signature(body);
+            if kind == "periskope" {
+                headers.push(("x-periskope-signature", &signed));
+            }
+            assert_eq!(post(&url, body, &headers).await.0, 200, "{kind}");
+        }
+        // Two replicas tick at once, after the window (and its grace) closed.
+        let replica = |owner: &str| {
+            Scheduler::new(
+                app.ctx.clone(),
+                owner,
+                waops::app::chat_posters(&app.ctx.settings).unwrap(),
+            )
+        };
+        let (a, b) = (replica("replica-a"), replica("replica-b"));
+        let later = t0 + jiff::SignedDuration::from_secs(30);
+        let (ra, rb) = tokio::join!(a.tick(later), b.tick(later));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(
+            ra.posted + rb.posted,
+            1,
+            "{kind}: one message for both changes: {ra:?} {rb:?}"
+        );
+        let posts = slack.received_requests().await.unwrap();
+        assert_eq!(posts.len(), 1, "{kind}");
+        let message: Value = serde_json::from_slice(&posts[0].body).unwrap();
+        let text = message.to_string();
+        assert!(text.contains("Just now: "), "{kind}: {text}");
+        let both = match kind {
+            "periskope" => vec!["removed (2): +91 953 •••• 9383, +91 953 •••• 1844"],
+            "wuts" => vec!["joined (1): +55 119 •••• 8888", "left (1): +55 119 •••• 7777"],
+            _ => vec!["joined (1): +49 151 •••• 0001", "left (1): +49 151 •••• 0002"],
+        };
+        for change in both {
+            assert!(text.contains(change), "{kind}: both changes in one message: {text}");
+        }
+        assert!(text.contains("Sales Team"), "{kind}: {text}");
+        assert_eq!(message["channel"], "C1");
+        // Nothing new: later ticks post nothing more.
+        let (ra, _) = tokio::join!(a.tick(later + jiff::SignedDuration::from_secs(20)), b.tick(later));
+        assert_eq!(ra.unwrap().posted, 0, "{kind}");
+        assert_eq!(slack.received_requests().await.unwrap().len(), 1, "{kind}");
+    }
+}

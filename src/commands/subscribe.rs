@@ -21,7 +21,7 @@ fn group_key(group: Option<&GroupInfo>) -> (String, String) {
 pub async fn run(call: &Call<'_>, args: Args, group: Option<GroupInfo>) -> Result<Reply, CommandError> {
     let ctx = call.ctx;
     let min = ctx.settings.digests.min_every;
-    if args.every < min {
+    if !args.live && args.every < min {
         return Err(CommandError::User(Reply::user_error(format!(
             "--every must be at least {} here",
             format_duration(min)
@@ -34,11 +34,17 @@ pub async fn run(call: &Call<'_>, args: Args, group: Option<GroupInfo>) -> Resul
         channel: call.inv.channel.to_string(),
         group_ref,
         group_name,
-        every_s: args.every.as_secs() as i64,
-        at_time: args.at.map(|t| t.to_string()),
+        // Live alerts are 10-second windows by arrival, in UTC.
+        every_s: if args.live {
+            crate::core::subscription::LIVE_BATCH_S
+        } else {
+            args.every.as_secs() as i64
+        },
+        at_time: args.at.filter(|_| !args.live).map(|t| t.to_string()),
         tz: zone_name(&args.tz).to_string(),
         created_by: call.inv.caller().to_string(),
         created_at: ctx.clock.now(),
+        live: args.live,
     };
     let created = ctx.store.upsert_subscription(&subscription).await?;
     Ok(messages::subscribed(&subscription, created))

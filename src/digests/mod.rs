@@ -194,7 +194,12 @@ impl Scheduler {
                 }
             };
             let next_end = schedule.next_after(claimed.window_end);
-            let more = next_end <= now && done < WINDOWS_PER_CLAIM;
+            let grace = if claimed.subscription.live {
+                jiff::SignedDuration::from_millis(crate::store::digests::LIVE_GRACE_MS)
+            } else {
+                jiff::SignedDuration::ZERO
+            };
+            let more = next_end + grace <= now && done < WINDOWS_PER_CLAIM;
             let closed = self
                 .ctx
                 .store
@@ -288,13 +293,22 @@ impl Scheduler {
         let sub = &claimed.subscription;
         let (from, to) = (claimed.window_start, claimed.window_end);
         let all = sub.group_ref == "*";
-        match ctx.provider.capabilities().history {
+        // Live alerts read the journal (webhooks, every provider) by arrival,
+        // so an event is in exactly one window however late its own time is.
+        let source = if sub.live {
+            HistorySource::Journal
+        } else {
+            ctx.provider.capabilities().history
+        };
+        match source {
             HistorySource::Journal => {
                 let group = (!all).then_some(sub.group_ref.as_str());
-                let entries = ctx
-                    .store
-                    .events_between(ctx.provider.kind().as_str(), group, from, to)
-                    .await?;
+                let provider = ctx.provider.kind().as_str();
+                let entries = if sub.live {
+                    ctx.store.events_received_between(provider, group, from, to).await?
+                } else {
+                    ctx.store.events_between(provider, group, from, to).await?
+                };
                 let mut by_group: BTreeMap<String, Vec<MemberEvent>> = BTreeMap::new();
                 for e in entries {
                     let gid = e.group_id.clone();

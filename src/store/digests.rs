@@ -49,7 +49,11 @@ pub struct Platforms {
 }
 
 const SUBSCRIPTION_COLUMNS: &str =
-    "id, platform, channel, group_ref, group_name, every_s, at_time, tz, created_by, created_at, window_start, window_end";
+    "id, platform, channel, group_ref, group_name, every_s, at_time, tz, created_by, created_at, window_start, window_end, live";
+
+/// How long after a live window ends it is read: a webhook's event written at
+/// the very end of the window is committed by then.
+pub const LIVE_GRACE_MS: i64 = 2_000;
 
 impl Store {
     /// Takes the lease on up to `limit` subscriptions whose window closed by
@@ -70,7 +74,7 @@ impl Store {
         let sql = format!(
             "UPDATE subscriptions SET lease_owner = $1, lease_until = $2 \
              WHERE id IN (SELECT id FROM subscriptions \
-                 WHERE window_end <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+                 WHERE window_end + live * {LIVE_GRACE_MS} <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
                  AND ((platform = 'slack' AND $4 = 1) OR (platform = 'discord' AND $5 = 1)) \
                  ORDER BY window_end, id LIMIT $6{skip_locked}) \
              AND (lease_until IS NULL OR lease_until <= $3) \
@@ -249,6 +253,29 @@ impl Store {
             ))
         })
         .transpose()
+    }
+
+    /// Journal events that arrived in `[from, to)` (live alerts), oldest first.
+    pub async fn events_received_between(
+        &self,
+        provider: &str,
+        group_id: Option<&str>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> anyhow::Result<Vec<JournalEntry>> {
+        let rows = sqlx::query(
+            "SELECT provider, event_id, group_id, kind, actor, subjects, detail, at, received_at FROM journal \
+             WHERE provider = $1 AND ($2 = '*' OR group_id = $2) AND received_at >= $3 AND received_at < $4 \
+             ORDER BY at, event_id",
+        )
+        .bind(provider)
+        .bind(group_id.unwrap_or("*"))
+        .bind(millis(from))
+        .bind(millis(to))
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the journal")?;
+        rows.iter().map(super::journal_from_row).collect()
     }
 
     /// Every group's events in `[from, to)`, oldest first.

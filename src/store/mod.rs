@@ -404,9 +404,9 @@ impl Store {
     pub async fn upsert_subscription(&self, s: &Subscription) -> anyhow::Result<bool> {
         let window_end = s.schedule().next_after(s.created_at);
         let row = sqlx::query(
-            "INSERT INTO subscriptions (id, platform, channel, group_ref, group_name, every_s, at_time, tz, created_by, created_at, window_start, window_end) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) \
-             ON CONFLICT (platform, channel, group_ref) DO UPDATE SET \
+            "INSERT INTO subscriptions (id, platform, channel, group_ref, group_name, every_s, at_time, tz, created_by, created_at, window_start, window_end, live) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) \
+             ON CONFLICT (platform, channel, group_ref, live) DO UPDATE SET \
              group_name = excluded.group_name, every_s = excluded.every_s, at_time = excluded.at_time, tz = excluded.tz, \
              window_end = excluded.window_end \
              RETURNING id",
@@ -422,6 +422,7 @@ impl Store {
         .bind(&s.created_by)
         .bind(millis(s.created_at))
         .bind(millis(window_end))
+        .bind(i64::from(s.live))
         .fetch_one(&self.pool)
         .await
         .context("cannot save the subscription")?;
@@ -458,7 +459,7 @@ impl Store {
     /// A channel's subscriptions, oldest first.
     pub async fn channel_subscriptions(&self, platform: &str, channel: &str) -> anyhow::Result<Vec<Subscription>> {
         let rows = sqlx::query(
-            "SELECT id, platform, channel, group_ref, group_name, every_s, at_time, tz, created_by, created_at \
+            "SELECT id, platform, channel, group_ref, group_name, every_s, at_time, tz, created_by, created_at, live \
              FROM subscriptions WHERE platform = $1 AND channel = $2 ORDER BY created_at, id",
         )
         .bind(platform)
@@ -482,6 +483,7 @@ fn subscription_from_row(r: &AnyRow) -> anyhow::Result<Subscription> {
         tz: r.try_get("tz")?,
         created_by: r.try_get("created_by")?,
         created_at: from_millis(r.try_get("created_at")?),
+        live: r.try_get::<i64, _>("live")? != 0,
     })
 }
 

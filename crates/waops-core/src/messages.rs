@@ -488,10 +488,11 @@ pub fn groups(groups: &[GroupInfo], filter: Option<&str>, hidden: usize) -> Repl
 
 /// A subscription was created or changed.
 pub fn subscribed(s: &Subscription, created: bool) -> Reply {
-    let verb = if created {
-        "Subscribed this channel to digests of "
-    } else {
-        "Updated this channel's digests of "
+    let verb = match (s.live, created) {
+        (true, true) => "Subscribed this channel to live alerts of ",
+        (true, false) => "This channel already has live alerts of ",
+        (false, true) => "Subscribed this channel to digests of ",
+        (false, false) => "Updated this channel's digests of ",
     };
     Reply::info(Rich::new().text(verb).strong(s.group_name.clone())).line(schedule(s))
 }
@@ -544,6 +545,9 @@ pub fn subscriptions(list: &[Subscription]) -> Reply {
 }
 
 fn schedule(s: &Subscription) -> String {
+    if s.live {
+        return "live: each change within seconds".into();
+    }
     let every = format_duration(std::time::Duration::from_secs(s.every_s as u64));
     match &s.at_time {
         Some(at) => format!("every {every} at {at} {}", s.tz),
@@ -589,18 +593,27 @@ pub fn digest(
     let tz = s.schedule().tz;
     let local = |t| wall_clock(&tz, t).strftime("%Y-%m-%d %H:%M").to_string();
     let total: usize = groups.iter().map(|(_, e)| e.len()).sum();
-    let mut reply = Reply::new(
-        Status::Ok,
-        Visibility::Channel,
-        Rich::new().text("Digest: ").strong(s.group_name.clone()),
-    )
-    .line(format!(
-        "{} to {} {} · {}",
-        local(window.0),
-        local(window.1),
-        zone_name(&tz),
-        count(total, "change")
-    ));
+    let mut reply = if s.live {
+        // A live alert: what just happened, no window to name.
+        Reply::new(
+            Status::Ok,
+            Visibility::Channel,
+            Rich::new().text("Just now: ").strong(s.group_name.clone()),
+        )
+    } else {
+        Reply::new(
+            Status::Ok,
+            Visibility::Channel,
+            Rich::new().text("Digest: ").strong(s.group_name.clone()),
+        )
+        .line(format!(
+            "{} to {} {} · {}",
+            local(window.0),
+            local(window.1),
+            zone_name(&tz),
+            count(total, "change")
+        ))
+    };
     if total == 0 {
         reply = reply.line("No membership changes in this window.");
     }

@@ -25,7 +25,12 @@ pub struct Subscription {
     pub created_by: String,
     /// When.
     pub created_at: Timestamp,
+    /// Live alerts (each change within seconds, by arrival) rather than a digest.
+    pub live: bool,
 }
+
+/// How long live alerts gather changes before posting them in one message.
+pub const LIVE_BATCH_S: i64 = 10;
 
 impl Subscription {
     /// When its windows begin and end.

@@ -78,6 +78,12 @@ fn options(id: CommandId) -> Vec<(&'static str, CommandOptionType, bool, &'stati
         CommandId::Groups => vec![("filter", STRING, false, "text in the name or id")],
         CommandId::Subscribe => vec![
             ("group", STRING, true, "group id, alias or name, or * for all"),
+            (
+                "live",
+                BOOLEAN,
+                false,
+                "post each change within seconds instead of a digest",
+            ),
             ("every", STRING, false, "how often, e.g. 1d"),
             ("at", STRING, false, "time of day, HH:MM"),
             ("tz", STRING, false, "time zone, e.g. Europe/Berlin"),
@@ -156,7 +162,7 @@ pub fn to_text<'v>(subcommand: &str, get: impl Fn(&str) -> Option<&'v CommandDat
             }
         }
     }
-    for (flag, option) in [("dry_run", " --dry-run"), ("reset", " --reset")] {
+    for (flag, option) in [("dry_run", " --dry-run"), ("reset", " --reset"), ("live", " --live")] {
         if get(flag).and_then(CommandDataOptionValue::as_bool) == Some(true) {
             text.push_str(option);
         }

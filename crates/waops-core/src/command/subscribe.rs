@@ -11,8 +11,13 @@ use crate::CommandId;
 pub const SPEC: CommandSpec = CommandSpec {
     id: CommandId::Subscribe,
     args: "<group|*>",
-    summary: "post digests of membership changes to this channel",
+    summary: "post digests (or live alerts) of membership changes to this channel",
     options: &[
+        OptionSpec {
+            name: "live",
+            value: None,
+            help: "post each change within seconds (gathered for 10 s), from provider webhooks",
+        },
         OptionSpec {
             name: "every",
             value: Some("DURATION"),
@@ -70,6 +75,8 @@ pub struct Args {
     pub at: Option<TimeOfDay>,
     /// Time zone.
     pub tz: jiff::tz::TimeZone,
+    /// Live alerts instead of a digest.
+    pub live: bool,
 }
 
 /// `unsubscribe` arguments.
@@ -91,6 +98,10 @@ fn target(parts: &mut Parts) -> Result<SubTarget, UsageError> {
 /// Parses `subscribe`.
 pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
     let target = target(parts)?;
+    let live = parts.flag("live");
+    if live && ["every", "at", "tz"].iter().any(|o| parts.value(o).is_some()) {
+        return Err(parts.error("--live posts as changes arrive; it takes no --every, --at or --tz"));
+    }
     let every = parts.parsed("every", parse_duration)?.unwrap_or(DEFAULT_EVERY);
     let at = parts.parsed("at", |v| v.parse::<TimeOfDay>())?;
     let tz = parts.parsed("tz", parse_tz)?.unwrap_or(jiff::tz::TimeZone::UTC);
@@ -100,7 +111,13 @@ pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
             format_duration(every)
         )));
     }
-    Ok(Args { target, every, at, tz })
+    Ok(Args {
+        target,
+        every,
+        at,
+        tz,
+        live,
+    })
 }
 
 /// Parses `unsubscribe`.

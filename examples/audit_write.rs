@@ -23,6 +23,7 @@ fn row(i: usize) -> AuditRecord {
         rule: String::new(),
         outcome: "busy".into(),
         provider_trace_id: None,
+        approver: None,
     }
 }
 

@@ -162,6 +162,7 @@ impl AuditLog {
             rule: format!("{more} more commands refused while every follow-up slot was busy"),
             outcome: "busy".into(),
             provider_trace_id: None,
+            approver: None,
         };
         if self.tx.try_send(Message::Row(Box::new(row))).is_err() {
             tracing::warn!(more, "audit writer behind; busy summary logged instead");
@@ -202,6 +203,7 @@ mod tests {
             rule: String::new(),
             outcome: "busy".into(),
             provider_trace_id: None,
+            approver: None,
         }
     }
 

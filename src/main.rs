@@ -195,6 +195,7 @@ async fn exec(settings: Settings, principals: Vec<String>, channel: &str, text: 
         text,
         request_id: new_request_id(),
         applied: false,
+        approved_by: None,
     };
     let bar = console::ProgressBar::on_terminal();
     let progress = bar.as_ref().map(|b| b as &dyn waops::core::Progress);

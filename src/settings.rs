@@ -286,6 +286,9 @@ pub struct LimitSettings {
     /// one's result instead of a second provider call (`0s` turns it off).
     #[serde(deserialize_with = "window")]
     pub dedupe_window: Duration,
+    /// How long a two-person approval request may be approved.
+    #[serde(deserialize_with = "period")]
+    pub approval_ttl: Duration,
 }
 
 /// Whole seconds, as a duration.
@@ -630,6 +633,18 @@ impl Settings {
             }
             if role.max_numbers == Some(0) {
                 return Err((key("max_numbers"), "must be more than 0".into()));
+            }
+            match (role.approval.as_deref(), role.approval_over) {
+                (None | Some("two-person"), None) | (Some("two-person"), Some(_)) => {}
+                (Some(other), _) => {
+                    return Err((
+                        key("approval"),
+                        format!("`{other}` is not an approval rule (expected \"two-person\")"),
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err((key("approval_over"), "needs approval = \"two-person\"".into()));
+                }
             }
         }
         for (role, principals) in &self.permissions.bindings {
@@ -1065,6 +1080,16 @@ mod tests {
                 "[permissions.roles.x]\nchannels = [\"C0SALES\"]\n",
                 "permissions.roles.x.channels",
                 "expected PLATFORM:ID",
+            ),
+            (
+                "[permissions.roles.x]\napproval = \"three-person\"\n",
+                "permissions.roles.x.approval",
+                "not an approval rule",
+            ),
+            (
+                "[permissions.roles.x]\napproval_over = 3\n",
+                "permissions.roles.x.approval_over",
+                "needs approval",
             ),
             (
                 "[permissions.roles.x]\nmax_numbers = 0\n",

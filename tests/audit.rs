@@ -22,6 +22,7 @@ fn row(i: usize) -> AuditRecord {
         rule: "role admin".into(),
         outcome: "ok".into(),
         provider_trace_id: i.is_multiple_of(3).then(|| format!("trace-{i}")),
+        approver: None,
     }
 }
 

@@ -418,7 +418,7 @@ async fn bad_text_gets_did_you_mean_and_an_invalid_audit_row() {
     let (reply, id) = app.run_as(&["console"], "local", "hisotry sales").await;
     assert_eq!(
         reply.plain(),
-        "unknown command `hisotry`; did you mean `history`?\nUsage: `/wa <join|add|remove|promote|demote|members|invite|history|groups|subscribe|unsubscribe|subscriptions|audit|help|whoami> ... (try /wa help)`\n"
+        "unknown command `hisotry`; did you mean `history`?\nUsage: `/wa <join|add|remove|promote|demote|members|invite|history|groups|subscribe|unsubscribe|subscriptions|audit|approve|help|whoami> ... (try /wa help)`\n"
     );
     let row = app.audit(&id).await;
     assert_eq!(
@@ -728,4 +728,32 @@ async fn live_alerts_are_a_subscription_of_their_own() {
         app.text("unsubscribe sales").await,
         "Stopped 2 digest subscriptions for Sales Team\n"
     );
+}
+
+/// The two-person rule cannot be met from the console (no second person's
+/// button); `approval_over` lets small changes through.
+#[tokio::test]
+async fn two_person_rule_in_the_console_and_under_its_threshold() {
+    let app = TestApp::with_config(
+        "[permissions.roles.sales]\ncommands = [\"add\", \"remove\"]\ngroups = [\"sales\"]\napproval = \"two-person\"\napproval_over = 1\n\n\
+         [permissions.bindings]\nsales = [\"slack:user:U1\"]\n",
+    )
+    .await;
+    let run = |text: &'static str| {
+        let app = &app;
+        async move { app.run_as(&["slack:user:U1"], "local", text).await.0.plain() }
+    };
+    assert!(
+        run("add sales +4915112345678")
+            .await
+            .contains("`+4915112345678` — added"),
+        "one number: under approval_over"
+    );
+    assert_eq!(
+        run("add sales +4915112345671 +4915112345672 --yes").await,
+        "Your role needs a second person's approval for this\nRun it from Slack or Discord and press Request approval. Nothing was sent.\n"
+    );
+    assert!(run("remove sales +4915111111111 +4915122222222")
+        .await
+        .starts_with("Your role needs a second person's approval"));
 }

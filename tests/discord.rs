@@ -933,3 +933,60 @@ async fn member_commands_with_typed_options() {
     assert!(text.contains("1 member of Sales Team matching \"1111\""), "{text}");
     assert!(text.contains("+49 151 •••• 1111 — admin"), "{text}");
 }
+
+/// The two-person rule from Discord: Request approval, the request as a
+/// channel message with Approve/Reject, the requester refused, a lead approves.
+#[tokio::test]
+async fn two_person_approval_from_discord() {
+    const REQUESTER: &str = "81234567891";
+    const LEAD: &str = "81234567892";
+    let mut h = Harness::new(&format!(
+        "[permissions.roles.sales]\ncommands = [\"add\"]\ngroups = [\"sales\"]\napproval = \"two-person\"\n\n\
+         [permissions.roles.lead]\ncommands = [\"approve\"]\ngroups = [\"sales\"]\n\n\
+         [permissions.bindings]\nsales = [\"discord:user:{REQUESTER}\"]\nlead = [\"discord:user:{LEAD}\"]\n"
+    ))
+    .await;
+    let options = json!([{"name": "group", "type": 3, "value": "sales"}, {"name": "numbers", "type": 3, "value": "+4915112345678"}]);
+    assert_eq!(h.command(REQUESTER, &[], "add", options).await.1["type"], 5);
+    assert_eq!(h.next_call().await.0, "DELETE");
+    let (_, _, preview) = h.next_call().await;
+    let custom_id = preview["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(custom_id.starts_with("request_approval:"), "{preview}");
+    let click = |user: &str, custom_id: &str| {
+        common::discord::button(&next_id(), APP, "tok-2", common::discord::member(user, &[]), custom_id)
+    };
+    assert_eq!(h.send(&click(REQUESTER, &custom_id)).await.1["type"], 6);
+    let (m, _, edited) = h.next_call().await;
+    assert_eq!(m, "PATCH");
+    assert!(description(&edited).contains("Approval requested"), "{edited}");
+    let (m, _, request) = h.next_call().await;
+    assert_eq!(m, "POST");
+    assert!(
+        request["flags"].is_null() || request["flags"] == 0,
+        "in the channel: {request}"
+    );
+    assert!(description(&request).contains(&format!("discord:user:{REQUESTER} asks for approval")));
+    let approve = request["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(approve.starts_with("approve:"), "{request}");
+
+    h.send(&click(REQUESTER, &approve)).await;
+    assert!(description(&h.next_call().await.2).contains("You cannot approve your own request"));
+    h.send(&click(LEAD, &approve)).await;
+    let (_, _, working) = h.next_call().await;
+    assert_eq!(working["embeds"][0]["title"], "Working on it…");
+    let (_, _, result) = h.next_call().await;
+    let text = result.to_string();
+    assert!(text.contains("added"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Requested by discord:user:{REQUESTER}, approved by discord:user:{LEAD}."
+        )),
+        "{text}"
+    );
+}

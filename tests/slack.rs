@@ -906,3 +906,79 @@ async fn offboarding_previews_then_applies_once() {
         "removed for real"
     );
 }
+
+/// The two-person rule from Slack: the requester's preview offers "Request
+/// approval"; the request goes to the channel; the requester and a person
+/// without `approve` cannot approve it; a second person can, once; the
+/// command runs with both people named and in its audit row.
+#[tokio::test]
+async fn two_person_approval_from_slack() {
+    let mut h = Harness::new(
+        "[permissions.roles.sales]\ncommands = [\"add\"]\ngroups = [\"sales\"]\napproval = \"two-person\"\n\n\
+         [permissions.roles.lead]\ncommands = [\"approve\"]\ngroups = [\"sales\"]\n\n\
+         [permissions.roles.viewer]\ncommands = [\"history\"]\ngroups = [\"*\"]\n\n\
+         [permissions.bindings]\nsales = [\"slack:user:U1\"]\nlead = [\"slack:user:U2\"]\nviewer = [\"slack:user:U3\"]\n",
+    )
+    .await;
+    let button = |message: &Value, action: &str| -> String {
+        message["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == "actions")
+            .flat_map(|b| b["elements"].as_array().unwrap().clone())
+            .find(|e| e["action_id"] == action)
+            .unwrap_or_else(|| panic!("no {action} button: {message}"))["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    h.command("U1", "C1", "add sales +4915112345678").await;
+    let preview = h.next_post().await;
+    assert!(
+        text_of(&preview).contains("needs a second person's approval"),
+        "{preview}"
+    );
+    let confirmation = button(&preview, "request_approval");
+    assert!(
+        !preview.to_string().contains("\"apply\""),
+        "no Apply for this role: {preview}"
+    );
+
+    assert_eq!(h.click("U1", "request_approval", &confirmation).await, 200);
+    let to_requester = h.next_post().await;
+    assert!(text_of(&to_requester).contains("Approval requested"), "{to_requester}");
+    let request = h.next_post().await;
+    assert_eq!(request["response_type"], "in_channel");
+    assert!(
+        text_of(&request).contains("slack:user:U1 asks for approval"),
+        "{request}"
+    );
+    assert!(text_of(&request).contains("/wa add sales +4915112345678"), "{request}");
+    let id = button(&request, "approve");
+
+    assert_eq!(h.click("U1", "approve", &id).await, 200);
+    assert!(text_of(&h.next_post().await).contains("You cannot approve your own request"));
+    assert_eq!(h.click("U3", "approve", &id).await, 200);
+    assert!(text_of(&h.next_post().await).contains("You may not approve"));
+
+    assert_eq!(h.click("U2", "approve", &id).await, 200);
+    assert_eq!(text_of(&h.next_post().await).lines().next().unwrap(), "Working on it…");
+    let result = text_of(&h.next_post().await);
+    assert!(result.contains("`+4915112345678` — added"), "{result}");
+    assert!(
+        result.contains("Requested by slack:user:U1, approved by slack:user:U2."),
+        "{result}"
+    );
+    assert_eq!(h.click("U2", "approve", &id).await, 200);
+    assert!(text_of(&h.next_post().await).contains("already decided or has expired"));
+
+    h.app.ctx.audit.flush().await;
+    let rows = h.app.ctx.store.recent_audit(20).await.unwrap();
+    let ran: Vec<_> = rows
+        .iter()
+        .filter(|r| r.command == "add" && r.outcome == "ok")
+        .map(|r| (r.principal.as_str(), r.approver.as_deref()))
+        .collect();
+    assert_eq!(ran, [("slack:user:U1", Some("slack:user:U2"))], "ran once, both named");
+}

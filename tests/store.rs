@@ -20,6 +20,7 @@ fn audit(request_id: &str, decision: &str, at: Timestamp) -> AuditRecord {
         rule: "role sales, group sales".into(),
         outcome: "ok".into(),
         provider_trace_id: None,
+        approver: None,
     }
 }
 
@@ -325,4 +326,67 @@ async fn retention_on_a_shared_postgres() {
     a.migrate().await.unwrap();
     let b = Store::connect(&url).await.unwrap();
     retention_purges_once_across_replicas(a, b).await;
+}
+
+/// Approval requests: never by the requester, once, and not after they expire;
+/// two replicas deciding at the same moment: exactly one succeeds.
+async fn approvals_are_decided_once(a: Store, b: Store) {
+    use waops::store::approvals::Approval;
+    let now: Timestamp = common::NOW.parse().unwrap();
+    let request = |id: &str| Approval {
+        id: id.into(),
+        platform: "slack".into(),
+        channel: "slack:C1".into(),
+        requester: "slack:user:U1".into(),
+        requester_principals: vec!["slack:user:U1".into(), "slack:usergroup:S1".into()],
+        command_text: "add sales +4915112345678 --yes".into(),
+        command: "add".into(),
+        group_id: Some("120363041234567890@g.us".into()),
+        expires_at: now + jiff::SignedDuration::from_hours(1),
+    };
+    a.create_approval(&request("r1"), now).await.unwrap();
+    assert_eq!(b.approval("r1").await.unwrap(), Some(request("r1")));
+    assert!(
+        !b.decide_approval("r1", "slack:user:U1", "approved", now).await.unwrap(),
+        "not the requester"
+    );
+    let (x, y) = tokio::join!(
+        a.decide_approval("r1", "slack:user:U2", "approved", now),
+        b.decide_approval("r1", "slack:user:U3", "approved", now)
+    );
+    assert_eq!(
+        [x.unwrap(), y.unwrap()].iter().filter(|d| **d).count(),
+        1,
+        "decided once"
+    );
+    assert!(!a.decide_approval("r1", "slack:user:U4", "rejected", now).await.unwrap());
+    a.create_approval(&request("r2"), now).await.unwrap();
+    let late = now + jiff::SignedDuration::from_mins(61);
+    assert!(
+        !b.decide_approval("r2", "slack:user:U2", "approved", late)
+            .await
+            .unwrap(),
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn approvals_on_a_shared_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let a = Store::connect(&url).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = Store::connect(&url).await.unwrap();
+    approvals_are_decided_once(a, b).await;
+}
+
+#[tokio::test]
+async fn approvals_on_a_shared_postgres() {
+    let Some(url) = common::fresh_postgres().await else {
+        return;
+    };
+    let a = Store::connect(&url).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = Store::connect(&url).await.unwrap();
+    approvals_are_decided_once(a, b).await;
 }

@@ -88,20 +88,18 @@ pub async fn run(
     if args.dry_run {
         return Ok(messages::add_dry_run(&group, &list.valid, &list.duplicates).into());
     }
-    if count > settings.limits.confirm_over && !args.yes {
+    let approval = super::approval::needed(call, count);
+    if (count > settings.limits.confirm_over && !args.yes) || approval {
         // Chat frontends get Apply/Cancel buttons; the console asks for --yes.
-        let confirmation = match call.inv.platform {
-            Platform::Console => None,
-            _ => Some(save_confirmation(call).await?),
-        };
-        return Ok(messages::add_needs_confirmation(
+        let confirmation = preview_confirmation(call, approval).await?;
+        let reply = messages::add_needs_confirmation(
             &group,
             &list.valid,
             &list.duplicates,
             settings.limits.confirm_over,
             confirmation.as_deref(),
-        )
-        .into());
+        );
+        return Ok(approval_preview(reply, approval).into());
     }
     let numbers: Vec<_> = list.valid.iter().map(|a| a.number.clone()).collect();
     let window = settings.limits.dedupe_window;
@@ -223,6 +221,25 @@ fn dedupe_key(call: &Call<'_>, group: &GroupId, numbers: &[E164]) -> String {
         sorted.join(",")
     );
     format!("add:{}", hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+/// The preview's confirmation id: none in the console, which confirms with
+/// `--yes`, and which cannot ask a second person (then it is refused).
+pub async fn preview_confirmation(call: &Call<'_>, approval: bool) -> Result<Option<String>, CommandError> {
+    match call.inv.platform {
+        Platform::Console if approval => Err(CommandError::User(messages::approval_needs_chat())),
+        Platform::Console => Ok(None),
+        _ => Ok(Some(save_confirmation(call).await?)),
+    }
+}
+
+/// A preview whose Apply asks a second person when the two-person rule holds.
+pub fn approval_preview(reply: Reply, approval: bool) -> Reply {
+    if approval {
+        messages::for_approval(reply)
+    } else {
+        reply
+    }
 }
 
 /// How long a preview can be applied.

@@ -46,6 +46,7 @@ pub async fn run(call: &Call<'_>, args: Args, group: Option<GroupInfo>) -> Resul
             decision: &r.decision,
             outcome: &r.outcome,
             request_id: &r.request_id,
+            approver: r.approver.as_deref(),
         })
         .collect();
     Ok(messages::audit(&lines, args.limit, now, call.result_visibility()))

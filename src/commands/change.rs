@@ -9,11 +9,11 @@
 
 pub use waops_core::command::change::*;
 
-use super::add::{refuse_numbers, save_confirmation, Added, GroupRow, Paced};
+use super::add::{approval_preview, preview_confirmation, refuse_numbers, Added, GroupRow, Paced};
 use super::{Call, CommandError};
 use crate::core::messages::{self, OffboardDone, OffboardGroup};
 use crate::core::permissions::{Decision, Target};
-use crate::core::{CommandId, Platform};
+use crate::core::CommandId;
 use crate::group_ref::GroupInfo;
 use crate::phone::{self, E164};
 use crate::providers::{ChangeOutcome, ChangeResult, MemberChange, Members, ProviderErrorKind};
@@ -66,20 +66,18 @@ pub async fn run(
         return Ok(messages::change_dry_run(&group, args.change, &to_change, &left).into());
     }
     let confirm_over = ctx.settings.limits.confirm_over;
-    if to_change.len() > confirm_over && !args.yes {
-        let confirmation = match call.inv.platform {
-            Platform::Console => None,
-            _ => Some(save_confirmation(call).await?),
-        };
-        return Ok(messages::change_needs_confirmation(
+    let approval = super::approval::needed(call, to_change.len()) && !to_change.is_empty();
+    if (to_change.len() > confirm_over && !args.yes) || approval {
+        let confirmation = preview_confirmation(call, approval).await?;
+        let reply = messages::change_needs_confirmation(
             &group,
             args.change,
             &to_change,
             &left,
             confirm_over,
             confirmation.as_deref(),
-        )
-        .into());
+        );
+        return Ok(approval_preview(reply, approval).into());
     }
     let provider = &ctx.provider;
     let change = args.change;
@@ -172,17 +170,17 @@ pub async fn offboard(call: &Call<'_>, args: Args, list: phone::NumberList) -> R
         return Ok(messages::offboard_nothing().into());
     }
     // Always a preview first: from chat the Apply button, in the console --yes.
-    if args.dry_run || !args.yes || plan.is_empty() {
-        let confirmation = match call.inv.platform {
-            Platform::Console => None,
-            _ if args.dry_run || plan.is_empty() => None,
-            _ => Some(save_confirmation(call).await?),
-        };
-        return Ok(
-            messages::offboard_preview(&plan, &not_admin, &unreadable, args.dry_run, confirmation.as_deref()).into(),
-        );
-    }
     let total = plan.iter().map(|g| g.numbers.len()).sum();
+    let approval = super::approval::needed(call, total) && !plan.is_empty();
+    if args.dry_run || !args.yes || plan.is_empty() || approval {
+        let confirmation = if args.dry_run || plan.is_empty() {
+            None
+        } else {
+            preview_confirmation(call, approval).await?
+        };
+        let reply = messages::offboard_preview(&plan, &not_admin, &unreadable, args.dry_run, confirmation.as_deref());
+        return Ok(approval_preview(reply, approval && !args.dry_run).into());
+    }
     let mut paced = Paced::new(call, total);
     let provider = &ctx.provider;
     let mut done = Vec::new();

@@ -3,6 +3,7 @@
 //! parse → permit → resolve → permit on the group → run → audit.
 
 pub mod add;
+pub mod approval;
 pub mod audit;
 pub mod change;
 pub mod groups;
@@ -287,6 +288,7 @@ fn audit_row(
         rule: String::new(),
         outcome: outcome.into(),
         provider_trace_id: None,
+        approver: None,
     }
 }
 
@@ -296,6 +298,7 @@ fn identified(mut audit: AuditRecord, inv: &Invocation) -> AuditRecord {
     audit.request_id = inv.request_id.clone();
     audit.principal = inv.caller().to_string();
     audit.channel = inv.channel.to_string();
+    audit.approver = inv.approved_by.as_ref().map(|p| p.to_string());
     audit
 }
 
@@ -642,6 +645,16 @@ async fn resolve_group(
             }
             _ => (groups, fetched) = ctx.groups.get(ctx.provider.as_ref(), true).await?,
         }
+    }
+}
+
+/// Resolves a reference against the whole group list, without a scope: for
+/// naming what a preview was about, never for deciding who may act on it.
+async fn resolve_any(ctx: &Context, reference: &str) -> Option<GroupInfo> {
+    let (groups, _) = ctx.groups.get(ctx.provider.as_ref(), false).await.ok()?;
+    match group_ref::resolve(reference, &ctx.aliases, &groups) {
+        Resolve::Found(g) => Some(g),
+        _ => None,
     }
 }
 

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub mod approvals;
 pub mod digests;
 pub mod idempotency;
 pub mod retention;
@@ -173,6 +174,8 @@ pub struct AuditRecord {
     pub outcome: Label,
     /// The provider's trace id, if any.
     pub provider_trace_id: Option<String>,
+    /// Who approved it under the two-person rule.
+    pub approver: Option<String>,
 }
 
 /// Which audit rows `search_audit` returns; `None` fields match all.
@@ -342,7 +345,8 @@ impl Store {
                     .bind(r.decision.as_ref())
                     .bind(&r.rule)
                     .bind(r.outcome.as_ref())
-                    .bind(r.provider_trace_id.as_deref());
+                    .bind(r.provider_trace_id.as_deref())
+                    .bind(r.approver.as_deref());
             }
             query.execute(&mut *tx).await.context("cannot write the audit rows")?;
         }
@@ -353,7 +357,7 @@ impl Store {
     /// The newest audit rows, newest first.
     pub async fn recent_audit(&self, limit: i64) -> anyhow::Result<Vec<AuditRecord>> {
         let rows = sqlx::query(
-            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id \
+            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver \
              FROM audit ORDER BY at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
@@ -367,7 +371,7 @@ impl Store {
     /// matches every row (one statement for both backends).
     pub async fn search_audit(&self, filter: &AuditFilter) -> anyhow::Result<Vec<AuditRecord>> {
         let rows = sqlx::query(
-            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id \
+            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver \
              FROM audit WHERE ($1 = '' OR principal = $1) AND ($2 = '' OR command = $2) \
              AND ($3 = '' OR group_id = $3) AND at >= $4 ORDER BY at DESC, id DESC LIMIT $5",
         )
@@ -385,7 +389,7 @@ impl Store {
     /// Audit rows of one request.
     pub async fn audit_for_request(&self, request_id: &str) -> anyhow::Result<Vec<AuditRecord>> {
         let rows = sqlx::query(
-            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id \
+            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver \
              FROM audit WHERE request_id = $1",
         )
         .bind(request_id)
@@ -568,13 +572,13 @@ impl Store {
 /// Most rows in one INSERT: at 13 parameters a row, 256 stay well under
 /// SQLite's and PostgreSQL's parameter limits.
 const AUDIT_ROWS_PER_INSERT: usize = 256;
-const AUDIT_COLUMNS: usize = 13;
+const AUDIT_COLUMNS: usize = 14;
 
 /// `INSERT INTO audit … VALUES (…), (…)` for `rows` rows, numbered placeholders
 /// (the one syntax both SQLite and PostgreSQL read).
 fn insert_audits_sql(rows: usize) -> String {
     format!(
-        "INSERT INTO audit (id, at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id) VALUES {}",
+        "INSERT INTO audit (id, at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver) VALUES {}",
         values_placeholders(rows, AUDIT_COLUMNS)
     )
 }
@@ -624,6 +628,7 @@ fn audit_from_row(r: &AnyRow) -> anyhow::Result<AuditRecord> {
         rule: r.try_get("rule")?,
         outcome: Label::Owned(r.try_get("outcome")?),
         provider_trace_id: r.try_get("provider_trace_id")?,
+        approver: r.try_get("approver")?,
     })
 }
 

@@ -73,6 +73,7 @@ impl TestApp {
             text: text.to_string(),
             request_id: new_request_id(),
             applied: false,
+            approved_by: None,
         };
         let reply = waops::commands::dispatch(&self.ctx, &inv).await;
         (reply, inv.request_id)

@@ -161,6 +161,8 @@ pub enum CommandId {
     Members,
     /// `audit`
     Audit,
+    /// `approve`: a permission for the Approve button, not a typed command.
+    Approve,
     /// `invite`
     Invite,
     /// `history`
@@ -181,7 +183,7 @@ pub enum CommandId {
 
 impl CommandId {
     /// All ids, in help order.
-    pub const ALL: [CommandId; 15] = [
+    pub const ALL: [CommandId; 16] = [
         CommandId::Join,
         CommandId::Add,
         CommandId::Remove,
@@ -195,6 +197,7 @@ impl CommandId {
         CommandId::Unsubscribe,
         CommandId::Subscriptions,
         CommandId::Audit,
+        CommandId::Approve,
         CommandId::Help,
         CommandId::Whoami,
     ];
@@ -209,6 +212,7 @@ impl CommandId {
             CommandId::Demote => "demote",
             CommandId::Members => "members",
             CommandId::Audit => "audit",
+            CommandId::Approve => "approve",
             CommandId::Invite => "invite",
             CommandId::History => "history",
             CommandId::Groups => "groups",
@@ -256,6 +260,8 @@ pub struct Invocation {
     /// The text is a preview's command that its caller applied (the Apply
     /// button), not something typed: its `--yes` is waops' own.
     pub applied: bool,
+    /// Who approved it under the two-person rule, when it is an approved request.
+    pub approved_by: Option<Principal>,
 }
 
 impl Invocation {

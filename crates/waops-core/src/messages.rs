@@ -253,6 +253,90 @@ fn awaiting_confirmation(mut reply: Reply, why: &str, confirmation: Option<&str>
     }
 }
 
+/// A preview under the two-person rule: its Apply becomes "Request approval".
+pub fn for_approval(mut reply: Reply) -> Reply {
+    for b in &mut reply.buttons {
+        if b.action == ButtonAction::Apply {
+            b.action = ButtonAction::RequestApproval;
+            b.label = "Request approval".into();
+        }
+    }
+    reply.footer.pop();
+    reply.footer("Your role needs a second person's approval: request it within 15 minutes (only you can). Nothing was sent yet.")
+}
+
+/// The two-person rule from the console, which has no second person's button.
+pub fn approval_needs_chat() -> Reply {
+    Reply::user_error("Your role needs a second person's approval for this")
+        .footer("Run it from Slack or Discord and press Request approval. Nothing was sent.")
+}
+
+/// The request, posted in the channel with Approve and Reject.
+pub fn approval_request(requester: &str, command_text: &str, id: &str, ttl: std::time::Duration) -> Reply {
+    let shown = command_text.trim_end().trim_end_matches("--yes").trim_end();
+    let mut reply = Reply::new(
+        Status::Preview,
+        Visibility::Channel,
+        Rich::new().text(format!("{requester} asks for approval")),
+    )
+    .line(Rich::new().code(format!("/wa {shown}")));
+    reply.buttons = vec![
+        Button {
+            action: ButtonAction::Approve,
+            label: "Approve".into(),
+            value: id.to_string(),
+        },
+        Button {
+            action: ButtonAction::Reject,
+            label: "Reject".into(),
+            value: id.to_string(),
+        },
+    ];
+    reply.footer(format!(
+        "Someone else whose roles grant approve may decide within {}. Nothing was sent yet.",
+        format_duration(ttl)
+    ))
+}
+
+/// To the requester: the request is in the channel.
+pub fn approval_requested() -> Reply {
+    Reply::info("Approval requested: the request is in this channel for a second person")
+}
+
+/// The requester pressed Approve on their own request.
+pub fn approval_own() -> Reply {
+    Reply::user_error("You cannot approve your own request").footer("A second person must. Nothing was sent.")
+}
+
+/// The approver's roles do not grant `approve` for it.
+pub fn approval_not_allowed(command: &str) -> Reply {
+    Reply::user_error(
+        Rich::new()
+            .text("You may not approve ")
+            .code(command)
+            .text(" here (no role grants approve on it; ask an admin)"),
+    )
+}
+
+/// Decided already, or expired.
+pub fn approval_gone() -> Reply {
+    Reply::user_error("This request was already decided or has expired").footer("Nothing was sent again.")
+}
+
+/// A rejected request, in the channel.
+pub fn approval_rejected(requester: &str, by: &str) -> Reply {
+    Reply::new(
+        Status::Ok,
+        Visibility::Channel,
+        format!("Rejected by {by}: {requester}'s request was not run"),
+    )
+}
+
+/// An approved command's result, naming both people.
+pub fn approved(reply: Reply, requester: &str, by: &str) -> Reply {
+    reply.footer(format!("Requested by {requester}, approved by {by}."))
+}
+
 /// A button click on a preview that cannot be applied.
 pub fn confirmation_gone() -> Reply {
     Reply::user_error("This preview was already applied or cancelled, has expired (15 minutes), or is not yours")
@@ -1033,6 +1117,8 @@ pub struct AuditLine<'a> {
     pub outcome: &'a str,
     /// Its request id.
     pub request_id: &'a str,
+    /// Who approved it (two-person rule).
+    pub approver: Option<&'a str>,
 }
 
 /// The audit log, newest first.
@@ -1055,9 +1141,11 @@ pub fn audit(lines: &[AuditLine<'_>], limit: usize, now: Timestamp, visibility: 
         if l.numbers > 0 {
             line = line.text(format!(" · {}", count(l.numbers as usize, "number")));
         }
-        line = line
-            .text(format!(" · {} · {} · ref ", l.decision, l.outcome))
-            .code(l.request_id);
+        line = line.text(format!(" · {} · {}", l.decision, l.outcome));
+        if let Some(approver) = l.approver {
+            line = line.text(format!(" · approved by {approver}"));
+        }
+        line = line.text(" · ref ").code(l.request_id);
         reply = reply.line(line);
     }
     if lines.len() == limit {

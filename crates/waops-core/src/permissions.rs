@@ -100,6 +100,9 @@ pub struct Role {
     pub channels: Option<Vec<String>>,
     /// Most numbers per add; `None` = only the global limit.
     pub max_numbers: Option<usize>,
+    /// Two-person rule: changes of more numbers than this need a second
+    /// person's approval (`0` = every change); `None` = no approval.
+    pub approval_over: Option<usize>,
 }
 
 impl Role {
@@ -140,6 +143,9 @@ pub struct Grant {
     pub rule: String,
     /// The most permissive per-add limit of all matching grants; `None` = no role limit.
     pub max_numbers: Option<usize>,
+    /// Changes of more numbers than this need a second person's approval;
+    /// `None` when some matching role needs none.
+    pub approval_over: Option<usize>,
 }
 
 /// Why a request was refused.
@@ -209,6 +215,15 @@ impl Permissions {
                 groups,
                 channels: r.channels.clone(),
                 max_numbers: r.max_numbers,
+                approval_over: match r.approval.as_deref() {
+                    None => None,
+                    Some("two-person") => Some(r.approval_over.unwrap_or(0)),
+                    Some(other) => {
+                        return Err(format!(
+                            "role `{name}`: approval `{other}` is not known (expected \"two-person\")"
+                        ))
+                    }
+                },
             });
         }
         let mut bindings = Vec::new();
@@ -250,6 +265,7 @@ impl Permissions {
             return Decision::Allowed(Grant {
                 rule: "help and whoami are open to everyone".into(),
                 max_numbers: None,
+                approval_over: None,
             });
         }
         // Iterators over the bound roles, not vectors per step: this runs on
@@ -270,14 +286,21 @@ impl Permissions {
             });
         };
         // The most permissive limit of all matching roles; any role without one lifts it.
-        let max_numbers = first
-            .max_numbers
-            .and_then(|limit| matching.try_fold(limit, |max, (r, _)| Some(max.max(r.max_numbers?))));
+        // Likewise approval: any matching role that needs none lifts it.
+        let (mut max_numbers, mut approval_over) = (first.max_numbers, first.approval_over);
+        for (r, _) in matching {
+            max_numbers = max_numbers.zip(r.max_numbers).map(|(a, b)| a.max(b));
+            approval_over = approval_over.zip(r.approval_over).map(|(a, b)| a.max(b));
+        }
         let rule = match scope {
             None => format!("role {}", first.name),
             Some(scope) => format!("role {}, group {scope}", first.name),
         };
-        Decision::Allowed(Grant { rule, max_numbers })
+        Decision::Allowed(Grant {
+            rule,
+            max_numbers,
+            approval_over,
+        })
     }
 
     /// True when some role lets the caller run `command` here on at least some group.
@@ -323,6 +346,10 @@ pub struct RoleSettings {
     pub channels: Option<Vec<String>>,
     /// If set, the most numbers per add this role allows.
     pub max_numbers: Option<usize>,
+    /// `"two-person"`: its adds and member changes need a second person's approval.
+    pub approval: Option<String>,
+    /// With `approval`: only changes of more numbers than this need it.
+    pub approval_over: Option<usize>,
 }
 
 #[cfg(test)]
@@ -339,6 +366,8 @@ mod tests {
             groups: groups.iter().map(|s| s.to_string()).collect(),
             channels: channels.map(|c| c.iter().map(|s| s.to_string()).collect()),
             max_numbers: max,
+            approval: None,
+            approval_over: None,
         };
         let settings = PermissionSettings {
             roles: BTreeMap::from([
@@ -393,7 +422,8 @@ mod tests {
             d,
             Decision::Allowed(Grant {
                 rule: "role admin, group *".into(),
-                max_numbers: None
+                max_numbers: None,
+                approval_over: None,
             })
         );
         assert!(matches!(
@@ -478,7 +508,8 @@ mod tests {
             decide(&who, CommandId::History, SALES_CH, Target::AllGroups),
             Decision::Allowed(Grant {
                 rule: "role viewer, group *".into(),
-                max_numbers: None
+                max_numbers: None,
+                approval_over: None,
             })
         );
         assert_eq!(

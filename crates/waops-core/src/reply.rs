@@ -111,6 +111,38 @@ pub enum ButtonAction {
     Apply,
     /// Drop it.
     Cancel,
+    /// Ask a second person to approve it (two-person rule).
+    RequestApproval,
+    /// Approve someone else's request.
+    Approve,
+    /// Reject someone else's request.
+    Reject,
+}
+
+impl ButtonAction {
+    /// The id both chat platforms carry for it.
+    pub fn id(self) -> &'static str {
+        match self {
+            ButtonAction::Apply => "apply",
+            ButtonAction::Cancel => "cancel",
+            ButtonAction::RequestApproval => "request_approval",
+            ButtonAction::Approve => "approve",
+            ButtonAction::Reject => "reject",
+        }
+    }
+
+    /// The action a button id names.
+    pub fn from_id(id: &str) -> Option<ButtonAction> {
+        [
+            ButtonAction::Apply,
+            ButtonAction::Cancel,
+            ButtonAction::RequestApproval,
+            ButtonAction::Approve,
+            ButtonAction::Reject,
+        ]
+        .into_iter()
+        .find(|a| a.id() == id)
+    }
 }
 
 /// A simple table.

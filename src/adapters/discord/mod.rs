@@ -23,7 +23,7 @@ use serenity::all::{
 };
 
 use crate::commands;
-use crate::core::reply::Visibility;
+use crate::core::reply::{ButtonAction, Visibility};
 use crate::core::{messages, ChannelRef, CommandId, Context, Invocation, Platform, Principal, Progress, Reply};
 use crate::http::HeadersAndBody;
 use crate::workers::Workers;
@@ -170,6 +170,7 @@ async fn application_command(d: Arc<Discord>, interaction: CommandInteraction, r
         text: register::to_text(sub, |name| options.iter().find(|o| o.name == name).map(|o| &o.value)),
         request_id,
         applied: false,
+        approved_by: None,
     });
     let later = match commands::answer_without_provider(&d.ctx, &inv).await {
         commands::Ack::Answered(reply) => return Ok(inline(&reply)),
@@ -265,40 +266,71 @@ async fn component(d: Arc<Discord>, interaction: ComponentInteraction, request_i
     if !super::first_delivery(&d.ctx, "discord:interaction", &interaction.id.to_string()).await {
         return Ok(CreateInteractionResponse::Acknowledge);
     }
-    let Some((action, confirmation)) = interaction.data.custom_id.split_once(':') else {
+    let Some((action, value)) = interaction.data.custom_id.split_once(':') else {
         return Ok(CreateInteractionResponse::Acknowledge);
     };
-    if !matches!(action, "apply" | "cancel") {
+    let Some(action) = ButtonAction::from_id(action) else {
         return Ok(CreateInteractionResponse::Acknowledge);
-    }
-    let apply = action == "apply";
-    let confirmation = confirmation.to_string();
+    };
+    let value = value.to_string();
     let principals = principals(&interaction.user, interaction.member.as_ref());
     let token = interaction.token;
     let task = d.clone();
     let started = d.workers.try_spawn(async move {
         let d = task;
-        let (channel, text) = match commands::confirm(&d.ctx, &confirmation, &principals[0], apply, &request_id).await {
-            commands::Confirmed::Gone(reply) => return follow_up(&d.client, &token, &reply).await,
-            commands::Confirmed::Cancelled(reply) => {
+        let edit = |reply: Reply| {
+            let d = d.clone();
+            let token = token.clone();
+            async move {
                 let _ = d.client.edit_original(&token, &render::message(&reply).edit()).await;
+            }
+        };
+        let (inv, requester) = match action {
+            ButtonAction::Apply | ButtonAction::Cancel => {
+                let apply = action == ButtonAction::Apply;
+                match commands::confirm(&d.ctx, &value, &principals[0], apply, &request_id).await {
+                    commands::Confirmed::Gone(reply) => return follow_up(&d.client, &token, &reply).await,
+                    commands::Confirmed::Cancelled(reply) => return edit(reply).await,
+                    commands::Confirmed::Apply { channel, text } => {
+                        let inv = Invocation {
+                            platform: Platform::Discord,
+                            principals,
+                            channel,
+                            text,
+                            request_id,
+                            applied: true,
+                            approved_by: None,
+                        };
+                        (inv, None)
+                    }
+                }
+            }
+            ButtonAction::RequestApproval => {
+                match commands::approval::request(&d.ctx, &value, &principals, &request_id).await {
+                    commands::approval::Requested::Gone(reply) => follow_up(&d.client, &token, &reply).await,
+                    commands::approval::Requested::Posted { request, to_requester } => {
+                        edit(to_requester).await;
+                        follow_up(&d.client, &token, &request).await;
+                    }
+                }
                 return;
             }
-            commands::Confirmed::Apply { channel, text } => (channel, text),
+            ButtonAction::Approve | ButtonAction::Reject => {
+                let approve = action == ButtonAction::Approve;
+                match commands::approval::decide(&d.ctx, &value, &principals, approve, Platform::Discord, &request_id)
+                    .await
+                {
+                    commands::approval::Decided::Refused(reply) => return follow_up(&d.client, &token, &reply).await,
+                    commands::approval::Decided::Rejected(reply) => return edit(reply).await,
+                    commands::approval::Decided::Approved { inv, requester } => (inv, Some(requester)),
+                }
+            }
         };
-        let inv = Invocation {
-            platform: Platform::Discord,
-            principals,
-            channel,
-            text,
-            request_id,
-            applied: true,
-        };
-        let _ = d
-            .client
-            .edit_original(&token, &render::message(&messages::working()).edit())
-            .await;
-        let reply = commands::dispatch(&d.ctx, &inv).await;
+        edit(messages::working()).await;
+        let mut reply = commands::dispatch(&d.ctx, &inv).await;
+        if let (Some(requester), Some(by)) = (requester, &inv.approved_by) {
+            reply = messages::approved(reply, &requester, by.as_str());
+        }
         deliver(&d.client, &token, reply, true).await;
     });
     if !started {

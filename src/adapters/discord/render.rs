@@ -240,10 +240,11 @@ pub fn message(reply: &Reply) -> Message {
         .buttons
         .iter()
         .map(|b| {
-            let (prefix, style) = match b.action {
-                ButtonAction::Apply => ("apply", ButtonStyle::Success),
-                ButtonAction::Cancel => ("cancel", ButtonStyle::Danger),
+            let style = match b.action {
+                ButtonAction::Apply | ButtonAction::RequestApproval | ButtonAction::Approve => ButtonStyle::Success,
+                ButtonAction::Cancel | ButtonAction::Reject => ButtonStyle::Danger,
             };
+            let prefix = b.action.id();
             (format!("{prefix}:{}", b.value), b.label.clone(), style)
         })
         .collect();

@@ -21,8 +21,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use slack_morphism::prelude::{SlackCommandEvent, SlackInteractionEvent};
 
-use crate::commands;
-use crate::core::reply::Visibility;
+use crate::commands::{self, approval};
+use crate::core::reply::{ButtonAction, Visibility};
 use crate::core::{messages, ChannelRef, Context, Invocation, Platform, Principal, Progress, Reply};
 use crate::http::HeadersAndBody;
 use crate::settings::Secret;
@@ -142,6 +142,7 @@ async fn slash_command(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, 
         text: form.text.unwrap_or_default(),
         request_id: crate::http::request_id(&headers),
         applied: false,
+        approved_by: None,
     };
     // The caller's user groups: known, fetched within a second, or decided
     // in the follow-up. Text that does not parse is answered at once whatever
@@ -239,15 +240,15 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
     else {
         return StatusCode::OK.into_response();
     };
-    if !matches!(action.action_id.0.as_str(), "apply" | "cancel") {
+    let Some(action) = ButtonAction::from_id(action.action_id.0.as_str()).map(|a| (a, action)) else {
         return StatusCode::OK.into_response();
-    }
+    };
+    let (action, clicked) = action;
     if !slack.ctx.settings.slack.team_allowed(&event.team.id.0) {
         tracing::warn!(team = %event.team.id.0, "Slack click refused: workspace not in slack.team_ids");
         return inline(&messages::place_not_served("workspace"));
     }
-    let apply = action.action_id.0 == "apply";
-    let confirmation = action.value.clone().unwrap_or_default();
+    let value = clicked.value.clone().unwrap_or_default();
     let user_id = user.id.0.clone();
     let response_url = response_url.0.to_string();
     if let Some(refusal) = response_url_refusal(&slack, &response_url) {
@@ -256,18 +257,22 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
     let request_id = crate::http::request_id(&headers);
     let task_slack = slack.clone();
     let task_url = response_url.clone();
-    // The confirmation is consumed inside the task, so a full pool never eats an Apply.
+    // The preview or request is consumed inside the task, so a full pool never eats a click.
     let started = slack.workers.try_spawn(async move {
         let slack = task_slack;
         let Ok(caller) = Principal::parse(&format!("slack:user:{user_id}")) else {
             return;
         };
-        let (channel, text) = match commands::confirm(&slack.ctx, &confirmation, &caller, apply, &request_id).await {
-            commands::Confirmed::Gone(reply) => return post(&slack.client, &task_url, &reply, false).await,
-            commands::Confirmed::Cancelled(reply) => return post(&slack.client, &task_url, &reply, true).await,
-            commands::Confirmed::Apply { channel, text } => (channel, text),
-        };
-        let mut principals = vec![caller];
+        if matches!(action, ButtonAction::Cancel) {
+            if let commands::Confirmed::Gone(reply) | commands::Confirmed::Cancelled(reply) =
+                commands::confirm(&slack.ctx, &value, &caller, false, &request_id).await
+            {
+                return post(&slack.client, &task_url, &reply, true).await;
+            }
+            return;
+        }
+        // Everything else acts with the clicker's rights: their user groups too.
+        let mut principals = vec![caller.clone()];
         match slack.usergroups.principals(&slack.client, &user_id).await {
             Ok(groups) => principals.extend(groups),
             Err(_) => {
@@ -275,17 +280,51 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
                 return;
             }
         }
-        let inv = Invocation {
-            platform: Platform::Slack,
-            principals,
-            channel,
-            text,
-            request_id,
-            applied: true,
+        let (inv, requester) = match action {
+            ButtonAction::Apply => {
+                let (channel, text) = match commands::confirm(&slack.ctx, &value, &caller, true, &request_id).await {
+                    commands::Confirmed::Apply { channel, text } => (channel, text),
+                    commands::Confirmed::Gone(reply) | commands::Confirmed::Cancelled(reply) => {
+                        return post(&slack.client, &task_url, &reply, false).await
+                    }
+                };
+                let inv = Invocation {
+                    platform: Platform::Slack,
+                    principals,
+                    channel,
+                    text,
+                    request_id,
+                    applied: true,
+                    approved_by: None,
+                };
+                (inv, None)
+            }
+            ButtonAction::RequestApproval => {
+                match approval::request(&slack.ctx, &value, &principals, &request_id).await {
+                    approval::Requested::Gone(reply) => post(&slack.client, &task_url, &reply, false).await,
+                    approval::Requested::Posted { request, to_requester } => {
+                        post(&slack.client, &task_url, &to_requester, true).await;
+                        post(&slack.client, &task_url, &request, false).await;
+                    }
+                }
+                return;
+            }
+            ButtonAction::Approve | ButtonAction::Reject => {
+                let approve = action == ButtonAction::Approve;
+                match approval::decide(&slack.ctx, &value, &principals, approve, Platform::Slack, &request_id).await {
+                    approval::Decided::Refused(reply) => return post(&slack.client, &task_url, &reply, false).await,
+                    approval::Decided::Rejected(reply) => return post(&slack.client, &task_url, &reply, true).await,
+                    approval::Decided::Approved { inv, requester } => (inv, Some(requester)),
+                }
+            }
+            ButtonAction::Cancel => return,
         };
         let poster = ResponsePoster::start(slack.client.clone(), task_url, inv.request_id.clone());
         poster.update_now(&messages::working());
-        let reply = commands::dispatch_with_progress(&slack.ctx, &inv, Some(&poster)).await;
+        let mut reply = commands::dispatch_with_progress(&slack.ctx, &inv, Some(&poster)).await;
+        if let (Some(requester), Some(by)) = (requester, &inv.approved_by) {
+            reply = messages::approved(reply, &requester, by.as_str());
+        }
         poster.finish(reply).await;
     });
     if !started {

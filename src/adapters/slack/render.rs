@@ -193,10 +193,13 @@ pub fn content(reply: &Reply) -> SlackMessageContent {
             .buttons
             .iter()
             .map(|b| {
-                let (action_id, style) = match b.action {
-                    ButtonAction::Apply => ("apply", SlackBlockButtonStyle::Primary),
-                    ButtonAction::Cancel => ("cancel", SlackBlockButtonStyle::Danger),
+                let style = match b.action {
+                    ButtonAction::Apply | ButtonAction::RequestApproval | ButtonAction::Approve => {
+                        SlackBlockButtonStyle::Primary
+                    }
+                    ButtonAction::Cancel | ButtonAction::Reject => SlackBlockButtonStyle::Danger,
                 };
+                let action_id = b.action.id();
                 SlackActionBlockElement::Button(
                     SlackBlockButtonElement::new(b.label.as_str().into())
                         .with_action_id(action_id.into())

@@ -45,6 +45,14 @@ pub const SPEC: CommandSpec = CommandSpec {
     ],
 };
 
+/// The `approve` permission's row (help lists it; it is never parsed).
+pub const APPROVE_SPEC: CommandSpec = CommandSpec {
+    id: CommandId::Approve,
+    args: "",
+    summary: "approve others' requests under the two-person rule (buttons only)",
+    options: &[],
+};
+
 /// Typed arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Args {

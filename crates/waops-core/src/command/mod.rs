@@ -59,6 +59,7 @@ pub fn spec(id: CommandId) -> &'static CommandSpec {
         CommandId::Demote => &change::DEMOTE_SPEC,
         CommandId::Members => &members::SPEC,
         CommandId::Audit => &audit::SPEC,
+        CommandId::Approve => &audit::APPROVE_SPEC,
         CommandId::Invite => &invite::SPEC,
         CommandId::History => &history::SPEC,
         CommandId::Groups => &groups::SPEC,
@@ -94,6 +95,9 @@ impl Command {
             CommandId::Demote => Command::Change(change::parse(&mut parts, MemberChange::Demote)?),
             CommandId::Members => Command::Members(members::parse(&mut parts)?),
             CommandId::Audit => Command::Audit(audit::parse(&mut parts)?),
+            CommandId::Approve => {
+                return Err(parts.error("`approve` is the Approve button on a request; there is nothing to type"))
+            }
             CommandId::Invite => Command::Invite(invite::parse(&mut parts)?),
             CommandId::History => Command::History(history::parse(&mut parts)?),
             CommandId::Groups => Command::Groups(groups::parse(&mut parts)?),

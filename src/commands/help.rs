@@ -24,6 +24,11 @@ pub fn provider_notes(kind: ProviderKind, caps: Capabilities, ids: &[CommandId])
             "history on {p} comes from events waops has received, not from {p} itself."
         ));
     }
+    if ids.contains(&CommandId::Remove) && !caps.connected_admin {
+        notes.push(format!(
+            "remove * on {p} cannot tell in advance where the connected number is not an admin: those groups fail when removing."
+        ));
+    }
     if ids.contains(&CommandId::Join) && !caps.pending_approval {
         notes.push(format!(
             "join on {p} cannot tell whether a request waits for admin approval."
@@ -80,6 +85,7 @@ mod tests {
             invite_reset: false,
             pending_approval: false,
             forced_add: false,
+            connected_admin: false,
         };
         let notes = provider_notes(ProviderKind::Wuts, caps, &CommandId::ALL);
         assert_eq!(
@@ -87,6 +93,7 @@ mod tests {
             [
                 "invite --reset is not available on wuts.",
                 "history on wuts comes from events waops has received, not from wuts itself.",
+                "remove * on wuts cannot tell in advance where the connected number is not an admin: those groups fail when removing.",
                 "join on wuts cannot tell whether a request waits for admin approval."
             ]
         );

@@ -256,6 +256,7 @@ impl Provider for Periskope {
             invite_reset: true,
             pending_approval: false,
             forced_add: true,
+            connected_admin: true,
         }
     }
 

@@ -295,6 +295,7 @@ impl Provider for Sandbox {
             invite_reset: true,
             pending_approval: true,
             forced_add: false,
+            connected_admin: true,
         }
     }
 

@@ -197,6 +197,7 @@ impl Provider for Wawp {
             invite_reset: true,
             pending_approval: false,
             forced_add: false,
+            connected_admin: false,
         }
     }
 

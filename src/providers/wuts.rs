@@ -208,6 +208,7 @@ impl Provider for Wuts {
             invite_reset: true,
             pending_approval: true,
             forced_add: false,
+            connected_admin: false,
         }
     }
 

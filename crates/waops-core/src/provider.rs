@@ -59,6 +59,8 @@ pub struct Capabilities {
     pub pending_approval: bool,
     /// Adds can be forced past the invite-instead-of-add privacy rule.
     pub forced_add: bool,
+    /// The member list says whether the connected number is an admin.
+    pub connected_admin: bool,
 }
 
 /// The result of a join.

@@ -757,3 +757,70 @@ async fn two_person_rule_in_the_console_and_under_its_threshold() {
         .await
         .starts_with("Your role needs a second person's approval"));
 }
+
+/// Approving an offboarding (`remove *`, no one group) needs `approve` on every
+/// group: a lead limited to one group may not.
+#[tokio::test]
+async fn approving_an_offboarding_needs_approve_on_every_group() {
+    use waops::commands::approval::{decide, Decided};
+    use waops::core::{Platform, Principal};
+    let app = TestApp::with_config(
+        "[permissions.roles.lead]\ncommands = [\"approve\"]\ngroups = [\"sales\"]\n\n\
+         [permissions.roles.boss]\ncommands = [\"approve\"]\ngroups = [\"*\"]\n\n\
+         [permissions.bindings]\nlead = [\"slack:user:ULEAD\"]\nboss = [\"slack:user:UBOSS\"]\n",
+    )
+    .await;
+    let now = app.ctx.clock.now();
+    app.ctx
+        .store
+        .create_approval(
+            &waops::store::approvals::Approval {
+                id: "offboard-1".into(),
+                platform: "slack".into(),
+                channel: "slack:C1".into(),
+                requester: "slack:user:UHR".into(),
+                requester_principals: vec!["slack:user:UHR".into()],
+                command_text: "remove * +4915178787878 --yes".into(),
+                command: "remove".into(),
+                group_id: None,
+                expires_at: now + jiff::SignedDuration::from_hours(1),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let who = |p: &str| vec![Principal::parse(p).unwrap()];
+    match decide(
+        &app.ctx,
+        "offboard-1",
+        &who("slack:user:ULEAD"),
+        true,
+        Platform::Slack,
+        "r1",
+    )
+    .await
+    {
+        Decided::Refused(reply) => assert!(
+            reply.title.plain().starts_with("You may not approve"),
+            "{}",
+            reply.plain()
+        ),
+        _ => panic!("a lead on one group approved an offboarding"),
+    }
+    match decide(
+        &app.ctx,
+        "offboard-1",
+        &who("slack:user:UBOSS"),
+        true,
+        Platform::Slack,
+        "r2",
+    )
+    .await
+    {
+        Decided::Approved { inv, requester } => {
+            assert_eq!(requester, "slack:user:UHR");
+            assert_eq!(inv.approved_by.unwrap().as_str(), "slack:user:UBOSS");
+        }
+        _ => panic!("approve on every group may approve it"),
+    }
+}

@@ -122,7 +122,13 @@ pub async fn decide(
         },
         None => None,
     };
-    let target = group.as_ref().map_or(Target::None, Target::Group);
+    // Offboarding (`remove *`) acts on any group of the requester's scope: its
+    // approver must be allowed to approve on all of them.
+    let target = match (&group, approval.command.as_str()) {
+        (Some(g), _) => Target::Group(g),
+        (None, "remove") => Target::AllGroups,
+        (None, _) => Target::None,
+    };
     if !matches!(
         ctx.permissions.decide(principals, CommandId::Approve, &channel, target),
         Decision::Allowed(_)

@@ -67,7 +67,7 @@ struct ChatList {
 
 /// One participant's answer to add/remove/promote/demote (the SDK's
 /// `ChatOperationReturn`, keyed by participant id).
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 struct OperationStatus {
     is_success: bool,
     message: Option<String>,
@@ -137,6 +137,44 @@ impl Periskope {
             pacing: super::pacing(settings),
             force_add: settings.force_add,
         })
+    }
+
+    /// `POST /chats/{id}/{action}` (add, remove, promote, demote) with the
+    /// numbers' digits: each number's status (the SDK's `ChatOperationReturn`,
+    /// keyed by JID `<digits>@c.us`; bare digits accepted too), in order.
+    async fn operation(
+        &self,
+        group: &GroupId,
+        action: &str,
+        numbers: &[E164],
+        force_add: Option<bool>,
+        what: &'static str,
+    ) -> Result<Vec<Option<OperationStatus>>, ProviderError> {
+        let url = self.api.url(&["chats", group.as_str(), action], &[]);
+        let participants: Vec<&str> = numbers.iter().map(E164::digits).collect();
+        let mut body = serde_json::json!({ "participants": participants });
+        if let Some(force) = force_add {
+            body["force_add_participants"] = force.into();
+        }
+        let statuses: BTreeMap<String, OperationStatus> = self
+            .api
+            .send(ApiRequest {
+                method: Method::POST,
+                url,
+                body: Some(body),
+                safety: Safety::Write,
+                what,
+            })
+            .await?
+            .json()?;
+        let by_digits: BTreeMap<&str, &OperationStatus> = statuses
+            .iter()
+            .map(|(jid, status)| (jid.split('@').next().unwrap_or(jid), status))
+            .collect();
+        Ok(numbers
+            .iter()
+            .map(|n| by_digits.get(n.digits()).map(|s| (*s).clone()))
+            .collect())
     }
 
     async fn chat(&self, group: &GroupId) -> Result<Chat, ProviderError> {
@@ -312,30 +350,15 @@ impl Provider for Periskope {
     }
 
     async fn add(&self, group: &GroupId, numbers: &[E164]) -> Result<Vec<AddResult>, ProviderError> {
-        let url = self.api.url(&["chats", group.as_str(), "add"], &[]);
-        let participants: Vec<&str> = numbers.iter().map(E164::digits).collect();
-        let body = serde_json::json!({ "participants": participants, "force_add_participants": self.force_add });
-        let statuses: BTreeMap<String, OperationStatus> = self
-            .api
-            .send(ApiRequest {
-                method: Method::POST,
-                url,
-                body: Some(body),
-                safety: Safety::Write,
-                what: "add participants",
-            })
-            .await?
-            .json()?;
-        // Keyed by JID (`<digits>@c.us`); accept bare digits too.
-        let by_digits: BTreeMap<&str, &OperationStatus> = statuses
-            .iter()
-            .map(|(jid, status)| (jid.split('@').next().unwrap_or(jid), status))
-            .collect();
+        let statuses = self
+            .operation(group, "add", numbers, Some(self.force_add), "add participants")
+            .await?;
         Ok(numbers
             .iter()
-            .map(|n| AddResult {
+            .zip(statuses)
+            .map(|(n, status)| AddResult {
                 number: n.clone(),
-                outcome: add_outcome(by_digits.get(n.digits()).copied()),
+                outcome: add_outcome(status.as_ref()),
             })
             .collect())
     }
@@ -374,33 +397,15 @@ impl Provider for Periskope {
         change: MemberChange,
         numbers: &[E164],
     ) -> Result<Vec<ChangeResult>, ProviderError> {
-        let (action, what) = match change {
-            MemberChange::Remove => ("remove", "remove participants"),
-            MemberChange::Promote => ("promote", "promote participants"),
-            MemberChange::Demote => ("demote", "demote participants"),
-        };
-        let url = self.api.url(&["chats", group.as_str(), action], &[]);
-        let participants: Vec<&str> = numbers.iter().map(E164::digits).collect();
-        let statuses: BTreeMap<String, OperationStatus> = self
-            .api
-            .send(ApiRequest {
-                method: Method::POST,
-                url,
-                body: Some(serde_json::json!({ "participants": participants })),
-                safety: Safety::Write,
-                what,
-            })
-            .await?
-            .json()?;
-        let by_digits: BTreeMap<&str, &OperationStatus> = statuses
-            .iter()
-            .map(|(jid, status)| (jid.split('@').next().unwrap_or(jid), status))
-            .collect();
+        let statuses = self
+            .operation(group, change.action(), numbers, None, change.request_name())
+            .await?;
         Ok(numbers
             .iter()
-            .map(|n| ChangeResult {
+            .zip(statuses)
+            .map(|(n, status)| ChangeResult {
                 number: n.clone(),
-                outcome: match by_digits.get(n.digits()) {
+                outcome: match status {
                     Some(s) if s.is_success || s.code == Some(200) => ChangeOutcome::Done,
                     Some(s) => ChangeOutcome::Failed(or(
                         s.message.clone().unwrap_or_default(),

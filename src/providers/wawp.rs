@@ -332,13 +332,12 @@ impl Provider for Wawp {
         change: MemberChange,
         numbers: &[E164],
     ) -> Result<Vec<ChangeResult>, ProviderError> {
-        let (path, what): (&[&str], _) = match change {
-            MemberChange::Remove => (&["participants", "remove"], "remove participants"),
-            MemberChange::Promote => (&["admin", "promote"], "promote participants"),
-            MemberChange::Demote => (&["admin", "demote"], "demote participants"),
+        // WAHA's paths: participants/remove, admin/promote, admin/demote.
+        let parent = match change {
+            MemberChange::Remove => "participants",
+            MemberChange::Promote | MemberChange::Demote => "admin",
         };
-        let mut segments = vec!["groups", group.as_str()];
-        segments.extend_from_slice(path);
+        let segments = ["groups", group.as_str(), parent, change.action()];
         let participants: Vec<Value> = numbers
             .iter()
             .map(|n| serde_json::json!({ "id": format!("{}@c.us", n.digits()) }))
@@ -350,7 +349,7 @@ impl Provider for Wawp {
                 &[],
                 Some(serde_json::json!({ "participants": participants })),
                 Safety::Write,
-                what,
+                change.request_name(),
             ))
             .await?;
         // Its answer (`{"ok": true}`) is for the request as a whole.

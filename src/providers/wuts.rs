@@ -20,6 +20,9 @@ use crate::phone::E164;
 /// The documented base URL.
 pub const DEFAULT_BASE: &str = "https://api.wuts.com.br";
 
+/// A number WUTS's answer did not list.
+const NOT_CONFIRMED: &str = "not confirmed by the provider";
+
 /// The WUTS client.
 pub struct Wuts {
     api: ApiClient,
@@ -170,6 +173,34 @@ impl Wuts {
         })
     }
 
+    /// `POST /groups/{jid}/participants` with `action` (add, remove, promote,
+    /// demote): per number, whether WUTS listed it in its answer. Its
+    /// per-number failure shape is undocumented, so a number it does not list
+    /// is not confirmed.
+    async fn participants(
+        &self,
+        group: &GroupId,
+        action: &str,
+        numbers: &[E164],
+        what: &'static str,
+    ) -> Result<Vec<bool>, ProviderError> {
+        let participants: Vec<&str> = numbers.iter().map(E164::digits).collect();
+        let body = serde_json::json!({ "participants": participants, "action": action });
+        let response: ParticipantsResponse = self
+            .api
+            .send(self.request(
+                Method::POST,
+                &["groups", group.as_str(), "participants"],
+                Some(body),
+                Safety::Write,
+                what,
+            ))
+            .await?
+            .json()?;
+        let listed: Vec<String> = response.participants.iter().filter_map(Participant::digits).collect();
+        Ok(numbers.iter().map(|n| listed.iter().any(|c| c == n.digits())).collect())
+    }
+
     fn request(
         &self,
         method: Method,
@@ -263,30 +294,16 @@ impl Provider for Wuts {
     }
 
     async fn add(&self, group: &GroupId, numbers: &[E164]) -> Result<Vec<AddResult>, ProviderError> {
-        let participants: Vec<&str> = numbers.iter().map(E164::digits).collect();
-        let body = serde_json::json!({ "participants": participants, "action": "add" });
-        let response: ParticipantsResponse = self
-            .api
-            .send(self.request(
-                Method::POST,
-                &["groups", group.as_str(), "participants"],
-                Some(body),
-                Safety::Write,
-                "add participants",
-            ))
-            .await?
-            .json()?;
-        // WUTS lists the participants it added; its per-number failure shape is
-        // undocumented, so a number it does not list is reported as not confirmed.
-        let confirmed: Vec<String> = response.participants.iter().filter_map(Participant::digits).collect();
+        let confirmed = self.participants(group, "add", numbers, "add participants").await?;
         Ok(numbers
             .iter()
-            .map(|n| AddResult {
+            .zip(confirmed)
+            .map(|(n, confirmed)| AddResult {
                 number: n.clone(),
-                outcome: if confirmed.iter().any(|c| c == n.digits()) {
+                outcome: if confirmed {
                     AddOutcome::Added
                 } else {
-                    AddOutcome::Failed("not confirmed by the provider".into())
+                    AddOutcome::Failed(NOT_CONFIRMED.into())
                 },
             })
             .collect())
@@ -333,34 +350,18 @@ impl Provider for Wuts {
         change: MemberChange,
         numbers: &[E164],
     ) -> Result<Vec<ChangeResult>, ProviderError> {
-        let (action, what) = match change {
-            MemberChange::Remove => ("remove", "remove participants"),
-            MemberChange::Promote => ("promote", "promote participants"),
-            MemberChange::Demote => ("demote", "demote participants"),
-        };
-        let participants: Vec<&str> = numbers.iter().map(E164::digits).collect();
-        let body = serde_json::json!({ "participants": participants, "action": action });
-        let response: ParticipantsResponse = self
-            .api
-            .send(self.request(
-                Method::POST,
-                &["groups", group.as_str(), "participants"],
-                Some(body),
-                Safety::Write,
-                what,
-            ))
-            .await?
-            .json()?;
-        // Like add: WUTS lists the participants it changed.
-        let confirmed: Vec<String> = response.participants.iter().filter_map(Participant::digits).collect();
+        let confirmed = self
+            .participants(group, change.action(), numbers, change.request_name())
+            .await?;
         Ok(numbers
             .iter()
-            .map(|n| ChangeResult {
+            .zip(confirmed)
+            .map(|(n, confirmed)| ChangeResult {
                 number: n.clone(),
-                outcome: if confirmed.iter().any(|c| c == n.digits()) {
+                outcome: if confirmed {
                     ChangeOutcome::Done
                 } else {
-                    ChangeOutcome::Failed("not confirmed by the provider".into())
+                    ChangeOutcome::Failed(NOT_CONFIRMED.into())
                 },
             })
             .collect())

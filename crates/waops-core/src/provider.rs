@@ -272,6 +272,24 @@ impl MemberChange {
         }
     }
 
+    /// The action's word in the providers' APIs (Periskope's path, WUTS's `action`).
+    pub fn action(self) -> &'static str {
+        match self {
+            MemberChange::Remove => "remove",
+            MemberChange::Promote => "promote",
+            MemberChange::Demote => "demote",
+        }
+    }
+
+    /// What the request does, for the provider client's logs.
+    pub fn request_name(self) -> &'static str {
+        match self {
+            MemberChange::Remove => "remove participants",
+            MemberChange::Promote => "promote participants",
+            MemberChange::Demote => "demote participants",
+        }
+    }
+
     /// The past tense, for results ("removed").
     pub fn done(self) -> &'static str {
         match self {

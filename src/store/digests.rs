@@ -263,19 +263,7 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> anyhow::Result<Vec<JournalEntry>> {
-        let rows = sqlx::query(
-            "SELECT provider, event_id, group_id, kind, actor, subjects, detail, at, received_at FROM journal \
-             WHERE provider = $1 AND ($2 = '*' OR group_id = $2) AND received_at >= $3 AND received_at < $4 \
-             ORDER BY at, event_id",
-        )
-        .bind(provider)
-        .bind(group_id.unwrap_or("*"))
-        .bind(millis(from))
-        .bind(millis(to))
-        .fetch_all(&self.pool)
-        .await
-        .context("cannot read the journal")?;
-        rows.iter().map(super::journal_from_row).collect()
+        self.journal_window("received_at", provider, group_id, from, to).await
     }
 
     /// Every group's events in `[from, to)`, oldest first.
@@ -286,17 +274,32 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> anyhow::Result<Vec<JournalEntry>> {
-        let rows = sqlx::query(
+        self.journal_window("at", provider, group_id, from, to).await
+    }
+
+    /// Journal events whose `column` (`at` or `received_at`) is in `[from, to)`,
+    /// of one group (`Some`) or all, oldest first.
+    async fn journal_window(
+        &self,
+        column: &'static str,
+        provider: &str,
+        group_id: Option<&str>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> anyhow::Result<Vec<JournalEntry>> {
+        let sql = format!(
             "SELECT provider, event_id, group_id, kind, actor, subjects, detail, at, received_at FROM journal \
-             WHERE provider = $1 AND ($2 = '*' OR group_id = $2) AND at >= $3 AND at < $4 ORDER BY at, event_id",
-        )
-        .bind(provider)
-        .bind(group_id.unwrap_or("*"))
-        .bind(millis(from))
-        .bind(millis(to))
-        .fetch_all(&self.pool)
-        .await
-        .context("cannot read the journal")?;
+             WHERE provider = $1 AND ($2 = '*' OR group_id = $2) AND {column} >= $3 AND {column} < $4 \
+             ORDER BY at, event_id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(provider)
+            .bind(group_id.unwrap_or("*"))
+            .bind(millis(from))
+            .bind(millis(to))
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot read the journal")?;
         rows.iter().map(super::journal_from_row).collect()
     }
 }

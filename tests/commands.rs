@@ -817,8 +817,8 @@ async fn approving_an_offboarding_needs_approve_on_every_group() {
     )
     .await
     {
-        Decided::Approved { inv, requester } => {
-            assert_eq!(requester, "slack:user:UHR");
+        Decided::Approved(inv) => {
+            assert_eq!(inv.caller().as_str(), "slack:user:UHR");
             assert_eq!(inv.approved_by.unwrap().as_str(), "slack:user:UBOSS");
         }
         _ => panic!("approve on every group may approve it"),

@@ -84,13 +84,8 @@ pub enum Decided {
     Refused(Reply),
     /// Rejected: the request is replaced with this.
     Rejected(Reply),
-    /// Approved: run this, and name both people with the result.
-    Approved {
-        /// The requester's command, with the approver on it.
-        inv: Invocation,
-        /// Who asked.
-        requester: String,
-    },
+    /// Approved: run the requester's command (its result names both people).
+    Approved(Invocation),
 }
 
 /// Decides request `id` for the clicker (`principals`), once.
@@ -156,18 +151,15 @@ pub async fn decide(
         .iter()
         .filter_map(|p| Principal::parse(p).ok())
         .collect();
-    Decided::Approved {
-        inv: Invocation {
-            platform,
-            principals,
-            channel,
-            text: approval.command_text,
-            request_id: request_id.to_string(),
-            applied: true,
-            approved_by: Some(decider.clone()),
-        },
-        requester: approval.requester,
-    }
+    Decided::Approved(Invocation {
+        platform,
+        principals,
+        channel,
+        text: approval.command_text,
+        request_id: request_id.to_string(),
+        applied: true,
+        approved_by: Some(decider.clone()),
+    })
 }
 
 /// The group with this id, by name where the cached list knows it (scopes

@@ -363,7 +363,11 @@ async fn finish(
         OnAckPath::Yes => ctx.audit.record_now(audit),
         OnAckPath::No => ctx.audit.record(audit).await,
     }
-    reply
+    // An approved request's result names both people, as its audit row does.
+    match &inv.approved_by {
+        Some(by) => messages::approved(reply, inv.caller().as_str(), by.as_str()),
+        None => reply,
+    }
 }
 
 /// Parses, permits and resolves; writes nothing.

@@ -285,24 +285,21 @@ async fn component(d: Arc<Discord>, interaction: ComponentInteraction, request_i
                 let _ = d.client.edit_original(&token, &render::message(&reply).edit()).await;
             }
         };
-        let (inv, requester) = match action {
+        let inv = match action {
             ButtonAction::Apply | ButtonAction::Cancel => {
                 let apply = action == ButtonAction::Apply;
                 match commands::confirm(&d.ctx, &value, &principals[0], apply, &request_id).await {
                     commands::Confirmed::Gone(reply) => return follow_up(&d.client, &token, &reply).await,
                     commands::Confirmed::Cancelled(reply) => return edit(reply).await,
-                    commands::Confirmed::Apply { channel, text } => {
-                        let inv = Invocation {
-                            platform: Platform::Discord,
-                            principals,
-                            channel,
-                            text,
-                            request_id,
-                            applied: true,
-                            approved_by: None,
-                        };
-                        (inv, None)
-                    }
+                    commands::Confirmed::Apply { channel, text } => Invocation {
+                        platform: Platform::Discord,
+                        principals,
+                        channel,
+                        text,
+                        request_id,
+                        applied: true,
+                        approved_by: None,
+                    },
                 }
             }
             ButtonAction::RequestApproval => {
@@ -322,15 +319,12 @@ async fn component(d: Arc<Discord>, interaction: ComponentInteraction, request_i
                 {
                     commands::approval::Decided::Refused(reply) => return follow_up(&d.client, &token, &reply).await,
                     commands::approval::Decided::Rejected(reply) => return edit(reply).await,
-                    commands::approval::Decided::Approved { inv, requester } => (inv, Some(requester)),
+                    commands::approval::Decided::Approved(inv) => inv,
                 }
             }
         };
         edit(messages::working()).await;
-        let mut reply = commands::dispatch(&d.ctx, &inv).await;
-        if let (Some(requester), Some(by)) = (requester, &inv.approved_by) {
-            reply = messages::approved(reply, &requester, by.as_str());
-        }
+        let reply = commands::dispatch(&d.ctx, &inv).await;
         deliver(&d.client, &token, reply, true).await;
     });
     if !started {

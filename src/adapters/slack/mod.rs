@@ -280,7 +280,7 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
                 return;
             }
         }
-        let (inv, requester) = match action {
+        let inv = match action {
             ButtonAction::Apply => {
                 let (channel, text) = match commands::confirm(&slack.ctx, &value, &caller, true, &request_id).await {
                     commands::Confirmed::Apply { channel, text } => (channel, text),
@@ -288,7 +288,7 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
                         return post(&slack.client, &task_url, &reply, false).await
                     }
                 };
-                let inv = Invocation {
+                Invocation {
                     platform: Platform::Slack,
                     principals,
                     channel,
@@ -296,8 +296,7 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
                     request_id,
                     applied: true,
                     approved_by: None,
-                };
-                (inv, None)
+                }
             }
             ButtonAction::RequestApproval => {
                 match approval::request(&slack.ctx, &value, &principals, &request_id).await {
@@ -314,17 +313,14 @@ async fn interaction(State(slack): State<Arc<Slack>>, HeadersAndBody(headers, bo
                 match approval::decide(&slack.ctx, &value, &principals, approve, Platform::Slack, &request_id).await {
                     approval::Decided::Refused(reply) => return post(&slack.client, &task_url, &reply, false).await,
                     approval::Decided::Rejected(reply) => return post(&slack.client, &task_url, &reply, true).await,
-                    approval::Decided::Approved { inv, requester } => (inv, Some(requester)),
+                    approval::Decided::Approved(inv) => inv,
                 }
             }
             ButtonAction::Cancel => return,
         };
         let poster = ResponsePoster::start(slack.client.clone(), task_url, inv.request_id.clone());
         poster.update_now(&messages::working());
-        let mut reply = commands::dispatch_with_progress(&slack.ctx, &inv, Some(&poster)).await;
-        if let (Some(requester), Some(by)) = (requester, &inv.approved_by) {
-            reply = messages::approved(reply, &requester, by.as_str());
-        }
+        let reply = commands::dispatch_with_progress(&slack.ctx, &inv, Some(&poster)).await;
         poster.finish(reply).await;
     });
     if !started {

@@ -12,11 +12,6 @@ use crate::phone::E164;
 use crate::providers::{AddOutcome, AddResult, ProviderError};
 use crate::store::{Confirmation, KeyClaim, Store};
 
-/// The numbers as read with the configured region.
-pub fn numbers(args: &Args, settings: &crate::settings::Settings) -> phone::NumberList {
-    phone::parse_list(&args.numbers, settings.region())
-}
-
 /// Whether running these arguments reaches the provider: not for a dry run, a
 /// preview waiting for confirmation, or numbers that fail validation.
 pub fn calls_provider(args: &Args, list: &phone::NumberList, settings: &crate::settings::Settings) -> bool {

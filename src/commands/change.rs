@@ -18,11 +18,6 @@ use crate::group_ref::GroupInfo;
 use crate::phone::{self, E164};
 use crate::providers::{ChangeOutcome, ChangeResult, MemberChange, Members, ProviderErrorKind};
 
-/// The numbers as read with the configured region.
-pub fn numbers(args: &Args, settings: &crate::settings::Settings) -> phone::NumberList {
-    phone::parse_list(&args.numbers, settings.region())
-}
-
 /// Who a change would act on in one group, and the numbers it leaves as they are.
 fn plan(members: &Members, change: MemberChange, numbers: &[E164]) -> (Vec<E164>, Vec<ChangeResult>) {
     let mut to_change = Vec::new();

@@ -472,11 +472,12 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
         _ => None,
     };
     // After the permission checks: a refused add's numbers are never read.
-    let numbers = match &command {
-        Command::Add(a) => Some(add::numbers(a, &ctx.settings)),
-        Command::Change(a) => Some(change::numbers(a, &ctx.settings)),
+    let tokens = match &command {
+        Command::Add(a) => Some(&a.numbers),
+        Command::Change(a) => Some(&a.numbers),
         _ => None,
     };
+    let numbers = tokens.map(|t| crate::phone::parse_list(t, ctx.settings.region()));
     Prepared::Ready(Ready {
         command,
         group,

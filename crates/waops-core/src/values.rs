@@ -7,6 +7,14 @@ use std::time::Duration;
 
 use jiff::{civil, tz::TimeZone, Timestamp};
 
+/// A `--limit` value: a whole number from 1 to `max`.
+pub fn parse_limit(v: &str, max: usize) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("`{v}` is not a number from 1 to {max}")),
+    }
+}
+
 /// Parses `30s`, `30m`, `6h`, `7d` or `2w`: a whole number and one unit.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

@@ -2,7 +2,7 @@
 //! [--limit N]`: the audit log, newest first.
 
 use crate::parser::{CommandSpec, OptionSpec, Parts, UsageError};
-use crate::values::parse_duration;
+use crate::values::{parse_duration, parse_limit};
 use crate::CommandId;
 
 /// Rows shown when `--limit` is not given.
@@ -77,10 +77,7 @@ pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
         })
     })?;
     let limit = parts
-        .parsed("limit", |v| match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(format!("`{v}` is not a number from 1 to {MAX_LIMIT}")),
-        })?
+        .parsed("limit", |v| parse_limit(v, MAX_LIMIT))?
         .unwrap_or(DEFAULT_LIMIT);
     Ok(Args {
         user: parts.value("user").map(str::to_string),

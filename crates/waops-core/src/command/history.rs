@@ -2,7 +2,7 @@
 //! changes, newest first.
 
 use crate::parser::{CommandSpec, OptionSpec, Parts, UsageError};
-use crate::values::{parse_duration, parse_kinds, EventKind};
+use crate::values::{parse_duration, parse_kinds, parse_limit, EventKind};
 use crate::CommandId;
 
 /// Events shown when `--limit` is not given.
@@ -52,10 +52,7 @@ pub struct Args {
 pub fn parse(parts: &mut Parts) -> Result<Args, UsageError> {
     let group = parts.required("<group>")?.text;
     let limit = parts
-        .parsed("limit", |v| match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(format!("`{v}` is not a number from 1 to {MAX_LIMIT}")),
-        })?
+        .parsed("limit", |v| parse_limit(v, MAX_LIMIT))?
         .unwrap_or(DEFAULT_LIMIT);
     let since = parts.parsed("since", parse_duration)?;
     let kinds = parts.parsed("type", parse_kinds)?;

@@ -15,22 +15,8 @@ const BOOLEAN: CommandOptionType = CommandOptionType::Boolean;
 fn options(id: CommandId) -> Vec<(&'static str, CommandOptionType, bool, &'static str)> {
     match id {
         CommandId::Join => vec![("invite", STRING, true, "invite link or code")],
-        CommandId::Add => vec![
-            ("group", STRING, true, "group id, alias or name"),
-            (
-                "numbers",
-                STRING,
-                true,
-                "phone numbers, separated by spaces, commas or semicolons",
-            ),
-            (
-                "dry_run",
-                BOOLEAN,
-                false,
-                "check and show what would be sent; send nothing",
-            ),
-        ],
-        CommandId::Remove | CommandId::Promote | CommandId::Demote => vec![
+        // Adds and member changes share their options.
+        CommandId::Add | CommandId::Remove | CommandId::Promote | CommandId::Demote => vec![
             (
                 "group",
                 STRING,

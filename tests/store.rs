@@ -310,22 +310,16 @@ async fn retention_purges_once_across_replicas(a: Store, b: Store) {
 #[tokio::test]
 async fn retention_on_a_shared_sqlite_file() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
-    let a = Store::connect(&url).await.unwrap();
-    a.migrate().await.unwrap();
-    let b = Store::connect(&url).await.unwrap();
+    let (a, b) = two_stores(&format!("sqlite://{}", dir.path().join("shared.db").display())).await;
     retention_purges_once_across_replicas(a, b).await;
 }
 
 #[tokio::test]
 async fn retention_on_a_shared_postgres() {
-    let Some(url) = common::fresh_postgres().await else {
-        return;
-    };
-    let a = Store::connect(&url).await.unwrap();
-    a.migrate().await.unwrap();
-    let b = Store::connect(&url).await.unwrap();
-    retention_purges_once_across_replicas(a, b).await;
+    if let Some(url) = common::fresh_postgres().await {
+        let (a, b) = two_stores(&url).await;
+        retention_purges_once_across_replicas(a, b).await;
+    }
 }
 
 /// Approval requests: never by the requester, once, and not after they expire;
@@ -373,20 +367,21 @@ async fn approvals_are_decided_once(a: Store, b: Store) {
 #[tokio::test]
 async fn approvals_on_a_shared_sqlite_file() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
-    let a = Store::connect(&url).await.unwrap();
-    a.migrate().await.unwrap();
-    let b = Store::connect(&url).await.unwrap();
+    let (a, b) = two_stores(&format!("sqlite://{}", dir.path().join("shared.db").display())).await;
     approvals_are_decided_once(a, b).await;
 }
 
 #[tokio::test]
 async fn approvals_on_a_shared_postgres() {
-    let Some(url) = common::fresh_postgres().await else {
-        return;
-    };
-    let a = Store::connect(&url).await.unwrap();
+    if let Some(url) = common::fresh_postgres().await {
+        let (a, b) = two_stores(&url).await;
+        approvals_are_decided_once(a, b).await;
+    }
+}
+
+/// Two stores on one database, as two replicas have (migrated once).
+async fn two_stores(url: &str) -> (Store, Store) {
+    let a = Store::connect(url).await.unwrap();
     a.migrate().await.unwrap();
-    let b = Store::connect(&url).await.unwrap();
-    approvals_are_decided_once(a, b).await;
+    (a, Store::connect(url).await.unwrap())
 }

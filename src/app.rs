@@ -6,7 +6,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::core::{Clock, Context};
-use crate::providers;
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::workers::Workers;
@@ -15,8 +14,8 @@ use crate::workers::Workers;
 pub async fn build_context(settings: Settings, clock: Clock) -> anyhow::Result<Context> {
     let store = Store::connect(settings.store.url.expose()).await?;
     store.migrate().await?;
-    let provider = providers::build(&settings.provider, clock)?;
-    Context::new(settings, provider, store, clock)
+    let accounts = crate::core::Accounts::build(&settings, clock)?;
+    Context::new(settings, accounts, store, clock)
 }
 
 /// The digest posters of the chat platforms whose bot tokens are set.

@@ -170,7 +170,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = waops::http::listen(&bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     // Handlers first: a SIGTERM right after "serving" must stop gracefully too.
     let shutdown = waops::app::shutdown_signal();
-    tracing::info!(address = %listener.local_addr()?, provider = ctx.provider.kind().as_str(), "waops serving");
+    let accounts: Vec<String> = ctx
+        .accounts
+        .all()
+        .iter()
+        .map(|a| format!("{} ({})", a.name, a.provider.kind().as_str()))
+        .collect();
+    tracing::info!(address = %listener.local_addr()?, accounts = %accounts.join(", "), "waops serving");
     waops::app::serve(ctx, listener, shutdown).await
 }
 

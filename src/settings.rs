@@ -84,6 +84,45 @@ pub struct Settings {
     pub discord: DiscordSettings,
     /// Roles and bindings.
     pub permissions: PermissionSettings,
+    /// More WhatsApp accounts (connected numbers): `[accounts.<name>]`, each
+    /// with `[provider]`'s keys; unset keys take `[provider]`'s built-in defaults.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, ProviderSettings>,
+    /// Per-channel settings: `[channels."slack:C123"]`.
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelSettings>,
+    /// Whether a file or the environment set `[provider]`: once `[accounts.*]`
+    /// exist, only then is it an account (`default`).
+    #[serde(skip)]
+    pub provider_set: bool,
+}
+
+/// `[channels."<platform>:<id>"]`
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ChannelSettings {
+    /// The account this channel's commands use unless `--account` names one.
+    pub account: Option<String>,
+}
+
+/// The name of the account `[provider]` configures.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+impl Settings {
+    /// The configured accounts by name, in order: `[provider]` as `default`
+    /// (when there are no `[accounts.*]`, or it was set explicitly), then
+    /// `[accounts.*]` by name.
+    pub fn account_settings(&self) -> Vec<(&str, &ProviderSettings)> {
+        let provider = (self.accounts.is_empty() || self.provider_set).then_some((DEFAULT_ACCOUNT, &self.provider));
+        provider
+            .into_iter()
+            .chain(self.accounts.iter().map(|(name, p)| (name.as_str(), p)))
+            .collect()
+    }
+
+    /// The account a channel's commands use by default, if configured.
+    pub fn channel_account(&self, channel: &str) -> Option<&str> {
+        self.channels.get(channel).and_then(|c| c.account.as_deref())
+    }
 }
 
 /// `[server]`
@@ -494,8 +533,27 @@ impl Settings {
         for l in &layers {
             builder = builder.add_source(l.config.clone());
         }
+        // Each `[accounts.<name>]` starts from `[provider]`'s built-in defaults
+        // (not from the configured `[provider]`: another account's credentials
+        // and phone must never leak into this one).
+        let provider_defaults = layers[0]
+            .config
+            .get_table("provider")
+            .map_err(|e| plain_error(BUILT_IN, e))?;
+        let mut provider_set = false;
+        for l in &layers[1..] {
+            provider_set |= l.name != DISK_DEFAULTS && l.config.get_table("provider").is_ok_and(|t| !t.is_empty());
+            for name in l.config.get_table("accounts").unwrap_or_default().into_keys() {
+                for (key, value) in &provider_defaults {
+                    builder = builder
+                        .set_default(format!("accounts.{name}.{key}"), value.clone())
+                        .map_err(|e| plain_error(&l.name, e))?;
+                }
+            }
+        }
         let merged = builder.build().map_err(|e| plain_error("configuration", e))?;
-        let settings = deserialize(merged, &layers)?;
+        let mut settings = deserialize(merged, &layers)?;
+        settings.provider_set = provider_set;
         settings.validate().map_err(|(key, reason)| {
             // A missing credential is the fault of whoever chose the provider kind.
             let blame = reason
@@ -545,11 +603,6 @@ impl Settings {
             ("digests.tick_s", self.digests.tick.as_secs()),
             ("digests.lease_s", self.digests.lease.as_secs()),
             ("digests.concurrency", u64::from(self.digests.concurrency)),
-            ("provider.timeout_ms", self.provider.timeout.as_millis() as u64),
-            ("provider.rate_per_second", u64::from(self.provider.rate_per_second)),
-            ("provider.burst", u64::from(self.provider.burst)),
-            ("provider.max_connections", u64::from(self.provider.max_connections)),
-            ("provider.add_chunk_size", self.provider.add_chunk_size as u64),
         ];
         if let Some((key, _)) = counts.iter().find(|(_, value)| *value == 0) {
             return err(key, "must be more than 0".into());
@@ -605,11 +658,62 @@ impl Settings {
     }
 
     fn validate_provider(&self) -> Result<(), (String, String)> {
-        let p = &self.provider;
-        if !p.base_url.is_empty() {
-            check_url(&p.base_url).map_err(|r| ("provider.base_url".to_string(), r))?;
+        for (name, p) in self.account_settings() {
+            let table = if name == DEFAULT_ACCOUNT && std::ptr::eq(p, &self.provider) {
+                "provider".to_string()
+            } else {
+                format!("accounts.{name}")
+            };
+            let key = |field: &str| format!("{table}.{field}");
+            if table != "provider" {
+                let well_formed = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                if !well_formed {
+                    return Err((table, "account names are lower-case letters, digits, - and _".into()));
+                }
+                // `/webhooks/<kind>` is `[provider]`'s webhook path.
+                if name == DEFAULT_ACCOUNT || ProviderKind::ALL.iter().any(|k| k.as_str() == name) {
+                    return Err((table, format!("`{name}` is reserved; name the account otherwise")));
+                }
+            }
+            let counts = [
+                ("timeout_ms", p.timeout.as_millis() as u64),
+                ("rate_per_second", u64::from(p.rate_per_second)),
+                ("burst", u64::from(p.burst)),
+                ("max_connections", u64::from(p.max_connections)),
+                ("add_chunk_size", p.add_chunk_size as u64),
+            ];
+            if let Some((field, _)) = counts.iter().find(|(_, value)| *value == 0) {
+                return Err((key(field), "must be more than 0".into()));
+            }
+            if !p.base_url.is_empty() {
+                check_url(&p.base_url).map_err(|r| (key("base_url"), r))?;
+            }
+            p.account()
+                .map_err(|(field, reason)| (field.replacen("provider.", &format!("{table}."), 1), reason))?;
         }
-        p.account()?;
+        let names: Vec<&str> = self.account_settings().iter().map(|(n, _)| *n).collect();
+        let known = |name: &str| names.contains(&name);
+        for (channel, c) in &self.channels {
+            let key = format!("channels.{channel}.account");
+            permissions::check_channel_pattern(channel).map_err(|reason| (format!("channels.{channel}"), reason))?;
+            if let Some(account) = c.account.as_deref().filter(|a| !known(a)) {
+                return Err((
+                    key,
+                    format!("unknown account `{account}` (accounts: {})", names.join(", ")),
+                ));
+            }
+        }
+        for (role, r) in &self.permissions.roles {
+            for account in r.accounts.iter().flatten().filter(|a| !known(a)) {
+                return Err((
+                    format!("permissions.roles.{role}.accounts"),
+                    format!("unknown account `{account}` (accounts: {})", names.join(", ")),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -664,7 +768,11 @@ impl Settings {
     /// provider), then `groups.aliases`, which may override them. Only call
     /// after `validate`.
     pub fn alias_map(&self) -> BTreeMap<String, GroupId> {
-        let built_in: &[(&str, &str)] = if self.provider.kind == ProviderKind::Sandbox {
+        let sandbox = self
+            .account_settings()
+            .iter()
+            .any(|(_, p)| p.kind == ProviderKind::Sandbox);
+        let built_in: &[(&str, &str)] = if sandbox {
             &crate::providers::sandbox::Sandbox::ALIASES
         } else {
             &[]

@@ -301,6 +301,8 @@ async fn digests_from_the_providers_own_history() {
     subscribe(&ctx, subscription("s1", "slack", "C1", SALES, 86_400, start)).await;
     let gid = waops::group_ref::GroupId::parse(SALES).unwrap();
     let seeded = ctx
+        .accounts
+        .first()
         .provider
         .history(&gid, &waops::providers::HistoryQuery::all_since(start))
         .await

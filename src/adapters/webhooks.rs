@@ -1,4 +1,6 @@
-//! `POST /webhooks/{provider}`: provider events that feed the history journal.
+//! `POST /webhooks/{source}`: provider events that feed the history journal.
+//! `source` is an account's: `[provider]`'s kind (`/webhooks/periskope`), or
+//! an `[accounts.<name>]` name (`/webhooks/<name>`).
 //! Verified before parsing (Periskope: `x-periskope-signature`, hex HMAC-SHA256
 //! of the raw body; others: the shared secret in `X-Waops-Token` or in the path),
 //! deduplicated on the provider's event id. Unknown events are acknowledged and
@@ -17,12 +19,11 @@ use crate::core::Context;
 use crate::http::HeadersAndBody;
 use crate::settings::{ProviderKind, Secret};
 
-/// The webhook routes, when `provider.webhook_secret` is set for a real provider.
+/// The webhook routes, when some real provider's account has a `webhook_secret`.
 pub fn router(ctx: Context) -> Option<Router> {
-    let p = &ctx.settings.provider;
-    if !p.webhook_secret.is_set() || p.kind == ProviderKind::Sandbox {
-        return None;
-    }
+    let receives =
+        |a: &&crate::core::Account| a.settings.webhook_secret.is_set() && a.settings.kind != ProviderKind::Sandbox;
+    ctx.accounts.all().iter().find(receives)?;
     Some(
         Router::new()
             .route("/webhooks/{provider}", routing::post(receive))
@@ -88,22 +89,22 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let kind = ctx.settings.provider.kind;
-    if provider != kind.as_str() {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("no webhook for `{provider}` (configured: {})\n", kind.as_str()),
-        )
-            .into_response();
-    }
+    let Some(account) = ctx
+        .accounts
+        .by_source(&provider)
+        .filter(|a| a.settings.webhook_secret.is_set() && a.settings.kind != ProviderKind::Sandbox)
+    else {
+        return (StatusCode::NOT_FOUND, format!("no webhook for `{provider}`\n")).into_response();
+    };
+    let kind = account.settings.kind;
     if !verified(
         kind,
-        &ctx.settings.provider.webhook_secret,
+        &account.settings.webhook_secret,
         path_secret.as_deref(),
         &headers,
         &body,
     ) {
-        tracing::warn!(provider = kind.as_str(), "webhook refused: bad signature or secret");
+        tracing::warn!(account = %account.name, "webhook refused: bad signature or secret");
         return (StatusCode::UNAUTHORIZED, "invalid webhook signature\n").into_response();
     }
     let Ok(event) = serde_json::from_slice::<Value>(&body) else {
@@ -111,12 +112,16 @@ async fn handle(
     };
     let now = ctx.clock.now();
     let fallback_id = hex::encode(Sha256::digest(&body));
-    let entries = match kind {
+    let mut entries = match kind {
         ProviderKind::Periskope => crate::providers::periskope::webhook_events(&event, now),
         ProviderKind::Wuts => crate::providers::wuts::webhook_events(&event, &fallback_id, now),
         ProviderKind::Wawp => crate::providers::wawp::webhook_events(&event, &fallback_id, now),
         ProviderKind::Sandbox => Vec::new(),
     };
+    // Journaled under the account's source, which history and digests read.
+    for entry in &mut entries {
+        entry.provider.clone_from(&account.source);
+    }
     let (mut new, mut seen) = (0, 0);
     for entry in &entries {
         match ctx.store.record_event(entry).await {

@@ -120,7 +120,7 @@ pub async fn run(
             Err(e) => tracing::warn!(error = format!("{e:#}"), "add not checked for repeats"),
         }
     }
-    let (results, partial) = match add_paced(call, &group.id, &numbers).await {
+    let (results, partial) = match add_paced(call, &group, &numbers).await {
         Ok(results) => results,
         Err(e) => {
             // Nothing was added: a repeat should really try again.
@@ -136,7 +136,13 @@ pub async fn run(
             .iter()
             .filter(|r| !matches!(&r.outcome, AddOutcome::Failed(f) if f == messages::NOT_SENT))
             .count();
-        reply = messages::add_stopped(reply, done, numbers.len(), e, call.ctx.provider.kind());
+        reply = messages::add_stopped(
+            reply,
+            done,
+            numbers.len(),
+            e,
+            call.ctx.accounts.of(&group).provider.kind(),
+        );
     }
     if let Some(claimed) = claimed {
         claimed.finish(&reply).await;
@@ -260,15 +266,16 @@ pub async fn save_confirmation(call: &Call<'_>) -> Result<String, CommandError> 
 /// rest are marked as not sent and the error is returned beside the results.
 async fn add_paced(
     call: &Call<'_>,
-    group: &GroupId,
+    group: &GroupInfo,
     numbers: &[E164],
 ) -> Result<(Vec<AddResult>, Option<ProviderError>), CommandError> {
-    let provider = &call.ctx.provider;
+    let provider = &call.ctx.accounts.of(group).provider;
     let mut progress = Paced::new(call, numbers.len());
     let (results, stopped) = progress
         .send(
+            provider.pacing(),
             numbers,
-            |chunk| async move { provider.add(group, &chunk).await },
+            |chunk| async move { provider.add(&group.id, &chunk).await },
             |n| AddResult {
                 number: n.clone(),
                 outcome: AddOutcome::Failed(messages::NOT_SENT.into()),
@@ -309,10 +316,11 @@ impl<'c, 'a> Paced<'c, 'a> {
         }
     }
 
-    /// Sends `numbers` chunk by chunk; after an error the rest become
+    /// Sends `numbers` chunk by chunk, paced by the group's account; after an error the rest become
     /// `not_sent`, and the error comes back beside the results.
     pub async fn send<T, Fut>(
         &mut self,
+        pacing: crate::providers::Pacing,
         numbers: &[E164],
         send: impl Fn(Vec<E164>) -> Fut,
         not_sent: impl Fn(&E164) -> T,
@@ -320,7 +328,6 @@ impl<'c, 'a> Paced<'c, 'a> {
     where
         Fut: std::future::Future<Output = Result<Vec<T>, ProviderError>>,
     {
-        let pacing = self.call.ctx.provider.pacing();
         let mut results = Vec::with_capacity(numbers.len());
         for chunk in numbers.chunks(pacing.chunk_size) {
             if self.requests > 0 && !pacing.pause.is_zero() {

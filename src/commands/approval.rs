@@ -165,9 +165,7 @@ pub async fn decide(
 /// The group with this id, by name where the cached list knows it (scopes
 /// may match names).
 async fn named(ctx: &Context, id: &str) -> Option<GroupInfo> {
-    let cached = ctx.groups.peek().await;
-    let known = cached
-        .as_ref()
-        .and_then(|list| list.iter().find(|g| g.id.as_str() == id).cloned());
+    let cached = ctx.accounts.cached_groups().await;
+    let known = cached.into_iter().find(|g| g.id.as_str() == id);
     known.or_else(|| GroupId::parse(id).map(|gid| GroupInfo::new(gid, id)))
 }

@@ -27,11 +27,11 @@ pub async fn run(call: &Call<'_>, args: Args, group: Option<GroupInfo>) -> Resul
         limit: args.limit as i64,
     };
     let rows = ctx.store.search_audit(&filter).await?;
-    let names = ctx.groups.peek().await;
+    let names = ctx.accounts.cached_groups().await;
     let name_of = |id: &str| {
         names
-            .as_ref()
-            .and_then(|list| list.iter().find(|g| g.id.as_str() == id))
+            .iter()
+            .find(|g| g.id.as_str() == id)
             .map_or_else(|| id.to_string(), |g| g.name.clone())
     };
     let lines: Vec<AuditLine<'_>> = rows

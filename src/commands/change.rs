@@ -52,7 +52,8 @@ pub async fn run(
     }
     let ctx = call.ctx;
     let numbers: Vec<E164> = list.valid.iter().map(|a| a.number.clone()).collect();
-    let members = ctx.provider.members(&group.id).await?;
+    let provider = &ctx.accounts.of(&group).provider;
+    let members = provider.members(&group.id).await?;
     if members.connected_admin == Some(false) {
         return Err(crate::providers::ProviderError::from(ProviderErrorKind::NotAdmin).into());
     }
@@ -74,11 +75,11 @@ pub async fn run(
         );
         return Ok(approval_preview(reply, approval).into());
     }
-    let provider = &ctx.provider;
     let change = args.change;
     let gid = &group.id;
     let (mut results, stopped) = Paced::new(call, to_change.len())
         .send(
+            provider.pacing(),
             &to_change,
             |chunk| async move { provider.change_members(gid, change, &chunk).await },
             not_sent,
@@ -119,9 +120,12 @@ pub async fn offboard(call: &Call<'_>, args: Args, list: phone::NumberList) -> R
     let ctx = call.ctx;
     let numbers: Vec<E164> = list.valid.iter().map(|a| a.number.clone()).collect();
     // Only groups the caller may remove from: the others are never read, let alone named.
-    let (groups, _) = ctx.groups.get(ctx.provider.as_ref(), true).await?;
+    let mut groups = Vec::new();
+    for account in call.accounts() {
+        groups.extend(account.groups(true).await?.0.iter().cloned());
+    }
     let mut scoped: Vec<GroupInfo> = groups
-        .iter()
+        .into_iter()
         .filter(|g| {
             matches!(
                 ctx.permissions.decide(
@@ -133,17 +137,17 @@ pub async fn offboard(call: &Call<'_>, args: Args, list: phone::NumberList) -> R
                 Decision::Allowed(_)
             )
         })
-        .cloned()
         .collect();
-    scoped.sort_by_key(|g| g.name.to_lowercase());
+    scoped.sort_by_key(|g| (g.name.to_lowercase(), g.account.clone()));
     let mut plan: Vec<OffboardGroup<'_>> = Vec::new();
     let mut not_admin: Vec<OffboardGroup<'_>> = Vec::new();
     let mut unreadable: Vec<(&GroupInfo, String)> = Vec::new();
     for group in &scoped {
-        let members = match ctx.provider.members(&group.id).await {
+        let provider = &ctx.accounts.of(group).provider;
+        let members = match provider.members(&group.id).await {
             Ok(m) => m,
             Err(e) => {
-                unreadable.push((group, messages::provider_error(&e, ctx.provider.kind()).title.plain()));
+                unreadable.push((group, messages::provider_error(&e, provider.kind()).title.plain()));
                 continue;
             }
         };
@@ -177,13 +181,14 @@ pub async fn offboard(call: &Call<'_>, args: Args, list: phone::NumberList) -> R
         return Ok(approval_preview(reply, approval && !args.dry_run).into());
     }
     let mut paced = Paced::new(call, total);
-    let provider = &ctx.provider;
     let mut done = Vec::new();
     let mut rows = Vec::new();
     for entry in &plan {
         let gid = &entry.group.id;
+        let provider = &ctx.accounts.of(entry.group).provider;
         let (results, stopped) = paced
             .send(
+                provider.pacing(),
                 &entry.numbers,
                 |chunk| async move { provider.change_members(gid, MemberChange::Remove, &chunk).await },
                 not_sent,

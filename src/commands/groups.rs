@@ -12,8 +12,11 @@ use crate::core::CommandId;
 /// Lists groups.
 pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
     let ctx = call.ctx;
-    // The list command always asks the provider, and refreshes the cache on the way.
-    let mut groups = ctx.groups.get(ctx.provider.as_ref(), true).await?.0.to_vec();
+    // The list command always asks the providers, and refreshes the caches on the way.
+    let mut groups = Vec::new();
+    for account in call.accounts() {
+        groups.extend(account.groups(true).await?.0.iter().cloned());
+    }
     if let Some(filter) = &args.filter {
         let needle = filter.to_lowercase();
         groups.retain(|g| g.name.to_lowercase().contains(&needle) || g.id.as_str().contains(&needle));
@@ -30,7 +33,7 @@ pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
             Decision::Allowed(_)
         )
     });
-    groups.sort_by_key(|g| g.name.to_lowercase());
+    groups.sort_by_key(|g| (g.name.to_lowercase(), g.account.clone()));
     Ok(messages::groups(&groups, args.filter.as_deref(), before - groups.len()))
 }
 

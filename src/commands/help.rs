@@ -41,10 +41,33 @@ pub fn provider_notes(kind: ProviderKind, caps: Capabilities, ids: &[CommandId])
 pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
     let ctx = call.ctx;
     let may = |id: CommandId| ctx.permissions.may_run(&call.inv.principals, id, &call.inv.channel);
-    let caps = ctx.provider.capabilities();
+    // Notes per provider kind in use, then (with several) the accounts.
+    let notes = |ids: &[CommandId]| {
+        let mut notes: Vec<String> = Vec::new();
+        for account in ctx.accounts.all() {
+            let p = &account.provider;
+            for note in provider_notes(p.kind(), p.capabilities(), ids) {
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+        }
+        if ctx.accounts.several() {
+            let accounts: Vec<String> = ctx
+                .accounts
+                .all()
+                .iter()
+                .map(|a| format!("{} ({})", a.name, a.provider.kind().as_str()))
+                .collect();
+            notes.push(format!(
+                "Accounts: {}. Group names resolve across them; --account NAME picks one.",
+                accounts.join(", ")
+            ));
+        }
+        notes
+    };
     if let Some(id) = args.command {
-        let notes = provider_notes(ctx.provider.kind(), caps, &[id]);
-        return Ok(messages::help_command(spec(id), may(id).err(), &notes));
+        return Ok(messages::help_command(spec(id), may(id).err(), &notes(&[id])));
     }
     let runnable: Vec<CommandId> = CommandId::ALL.into_iter().filter(|id| may(*id).is_ok()).collect();
     let specs: Vec<&CommandSpec> = runnable.iter().map(|id| spec(*id)).collect();
@@ -54,8 +77,7 @@ pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
         .all(|id| id.always_allowed())
         .then(|| may(CommandId::Groups).err())
         .flatten();
-    let notes = provider_notes(ctx.provider.kind(), caps, &runnable);
-    Ok(messages::help_overview(&specs, &notes, blocked))
+    Ok(messages::help_overview(&specs, &notes(&runnable), blocked))
 }
 
 #[cfg(test)]

@@ -22,8 +22,9 @@ pub async fn run(call: &Call<'_>, args: Args, group: GroupInfo) -> Result<Reply,
         Some(d) => now - jiff::SignedDuration::try_from(d).map_err(anyhow::Error::from)?,
         None => Timestamp::MIN,
     };
-    let capabilities = ctx.provider.capabilities();
-    let kind = ctx.provider.kind();
+    let account = ctx.accounts.of(&group);
+    let capabilities = account.provider.capabilities();
+    let kind = account.provider.kind();
     // One more than the limit: enough to tell that there are more.
     let query = HistoryQuery {
         since,
@@ -31,12 +32,15 @@ pub async fn run(call: &Call<'_>, args: Args, group: GroupInfo) -> Result<Reply,
         enough: args.limit.saturating_add(1),
     };
     let (mut events, journal_since) = match capabilities.history {
-        HistorySource::Provider => (ctx.provider.history(&group.id, &query).await?, None),
+        HistorySource::Provider => (account.provider.history(&group.id, &query).await?, None),
         HistorySource::Journal => {
-            let entries = ctx.store.group_events(kind.as_str(), group.id.as_str(), since).await?;
+            let entries = ctx
+                .store
+                .group_events(&account.source, group.id.as_str(), since)
+                .await?;
             (
                 entries.into_iter().map(journal_event).collect(),
-                ctx.store.journal_started(kind.as_str()).await?,
+                ctx.store.journal_started(&account.source).await?,
             )
         }
     };

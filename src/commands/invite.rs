@@ -9,7 +9,7 @@ use crate::group_ref::GroupInfo;
 
 /// Shows or resets the link.
 pub async fn run(call: &Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {
-    let provider = &call.ctx.provider;
+    let provider = &call.ctx.accounts.of(&group).provider;
     let visibility = call.result_visibility();
     if args.reset {
         if !provider.capabilities().invite_reset {

@@ -10,8 +10,9 @@ use crate::providers::JoinOutcome;
 /// Joins.
 pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
     let visibility = call.result_visibility();
-    let outcome = call.ctx.provider.join(&args.invite).await?;
-    call.ctx.groups.invalidate().await;
+    let account = call.account();
+    let outcome = account.provider.join(&args.invite).await?;
+    account.groups.invalidate().await;
     match outcome {
         JoinOutcome::Joined(group) => Ok(messages::joined(&group, visibility)),
         JoinOutcome::PendingApproval(id) => {

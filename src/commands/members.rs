@@ -12,7 +12,7 @@ use crate::providers::Party;
 /// Lists the members.
 pub async fn run(call: &Call<'_>, args: Args, group: GroupInfo) -> Result<Reply, CommandError> {
     let ctx = call.ctx;
-    let mut list = ctx.provider.members(&group.id).await?.members;
+    let mut list = ctx.accounts.of(&group).provider.members(&group.id).await?.members;
     if let Some(filter) = &args.filter {
         let needle = filter.to_lowercase();
         let digits: String = filter.chars().filter(char::is_ascii_digit).collect();

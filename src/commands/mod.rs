@@ -21,12 +21,12 @@ use crate::core::messages;
 use crate::core::parser;
 use crate::core::permissions::{Decision, Grant, Refusal, Target};
 use crate::core::reply::{Reply, Status, Visibility};
-use crate::core::{CommandId, Context, Invocation, Progress};
+use crate::core::{Account, CommandId, Context, Invocation, Progress};
 use crate::group_ref::{self, GroupInfo, Resolve};
 use crate::providers::ProviderError;
 use crate::store::AuditRecord;
 
-pub use waops_core::command::{spec, Command, TargetRef};
+pub use waops_core::command::{spec, Command, Parsed, TargetRef};
 
 /// How a command failed.
 #[derive(Debug)]
@@ -61,9 +61,25 @@ pub struct Call<'a> {
     pub grant: Grant,
     /// Where long commands report progress, if the frontend shows it.
     pub progress: Option<&'a dyn Progress>,
+    /// The account `--account` or the channel's default chose, if any.
+    pub account: Option<&'a Account>,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    /// The account of a command without a group (`join`): the chosen one, or
+    /// the only one (prepare refuses the command when neither exists).
+    pub fn account(&self) -> &'a Account {
+        self.account.unwrap_or_else(|| self.ctx.accounts.first())
+    }
+
+    /// The accounts a command over every group reads: the chosen one, or all.
+    pub fn accounts(&self) -> &'a [Account] {
+        match self.account {
+            Some(one) => std::slice::from_ref(one),
+            None => self.ctx.accounts.all(),
+        }
+    }
+
     /// Where results go, per `display.results`.
     pub fn result_visibility(&self) -> Visibility {
         match self.ctx.settings.display.results {
@@ -104,6 +120,8 @@ pub enum Lookup {
 pub struct Ready {
     command: Command,
     group: Option<GroupInfo>,
+    /// The account `--account` or the channel's default named.
+    account: Option<std::sync::Arc<str>>,
     grant: Grant,
     audit: AuditRecord,
     /// An add's numbers, read once in `prepare`: `calls_provider` and the
@@ -373,8 +391,8 @@ async fn finish(
 /// Parses, permits and resolves; writes nothing.
 pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepared {
     let mut audit = audit_row(ctx, inv, "invalid", "invalid", "user_error");
-    let mut command = match Command::parse(&inv.text) {
-        Ok(c) => c,
+    let (mut command, named_account) = match Parsed::parse(&inv.text) {
+        Ok(p) => (p.command, p.account),
         Err(e) => {
             if let Some(id) = e.command {
                 audit.command = id.as_str().into();
@@ -404,6 +422,21 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
         audit.rule = refusal.reason().into();
         return Prepared::Answered(messages::refused(id, None, refusal), audit);
     }
+    // `--account`, else the channel's default: the one account whose groups
+    // the command looks at.
+    let chosen = match named_account
+        .as_deref()
+        .or_else(|| ctx.settings.channel_account(inv.channel.as_str()))
+    {
+        None => None,
+        Some(name) => match ctx.accounts.get(name) {
+            Some(account) => Some(account),
+            None => {
+                audit.rule = format!("unknown account {name}");
+                return Prepared::Answered(messages::unknown_account(name, &ctx.accounts.names()), audit);
+            }
+        },
+    };
     // Groups are looked up among those the caller may run this command on, so
     // candidates and matches never name one outside their scope.
     let in_scope = |g: &GroupInfo| {
@@ -418,8 +451,8 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
         TargetRef::All => Resolved::All,
         TargetRef::Group(reference) => {
             let result = match lookup {
-                Lookup::Provider => resolve_group(ctx, reference, &in_scope).await,
-                Lookup::CacheOnly => resolve_cached(ctx, reference, &in_scope).await,
+                Lookup::Provider => resolve_group(ctx, reference, &in_scope, chosen).await,
+                Lookup::CacheOnly => resolve_cached(ctx, reference, &in_scope, chosen).await,
             };
             match result {
                 Ok(Scoped::Group(group)) => Resolved::Group(group),
@@ -427,13 +460,30 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
                 Ok(Scoped::NeedsLookup) => return Prepared::NeedsLookup,
                 Err(e) => {
                     audit.rule = "group not resolved".into();
-                    let reply = finish_error(ctx, inv, &mut audit, e);
+                    let kind = chosen.unwrap_or_else(|| ctx.accounts.first()).provider.kind();
+                    let reply = finish_error(inv, &mut audit, e, kind);
                     return Prepared::Answered(reply, audit);
                 }
             }
         }
     };
+    // A command on one account's number, not on a group (`join`), needs to
+    // know which when there are several.
+    let account_wide = id == CommandId::Join;
+    if account_wide && chosen.is_none() && ctx.accounts.several() {
+        audit.rule = "no account chosen".into();
+        return Prepared::Answered(messages::which_account(id, &ctx.accounts.names()), audit);
+    }
+    if let (Resolved::All, Command::Subscribe(_) | Command::Unsubscribe(_), Some(_)) = (&resolved, &command, chosen) {
+        audit.rule = "--account with *".into();
+        return Prepared::Answered(messages::subscriptions_span_accounts(id), audit);
+    }
     let decision = match &resolved {
+        Resolved::None if account_wide => {
+            let account = chosen.unwrap_or_else(|| ctx.accounts.first());
+            ctx.permissions
+                .decide(&inv.principals, id, &inv.channel, Target::Account(&account.name))
+        }
         Resolved::None => ctx.permissions.decide(&inv.principals, id, &inv.channel, Target::None),
         // Offboarding acts on the groups in the caller's scope, whichever they
         // are: the command in this channel is what is decided here.
@@ -481,6 +531,7 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
     Prepared::Ready(Ready {
         command,
         group,
+        account: chosen.map(|a| a.name.clone()),
         grant,
         audit,
         numbers,
@@ -497,15 +548,25 @@ pub async fn execute(
     let Ready {
         command,
         group,
+        account,
         grant,
         mut audit,
         numbers,
     } = ready;
+    let account = account.and_then(|name| ctx.accounts.get(&name));
+    // The account whose provider an error came from, for its wording.
+    let kind = match &group {
+        Some(g) => ctx.accounts.of(g),
+        None => account.unwrap_or_else(|| ctx.accounts.first()),
+    }
+    .provider
+    .kind();
     let call = Call {
         ctx,
         inv,
         grant,
         progress,
+        account,
     };
     // Counted for the audit row whatever the run does: the numbers it was asked to add.
     if let Some(list) = numbers.as_ref().filter(|l| l.invalid.is_empty()) {
@@ -585,12 +646,17 @@ pub async fn execute(
             }
             reply
         }
-        Err(e) => finish_error(ctx, inv, &mut audit, e),
+        Err(e) => finish_error(inv, &mut audit, e, kind),
     };
     (reply, audit)
 }
 
-fn finish_error(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, error: CommandError) -> Reply {
+fn finish_error(
+    inv: &Invocation,
+    audit: &mut AuditRecord,
+    error: CommandError,
+    kind: crate::providers::ProviderKind,
+) -> Reply {
     match error {
         CommandError::User(reply) => {
             audit.outcome = "user_error".into();
@@ -600,7 +666,7 @@ fn finish_error(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, error:
             audit.outcome = format!("provider_error:{}", e.kind.code()).into();
             audit.provider_trace_id = e.trace_id.clone();
             tracing::warn!(error = %e, trace_id = e.trace_id.as_deref().unwrap_or("-"), "provider error");
-            messages::provider_error(&e, ctx.provider.kind())
+            messages::provider_error(&e, kind)
         }
         CommandError::Internal(e) => {
             audit.outcome = "internal".into();
@@ -610,57 +676,157 @@ fn finish_error(ctx: &Context, inv: &Invocation, audit: &mut AuditRecord, error:
     }
 }
 
-/// Resolves against the cached group list only: `NeedsLookup` when only the
+/// The group lists of `chosen` (or of every account), as one list: cached
+/// unless `fresh`. With several accounts, those that answered, and the first
+/// error of those that did not (so "no group matches" is never said while an
+/// account could not be read). The flag says whether every list was fetched
+/// by this call.
+async fn group_lists(
+    ctx: &Context,
+    chosen: Option<&Account>,
+    fresh: bool,
+) -> Result<(std::sync::Arc<Vec<GroupInfo>>, bool, Option<ProviderError>), ProviderError> {
+    let accounts = match chosen {
+        Some(one) => std::slice::from_ref(one),
+        None => ctx.accounts.all(),
+    };
+    if let [one] = accounts {
+        let (groups, fetched) = one.groups(fresh).await?;
+        return Ok((groups, fetched, None));
+    }
+    let (mut all, mut every_fetched, mut failed) = (Vec::new(), true, None);
+    for account in accounts {
+        match account.groups(fresh).await {
+            Ok((groups, fetched)) => {
+                all.extend(groups.iter().cloned());
+                every_fetched &= fetched;
+            }
+            Err(e) if failed.is_none() => failed = Some(e),
+            Err(_) => {}
+        }
+    }
+    match failed {
+        Some(e) if all.is_empty() => Err(e),
+        failed => Ok((std::sync::Arc::new(all), every_fetched, failed)),
+    }
+}
+
+/// The fresh cached group lists of `chosen` (or of every account), without
+/// asking any provider; `None` when one of them is not cached.
+async fn cached_lists(ctx: &Context, chosen: Option<&Account>) -> Option<std::sync::Arc<Vec<GroupInfo>>> {
+    match chosen {
+        Some(one) => one.groups.peek().await,
+        None if !ctx.accounts.several() => ctx.accounts.first().groups.peek().await,
+        None => {
+            let mut all = Vec::new();
+            for account in ctx.accounts.all() {
+                all.extend(account.groups.peek().await?.iter().cloned());
+            }
+            Some(std::sync::Arc::new(all))
+        }
+    }
+}
+
+/// A group id no list holds goes to the provider as typed, on the chosen
+/// account (or the only one); with several and none chosen, ask which.
+fn placed(
+    ctx: &Context,
+    reference: &str,
+    mut group: GroupInfo,
+    chosen: Option<&Account>,
+) -> Result<GroupInfo, CommandError> {
+    if group.account.is_none() && ctx.accounts.several() {
+        match chosen {
+            Some(account) => group.account = Some(account.name.clone()),
+            None => {
+                return Err(CommandError::User(messages::group_needs_account(
+                    reference,
+                    &ctx.accounts.names(),
+                )))
+            }
+        }
+    }
+    Ok(group)
+}
+
+/// Resolves against the cached group lists only: `NeedsLookup` when only the
 /// provider could tell (no fresh cache, no match, or an id the cache lacks).
 async fn resolve_cached(
     ctx: &Context,
     reference: &str,
     in_scope: &(dyn Fn(&GroupInfo) -> bool + Sync),
+    chosen: Option<&Account>,
 ) -> Result<Scoped, CommandError> {
-    let Some(groups) = ctx.groups.peek().await else {
+    let Some(groups) = cached_lists(ctx, chosen).await else {
         return Ok(Scoped::NeedsLookup);
     };
     match resolve_in_scope(ctx, reference, &groups, in_scope) {
-        Resolve::Found(g) if groups.iter().any(|k| k.id == g.id) => Ok(Scoped::Group(g)),
-        Resolve::Ambiguous(candidates, total) => Err(ambiguous(reference, &candidates, total)),
-        _ => Ok(Scoped::NeedsLookup),
+        Match::Group(g) => Ok(Scoped::Group(g)),
+        Match::Outside => Ok(Scoped::OutOfScope),
+        Match::Ambiguous(candidates, total) => Err(ambiguous(reference, &candidates, total)),
+        Match::Unlisted(_) | Match::NoMatch => Ok(Scoped::NeedsLookup),
     }
 }
 
-/// Resolves a typed group reference against the provider's group list.
+/// Resolves a typed group reference against the providers' group lists.
 ///
-/// Uses the cached list; a reference that does not match it (or an id missing
-/// from it) refreshes the list once, since the group may be new.
+/// Uses the cached lists; a reference that does not match them (or an id
+/// missing from them) refreshes them once, since the group may be new.
 async fn resolve_group(
     ctx: &Context,
     reference: &str,
     in_scope: &(dyn Fn(&GroupInfo) -> bool + Sync),
+    chosen: Option<&Account>,
 ) -> Result<Scoped, CommandError> {
-    let (mut groups, mut fetched) = ctx.groups.get(ctx.provider.as_ref(), false).await?;
+    let (mut groups, mut fetched, mut failed) = group_lists(ctx, chosen, false).await?;
     loop {
-        let known = |g: &GroupInfo| groups.iter().any(|k| k.id == g.id);
         match resolve_in_scope(ctx, reference, &groups, in_scope) {
-            Resolve::Found(g) if fetched || known(&g) => return Ok(Scoped::Group(g)),
-            Resolve::Ambiguous(candidates, total) => return Err(ambiguous(reference, &candidates, total)),
-            Resolve::NoMatch if fetched => {
+            Match::Group(g) => return Ok(Scoped::Group(g)),
+            Match::Outside => return Ok(Scoped::OutOfScope),
+            Match::Ambiguous(candidates, total) => return Err(ambiguous(reference, &candidates, total)),
+            Match::Unlisted(g) if fetched => {
+                // Not in any list that answered: maybe in the one that did not.
+                if let Some(e) = failed {
+                    return Err(e.into());
+                }
+                return placed(ctx, reference, g, chosen).map(Scoped::Group);
+            }
+            Match::NoMatch if fetched => {
+                if let Some(e) = failed {
+                    return Err(e.into());
+                }
                 return match group_ref::resolve(reference, &ctx.aliases, &groups) {
                     Resolve::NoMatch => Err(CommandError::User(messages::no_group_match(reference))),
                     _ => Ok(Scoped::OutOfScope),
-                }
+                };
             }
-            _ => (groups, fetched) = ctx.groups.get(ctx.provider.as_ref(), true).await?,
+            _ => (groups, fetched, failed) = group_lists(ctx, chosen, true).await?,
         }
     }
 }
 
-/// Resolves a reference against the whole group list, without a scope: for
-/// naming what a preview was about, never for deciding who may act on it.
+/// Resolves a reference against every account's group list, without a
+/// scope: for naming what a preview was about, never for deciding who may act on it.
 async fn resolve_any(ctx: &Context, reference: &str) -> Option<GroupInfo> {
-    let (groups, _) = ctx.groups.get(ctx.provider.as_ref(), false).await.ok()?;
+    let (groups, _, _) = group_lists(ctx, None, false).await.ok()?;
     match group_ref::resolve(reference, &ctx.aliases, &groups) {
         Resolve::Found(g) => Some(g),
         _ => None,
     }
+}
+
+/// What a reference comes to among the groups in scope.
+enum Match {
+    /// One group in scope.
+    Group(GroupInfo),
+    /// A group id (typed, or an alias's) that only groups outside the scope have.
+    Outside,
+    /// A group id no list holds: the provider may know it.
+    Unlisted(GroupInfo),
+    /// Several groups in scope.
+    Ambiguous(Vec<GroupInfo>, usize),
+    /// Nothing in scope.
+    NoMatch,
 }
 
 /// Resolves `reference` among the groups in scope, so several matches list
@@ -670,9 +836,15 @@ fn resolve_in_scope(
     reference: &str,
     groups: &[GroupInfo],
     in_scope: &(dyn Fn(&GroupInfo) -> bool + Sync),
-) -> Resolve {
+) -> Match {
     let scoped: Vec<GroupInfo> = groups.iter().filter(|g| in_scope(g)).cloned().collect();
-    group_ref::resolve(reference, &ctx.aliases, &scoped)
+    match group_ref::resolve(reference, &ctx.aliases, &scoped) {
+        Resolve::Found(g) if scoped.iter().any(|k| k.id == g.id) => Match::Group(g),
+        Resolve::Found(g) if groups.iter().any(|k| k.id == g.id) => Match::Outside,
+        Resolve::Found(g) => Match::Unlisted(g),
+        Resolve::Ambiguous(candidates, total) => Match::Ambiguous(candidates, total),
+        Resolve::NoMatch => Match::NoMatch,
+    }
 }
 
 fn ambiguous(reference: &str, candidates: &[GroupInfo], total: usize) -> CommandError {

@@ -12,7 +12,7 @@ use crate::store::Subscription;
 
 fn group_key(group: Option<&GroupInfo>) -> (String, String) {
     match group {
-        Some(g) => (g.id.to_string(), g.name.clone()),
+        Some(g) => (g.id.to_string(), g.label()),
         None => ("*".into(), "all groups".into()),
     }
 }
@@ -59,7 +59,7 @@ pub async fn run_unsubscribe(
     let (platform, channel) = (call.inv.platform.as_str(), call.inv.channel.as_str());
     let (filter, name) = match (&args.target, &group) {
         (SubTarget::All, _) | (_, None) => (None, "all groups".to_string()),
-        (SubTarget::Group(_), Some(g)) => (Some(g.id.to_string()), g.name.clone()),
+        (SubTarget::Group(_), Some(g)) => (Some(g.id.to_string()), g.label()),
     };
     let removed = call
         .ctx

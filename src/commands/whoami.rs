@@ -16,12 +16,15 @@ pub async fn run(call: &Call<'_>) -> Result<Reply, CommandError> {
     let roles = perms.roles_of(&inv.principals);
     let role_names: Vec<String> = roles
         .iter()
-        .map(|r| match (&r.channels, r.max_numbers) {
-            (None, None) => r.name.clone(),
-            (channels, max) => {
+        .map(|r| match (&r.channels, r.max_numbers, &r.accounts) {
+            (None, None, None) => r.name.clone(),
+            (channels, max, accounts) => {
                 let mut limits = Vec::new();
                 if let Some(c) = channels {
                     limits.push(format!("only in {}", c.join(", ")));
+                }
+                if let Some(a) = accounts {
+                    limits.push(format!("only accounts {}", a.join(", ")));
                 }
                 if let Some(m) = max {
                     limits.push(format!("at most {m} numbers per add"));
@@ -46,6 +49,32 @@ pub async fn run(call: &Call<'_>) -> Result<Reply, CommandError> {
         }
     }
     let others: Vec<String> = inv.principals[1..].iter().map(ToString::to_string).collect();
+    // With several numbers: the ones the caller's roles reach, and this channel's default.
+    let ctx = call.ctx;
+    let accounts = ctx.accounts.several().then(|| {
+        let reachable: Vec<&str> = ctx
+            .accounts
+            .all()
+            .iter()
+            .map(|a| a.name.as_ref())
+            .filter(|name| {
+                roles
+                    .iter()
+                    .any(|r| r.accounts.as_ref().is_none_or(|list| list.iter().any(|a| a == name)))
+            })
+            .collect();
+        let mut text = if reachable.is_empty() {
+            "none".to_string()
+        } else {
+            reachable.join(", ")
+        };
+        if let Some(default) = ctx.settings.channel_account(inv.channel.as_str()) {
+            text.push_str(&format!(
+                " (this channel uses {default} unless --account names another)"
+            ));
+        }
+        text
+    });
     Ok(messages::whoami(
         inv.caller().as_str(),
         &others,
@@ -53,5 +82,6 @@ pub async fn run(call: &Call<'_>) -> Result<Reply, CommandError> {
         &role_names,
         &commands,
         &groups,
+        accounts.as_deref(),
     ))
 }

@@ -36,8 +36,9 @@ impl Clock {
 pub struct Context {
     /// Validated settings.
     pub settings: Arc<Settings>,
-    /// The WhatsApp provider.
-    pub provider: Arc<dyn Provider>,
+    /// The WhatsApp accounts (connected numbers), each with its provider
+    /// client, limiter and group list.
+    pub accounts: Arc<Accounts>,
     /// The store.
     pub store: Store,
     /// The audit log's batch writer (rows reach the store shortly after).
@@ -48,8 +49,118 @@ pub struct Context {
     pub aliases: Arc<BTreeMap<String, GroupId>>,
     /// The time source.
     pub clock: Clock,
-    /// The provider's group list, reused for resolving names.
-    pub groups: Arc<GroupCache>,
+}
+
+/// One WhatsApp account: a provider client (its own limiter and connection
+/// pool, so one account's 429s never slow another) and its group list.
+pub struct Account {
+    /// `default` for `[provider]`, else the `[accounts.<name>]` name.
+    pub name: Arc<str>,
+    /// The key of its webhooks' journal rows and its webhook path
+    /// (`/webhooks/<source>`): `[provider]`'s kind, as before accounts
+    /// existed, else the account's name.
+    pub source: String,
+    /// Its settings.
+    pub settings: crate::settings::ProviderSettings,
+    /// Its provider client.
+    pub provider: Arc<dyn Provider>,
+    /// Its group list, reused for resolving names.
+    pub groups: GroupCache,
+}
+
+impl Account {
+    /// The group list: cached unless `fresh` (see `GroupCache::get`).
+    pub async fn groups(&self, fresh: bool) -> Result<(Arc<Vec<GroupInfo>>, bool), ProviderError> {
+        self.groups.get(self.provider.as_ref(), fresh).await
+    }
+}
+
+/// The configured accounts, in `Settings::account_settings` order (at least one).
+pub struct Accounts {
+    list: Vec<Account>,
+}
+
+impl Accounts {
+    /// Builds a provider client per account.
+    pub fn build(settings: &crate::settings::Settings, clock: Clock) -> anyhow::Result<Accounts> {
+        let configured = settings.account_settings();
+        let several = configured.len() > 1;
+        let list = configured
+            .into_iter()
+            .map(|(name, p)| {
+                let name: Arc<str> = name.into();
+                let source = if name.as_ref() == crate::settings::DEFAULT_ACCOUNT {
+                    p.kind.as_str().to_string()
+                } else {
+                    name.to_string()
+                };
+                let provider =
+                    crate::providers::build(p, clock).map_err(|e| anyhow::anyhow!("account {name}: {e:#}"))?;
+                Ok(Account {
+                    groups: GroupCache::new(p.group_cache, several.then(|| name.clone())),
+                    source,
+                    settings: p.clone(),
+                    provider,
+                    name,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(!list.is_empty(), "no account is configured");
+        Ok(Accounts { list })
+    }
+
+    /// Every account.
+    pub fn all(&self) -> &[Account] {
+        &self.list
+    }
+
+    /// True when more than one account is configured (and names are shown).
+    pub fn several(&self) -> bool {
+        self.list.len() > 1
+    }
+
+    /// The account named `name`.
+    pub fn get(&self, name: &str) -> Option<&Account> {
+        self.list.iter().find(|a| a.name.as_ref() == name)
+    }
+
+    /// The account whose webhooks arrive at `/webhooks/<source>`.
+    pub fn by_source(&self, source: &str) -> Option<&Account> {
+        self.list.iter().find(|a| a.source == source)
+    }
+
+    /// The first account: the only one, or the one whose name sorts first.
+    pub fn first(&self) -> &Account {
+        &self.list[0]
+    }
+
+    /// The account a resolved group belongs to (the only one when groups
+    /// carry none).
+    pub fn of(&self, group: &GroupInfo) -> &Account {
+        group
+            .account
+            .as_deref()
+            .and_then(|name| self.get(name))
+            .unwrap_or_else(|| self.first())
+    }
+
+    /// The groups of every account's list that is cached and fresh; never
+    /// calls a provider (for naming ids, not for deciding).
+    pub async fn cached_groups(&self) -> Vec<GroupInfo> {
+        let mut all = Vec::new();
+        for account in &self.list {
+            if let Some(groups) = account.groups.peek().await {
+                all.extend(groups.iter().cloned());
+            }
+        }
+        all
+    }
+
+    /// The accounts' names, for messages.
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = self.list.iter().map(|a| a.name.as_ref()).collect();
+        names.join(", ")
+    }
 }
 
 /// A short-lived copy of the provider's group list, so resolving a name does not
@@ -61,15 +172,18 @@ pub struct Context {
 /// concurrent misses wait for one list call instead of each making one.
 pub struct GroupCache {
     ttl: Duration,
+    /// Written into each group it lists, when several accounts are configured.
+    account: Option<Arc<str>>,
     slot: std::sync::RwLock<Option<(Instant, Arc<Vec<GroupInfo>>)>>,
     refresh: tokio::sync::Mutex<()>,
 }
 
 impl GroupCache {
-    /// An empty cache whose entries live `ttl`.
-    pub fn new(ttl: Duration) -> Self {
+    /// An empty cache whose entries live `ttl`, naming `account` in its groups.
+    pub fn new(ttl: Duration, account: Option<Arc<str>>) -> Self {
         GroupCache {
             ttl,
+            account,
             slot: std::sync::RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
         }
@@ -99,7 +213,13 @@ impl GroupCache {
                 return Ok((groups, at >= asked));
             }
         }
-        let groups = Arc::new(provider.list_groups().await?);
+        let mut groups = provider.list_groups().await?;
+        if let Some(account) = &self.account {
+            for g in &mut groups {
+                g.account = Some(account.clone());
+            }
+        }
+        let groups = Arc::new(groups);
         *self.slot.write().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), groups.clone()));
         Ok((groups, true))
     }
@@ -126,15 +246,13 @@ impl Context {
 
     /// Wires a context from validated settings and its parts (on a Tokio
     /// runtime: the audit writer starts here).
-    pub fn new(settings: Settings, provider: Arc<dyn Provider>, store: Store, clock: Clock) -> anyhow::Result<Self> {
+    pub fn new(settings: Settings, accounts: Accounts, store: Store, clock: Clock) -> anyhow::Result<Self> {
         let aliases = settings.alias_map();
         let permissions = Permissions::from_settings(&settings.permissions, &aliases).map_err(anyhow::Error::msg)?;
-        let groups = Arc::new(GroupCache::new(settings.provider.group_cache));
         Ok(Context {
-            groups,
             audit: crate::audit::AuditLog::start(store.clone()),
             settings: Arc::new(settings),
-            provider,
+            accounts: Arc::new(accounts),
             store,
             permissions: Arc::new(permissions),
             aliases: Arc::new(aliases),

@@ -4,5 +4,5 @@
 
 pub mod context;
 
-pub use context::{Clock, Context, GroupCache};
+pub use context::{Account, Accounts, Clock, Context, GroupCache};
 pub use waops_core::*;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::core::messages;
-use crate::core::{ChatPoster, Context, PostError, PostKey};
+use crate::core::{Account, ChatPoster, Context, PostError, PostKey};
 use crate::group_ref::GroupId;
 use crate::providers::{HistorySource, MemberEvent};
 use crate::store::{Claimed, Platforms, PriorAttempt};
@@ -287,27 +287,68 @@ impl Scheduler {
         }
     }
 
-    /// The window's events per group, oldest first.
+    /// The window's events per group, oldest first: of the one group's
+    /// account, or (`*`) of every account.
     async fn collect(&self, claimed: &Claimed) -> Result<Vec<(String, Vec<MemberEvent>)>, Failure> {
+        let accounts = &self.ctx.accounts;
+        let sub = &claimed.subscription;
+        let mut groups = Vec::new();
+        if sub.group_ref == "*" {
+            for account in accounts.all() {
+                groups.extend(self.collect_from(account, claimed, None).await?);
+            }
+        } else {
+            let id = GroupId::parse(&sub.group_ref)
+                .ok_or_else(|| Failure::Refused(format!("`{}` is not a group id", sub.group_ref)))?;
+            let account = self.account_listing(&id).await;
+            groups.extend(self.collect_from(account, claimed, Some(id)).await?);
+        }
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(groups)
+    }
+
+    /// The account whose group list holds `id`; the first when none does
+    /// (or only one is configured), as before there were accounts.
+    async fn account_listing(&self, id: &GroupId) -> &Account {
+        let accounts = &self.ctx.accounts;
+        if accounts.several() {
+            for account in accounts.all() {
+                if let Ok((list, _)) = account.groups(false).await {
+                    if list.iter().any(|g| &g.id == id) {
+                        return account;
+                    }
+                }
+            }
+        }
+        accounts.first()
+    }
+
+    /// One account's events of the window: of group `one`, or of all its groups.
+    async fn collect_from(
+        &self,
+        account: &Account,
+        claimed: &Claimed,
+        one: Option<GroupId>,
+    ) -> Result<Vec<(String, Vec<MemberEvent>)>, Failure> {
         let ctx = &self.ctx;
         let sub = &claimed.subscription;
         let (from, to) = (claimed.window_start, claimed.window_end);
-        let all = sub.group_ref == "*";
         // Live alerts read the journal (webhooks, every provider) by arrival,
         // so an event is in exactly one window however late its own time is.
         let source = if sub.live {
             HistorySource::Journal
         } else {
-            ctx.provider.capabilities().history
+            account.provider.capabilities().history
         };
         match source {
             HistorySource::Journal => {
-                let group = (!all).then_some(sub.group_ref.as_str());
-                let provider = ctx.provider.kind().as_str();
+                let group = one.as_ref().map(GroupId::as_str);
                 let entries = if sub.live {
-                    ctx.store.events_received_between(provider, group, from, to).await?
+                    ctx.store
+                        .events_received_between(&account.source, group, from, to)
+                        .await?
                 } else {
-                    ctx.store.events_between(provider, group, from, to).await?
+                    ctx.store.events_between(&account.source, group, from, to).await?
                 };
                 let mut by_group: BTreeMap<String, Vec<MemberEvent>> = BTreeMap::new();
                 for e in entries {
@@ -317,36 +358,32 @@ impl Scheduler {
                         .or_default()
                         .push(crate::commands::history::journal_event(e));
                 }
-                if !all {
+                if one.is_some() {
                     return Ok(vec![(
                         sub.group_name.clone(),
                         by_group.into_values().flatten().collect(),
                     )]);
                 }
-                let names = self.group_names().await;
-                let mut groups: Vec<(String, Vec<MemberEvent>)> = by_group
+                let names = group_names(account).await;
+                Ok(by_group
                     .into_iter()
                     .map(|(gid, events)| (names.get(&gid).cloned().unwrap_or(gid), events))
-                    .collect();
-                groups.sort_by(|a, b| a.0.cmp(&b.0));
-                Ok(groups)
+                    .collect())
             }
             HistorySource::Provider => {
-                let targets: Vec<(GroupId, String)> = if all {
-                    let (list, _) = ctx
-                        .groups
-                        .get(ctx.provider.as_ref(), false)
-                        .await
-                        .map_err(|e| Failure::Unknown(format!("group list: {}", e.kind)))?;
-                    list.iter().map(|g| (g.id.clone(), g.name.clone())).collect()
-                } else {
-                    let id = GroupId::parse(&sub.group_ref)
-                        .ok_or_else(|| Failure::Refused(format!("`{}` is not a group id", sub.group_ref)))?;
-                    vec![(id, sub.group_name.clone())]
+                let targets: Vec<(GroupId, String)> = match one {
+                    Some(id) => vec![(id, sub.group_name.clone())],
+                    None => {
+                        let (list, _) = account
+                            .groups(false)
+                            .await
+                            .map_err(|e| Failure::Unknown(format!("group list of {}: {}", account.name, e.kind)))?;
+                        list.iter().map(|g| (g.id.clone(), g.label())).collect()
+                    }
                 };
                 let mut groups = Vec::new();
                 for (id, name) in targets {
-                    let mut events = ctx
+                    let mut events = account
                         .provider
                         .history(&id, &crate::providers::HistoryQuery::all_since(from))
                         .await
@@ -355,17 +392,8 @@ impl Scheduler {
                     events.reverse();
                     groups.push((name, events));
                 }
-                groups.sort_by(|a, b| a.0.cmp(&b.0));
                 Ok(groups)
             }
-        }
-    }
-
-    /// Group id → name from the (cached) group list; empty when it cannot be read.
-    async fn group_names(&self) -> BTreeMap<String, String> {
-        match self.ctx.groups.get(self.ctx.provider.as_ref(), false).await {
-            Ok((list, _)) => list.iter().map(|g| (g.id.to_string(), g.name.clone())).collect(),
-            Err(_) => BTreeMap::new(),
         }
     }
 
@@ -416,6 +444,15 @@ impl From<PostError> for Failure {
             PostError::Refused(t) => Failure::Refused(t),
             PostError::Unknown(t) => Failure::Unknown(t),
         }
+    }
+}
+
+/// Group id → name (with the account when several) from the account's
+/// (cached) group list; empty when it cannot be read.
+async fn group_names(account: &Account) -> BTreeMap<String, String> {
+    match account.groups(false).await {
+        Ok((list, _)) => list.iter().map(|g| (g.id.to_string(), g.label())).collect(),
+        Err(_) => BTreeMap::new(),
     }
 }
 

@@ -151,7 +151,16 @@ async fn healthz() -> &'static str {
 async fn readyz(State(ctx): State<Context>) -> Response {
     let budget = Duration::from_secs(2);
     let store = tokio::time::timeout(budget, ctx.store.ping()).await;
-    let provider = tokio::time::timeout(budget, ctx.provider.health()).await;
+    // Every account's provider, at once.
+    let several = ctx.accounts.several();
+    let accounts = ctx.accounts.all().iter().map(|a| async move {
+        let name = match several {
+            true => format!("provider {}", a.name),
+            false => "provider".to_string(),
+        };
+        (name, tokio::time::timeout(budget, a.provider.health()).await)
+    });
+    let providers = futures_util::future::join_all(accounts).await;
     let mut reasons = Vec::new();
     match store {
         Ok(Ok(())) => {}
@@ -161,13 +170,15 @@ async fn readyz(State(ctx): State<Context>) -> Response {
         }
         Err(_) => reasons.push("store: no answer within 2s".into()),
     }
-    match provider {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e.kind, "readiness: provider failed");
-            reasons.push(format!("provider: {}", e.kind.code()));
+    for (name, health) in providers {
+        match health {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.kind, account = %name, "readiness: provider failed");
+                reasons.push(format!("{name}: {}", e.kind.code()));
+            }
+            Err(_) => reasons.push(format!("{name}: no answer within 2s")),
         }
-        Err(_) => reasons.push("provider: no answer within 2s".into()),
     }
     if reasons.is_empty() {
         (StatusCode::OK, "ready\n").into_response()

@@ -41,6 +41,9 @@ pub struct GroupInfo {
     /// Whether the connected number is an admin here, when the group list says
     /// (add, remove and invite need it).
     pub admin: Option<bool>,
+    /// The account (connected number) whose list holds it, when several are
+    /// configured; `None` with one account, so nothing names it.
+    pub account: Option<std::sync::Arc<str>>,
 }
 
 impl GroupInfo {
@@ -50,6 +53,15 @@ impl GroupInfo {
             id,
             name: name.into(),
             admin: None,
+            account: None,
+        }
+    }
+
+    /// The name as shown to people: with its account when several are configured.
+    pub fn label(&self) -> String {
+        match &self.account {
+            Some(account) => format!("{} ({account})", self.name),
+            None => self.name.clone(),
         }
     }
 }
@@ -72,22 +84,23 @@ pub const MAX_CANDIDATES: usize = 10;
 ///
 /// Order: a JID (known or not: the provider decides about unknown ones), an alias,
 /// a case-insensitive exact name, then a unique case-insensitive substring.
+/// A JID in the lists of several accounts is ambiguous like a name.
 pub fn resolve(reference: &str, aliases: &BTreeMap<String, GroupId>, groups: &[GroupInfo]) -> Resolve {
     let reference = reference.trim();
     let by_id = |id: &GroupId| {
-        groups
-            .iter()
-            .find(|g| &g.id == id)
-            .cloned()
-            .unwrap_or_else(|| GroupInfo::new(id.clone(), id.to_string()))
+        let found: Vec<&GroupInfo> = groups.iter().filter(|g| &g.id == id).collect();
+        match found.as_slice() {
+            [] => Resolve::Found(GroupInfo::new(id.clone(), id.to_string())),
+            many => one_or_candidates(many),
+        }
     };
     if let Some(id) = GroupId::parse(reference) {
-        return Resolve::Found(by_id(&id));
+        return by_id(&id);
     }
     // Lowered once, for the aliases and the names.
     let needle = crate::parser::lowercase(reference);
     if let Some(id) = aliases.get(&*needle) {
-        return Resolve::Found(by_id(id));
+        return by_id(id);
     }
     if needle.is_empty() {
         return Resolve::NoMatch;
@@ -103,6 +116,12 @@ pub fn resolve(reference: &str, aliases: &BTreeMap<String, GroupId>, groups: &[G
     };
     match matches.as_slice() {
         [] => Resolve::NoMatch,
+        many => one_or_candidates(many),
+    }
+}
+
+fn one_or_candidates(matches: &[&GroupInfo]) -> Resolve {
+    match matches {
         [one] => Resolve::Found((*one).clone()),
         many => Resolve::Ambiguous(
             many.iter().take(MAX_CANDIDATES).map(|g| (*g).clone()).collect(),
@@ -189,6 +208,21 @@ mod tests {
                 assert_eq!(c[0].name, "Community Berlin");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_group_in_two_accounts_is_ambiguous_by_id_and_alias() {
+        let in_account = |name: &str| GroupInfo {
+            account: Some(name.into()),
+            ..g("120363041234567892@g.us", "Community Berlin")
+        };
+        let both = vec![in_account("eu"), in_account("us")];
+        for reference in ["120363041234567892@g.us", "support", "berlin"] {
+            match resolve(reference, &aliases(), &both) {
+                Resolve::Ambiguous(c, 2) => assert_eq!(c[1].label(), "Community Berlin (us)"),
+                other => panic!("{reference}: {other:?}"),
+            }
         }
     }
 

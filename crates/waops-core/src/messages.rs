@@ -55,16 +55,54 @@ pub fn no_group_match(reference: &str) -> Reply {
     )
 }
 
+/// `--account` (or a channel's default) names no configured account.
+pub fn unknown_account(name: &str, accounts: &str) -> Reply {
+    Reply::user_error(Rich::new().text("No account is named ").strong(name)).line(format!("Accounts: {accounts}."))
+}
+
+/// A command on a number, not a group, with several numbers and none chosen.
+pub fn which_account(command: CommandId, accounts: &str) -> Reply {
+    Reply::user_error(format!("Which account should {command}? Several are configured.")).line(
+        Rich::new()
+            .text("Add ")
+            .code("--account NAME")
+            .text(format!(" (accounts: {accounts}).")),
+    )
+}
+
+/// A group id that no account lists, with several accounts and none chosen.
+pub fn group_needs_account(reference: &str, accounts: &str) -> Reply {
+    Reply::user_error(
+        Rich::new()
+            .text("No account lists ")
+            .strong(reference)
+            .text("; to use it anyway, add ")
+            .code("--account NAME"),
+    )
+    .line(format!("Accounts: {accounts}."))
+}
+
+/// `subscribe * --account`: subscriptions to every group cover every account.
+pub fn subscriptions_span_accounts(command: CommandId) -> Reply {
+    Reply::user_error(format!(
+        "`{command} *` covers the groups of every account; --account goes with one group."
+    ))
+}
+
 /// Several groups matched; list candidates and ask for an id.
 pub fn ambiguous_group(reference: &str, candidates: &[GroupInfo], total: usize) -> Reply {
     let mut reply = Reply::user_error(
         Rich::new()
             .text(format!("{total} groups match "))
             .strong(reference)
-            .text("; retry with an id:"),
+            .text(if candidates.iter().any(|g| g.account.is_some()) {
+                "; retry with an id or --account:"
+            } else {
+                "; retry with an id:"
+            }),
     );
     for g in candidates {
-        reply = reply.line(Rich::new().strong(g.name.clone()).text(" ").code(g.id.as_str()));
+        reply = reply.line(Rich::new().strong(g.label()).text(" ").code(g.id.as_str()));
     }
     if total > candidates.len() {
         reply = reply.line(format!("… and {} more", total - candidates.len()));
@@ -145,7 +183,7 @@ pub fn joined(group: &GroupInfo, visibility: Visibility) -> Reply {
     Reply::new(
         Status::Ok,
         visibility,
-        Rich::new().text("Joined ").strong(group.name.clone()),
+        Rich::new().text("Joined ").strong(group.label()),
     )
     .field("Group id", Rich::new().code(group.id.as_str()))
 }
@@ -206,7 +244,7 @@ fn duplicates_footer(reply: Reply, duplicates: &[Accepted]) -> Reply {
 pub fn add_dry_run(group: &GroupInfo, numbers: &[Accepted], duplicates: &[Accepted]) -> Reply {
     let title = Rich::new()
         .text(format!("Dry run: would add {} to ", count(numbers.len(), "number")))
-        .strong(group.name.clone());
+        .strong(group.label());
     let reply = Reply::info(title).field("Group id", Rich::new().code(group.id.as_str()));
     duplicates_footer(number_lines(reply, numbers), duplicates).footer("Nothing was sent.")
 }
@@ -221,7 +259,7 @@ pub fn add_needs_confirmation(
 ) -> Reply {
     let title = Rich::new()
         .text(format!("This adds {} to ", count(numbers.len(), "number")))
-        .strong(group.name.clone());
+        .strong(group.label());
     let reply = Reply::new(Status::Preview, Visibility::Ephemeral, title)
         .field("Group id", Rich::new().code(group.id.as_str()));
     let reply = duplicates_footer(number_lines(reply, numbers), duplicates);
@@ -380,7 +418,7 @@ pub fn add_result(group: &GroupInfo, results: &[AddResult], duplicates: &[Accept
     let mut reply = Reply::new(
         Status::Ok,
         visibility,
-        Rich::new().text("Add to ").strong(group.name.clone()),
+        Rich::new().text("Add to ").strong(group.label()),
     );
     for r in results {
         let (slot, text) = match &r.outcome {
@@ -418,7 +456,7 @@ pub fn invite_link(group: &GroupInfo, code: &InviteCode, visibility: Visibility)
     Reply::new(
         Status::Ok,
         visibility,
-        Rich::new().text("Invite link for ").strong(group.name.clone()),
+        Rich::new().text("Invite link for ").strong(group.label()),
     )
     .line(Rich::new().link(code.link()))
 }
@@ -428,7 +466,7 @@ pub fn invite_reset(group: &GroupInfo, code: &InviteCode, visibility: Visibility
     Reply::new(
         Status::Ok,
         visibility,
-        Rich::new().text("New invite link for ").strong(group.name.clone()),
+        Rich::new().text("New invite link for ").strong(group.label()),
     )
     .line(Rich::new().link(code.link()))
     .footer("The old link no longer works.")
@@ -503,7 +541,7 @@ pub fn history(
     let mut reply = Reply::new(
         Status::Ok,
         visibility,
-        Rich::new().text("Membership history of ").strong(group.name.clone()),
+        Rich::new().text("Membership history of ").strong(group.label()),
     );
     if events.is_empty() {
         reply = reply.line("No membership changes in this period.");
@@ -537,32 +575,42 @@ pub fn groups(groups: &[GroupInfo], filter: Option<&str>, hidden: usize) -> Repl
         None => count(groups.len(), "group"),
     };
     let mut reply = Reply::info(title);
-    if groups.iter().all(|g| g.admin.is_none()) {
-        // The provider's list does not say who is an admin.
-        if !groups.is_empty() {
-            reply.table = Some(Table {
-                headers: vec!["Name".into(), "Id".into()],
-                rows: groups.iter().map(|g| vec![g.name.clone(), g.id.to_string()]).collect(),
-            });
+    // An Account column when several numbers are configured; an Admin column
+    // when the provider's list says (add, remove and invite need it).
+    let accounts = groups.iter().any(|g| g.account.is_some());
+    let admins = groups.iter().any(|g| g.admin.is_some());
+    if !groups.is_empty() {
+        let mut headers = vec!["Name".to_string()];
+        if accounts {
+            headers.push("Account".into());
         }
-    } else {
-        // Whether waops' number is an admin decides whether add, remove and invite can work.
-        let admin = |g: &GroupInfo| match g.admin {
-            Some(true) => "yes",
-            Some(false) => "no",
-            None => "unknown",
+        headers.push("Id".into());
+        if admins {
+            headers.push("Admin".into());
+        }
+        let row = |g: &GroupInfo| {
+            let mut row = vec![g.name.clone()];
+            if accounts {
+                row.push(g.account.as_deref().unwrap_or_default().to_string());
+            }
+            row.push(g.id.to_string());
+            if admins {
+                let admin = match g.admin {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "unknown",
+                };
+                row.push(admin.into());
+            }
+            row
         };
         reply.table = Some(Table {
-            headers: vec!["Name".into(), "Id".into(), "Admin".into()],
-            rows: groups
-                .iter()
-                .map(|g| vec![g.name.clone(), g.id.to_string(), admin(g).into()])
-                .collect(),
+            headers,
+            rows: groups.iter().map(row).collect(),
         });
-        if groups.iter().any(|g| g.admin == Some(false)) {
-            reply =
-                reply.footer("Admin: whether the connected number is a group admin; add, remove and invite need it.");
-        }
+    }
+    if groups.iter().any(|g| g.admin == Some(false)) {
+        reply = reply.footer("Admin: whether the connected number is a group admin; add, remove and invite need it.");
     }
     if hidden > 0 {
         reply = reply.footer(format!("{hidden} more your roles do not cover are not shown."));
@@ -801,6 +849,7 @@ pub fn whoami(
     roles: &[String],
     commands: &[&str],
     groups: &[String],
+    accounts: Option<&str>,
 ) -> Reply {
     let none = || Rich::from("none");
     let list = |items: &[String]| {
@@ -816,7 +865,11 @@ pub fn whoami(
     }
     reply = reply.field("Roles", list(roles));
     let commands: Vec<String> = commands.iter().map(|c| c.to_string()).collect();
-    reply.field("Commands", list(&commands)).field("Groups", list(groups))
+    reply = reply.field("Commands", list(&commands)).field("Groups", list(groups));
+    match accounts {
+        Some(accounts) => reply.field("Accounts", accounts),
+        None => reply,
+    }
 }
 
 /// How a member change reads: the verb, its preposition and what is already so.
@@ -873,7 +926,7 @@ pub fn change_dry_run(
             "Dry run: would {verb} {} {prep} ",
             count(to_change.len(), "number")
         ))
-        .strong(group.name.clone());
+        .strong(group.label());
     let reply = Reply::info(title).field("Group id", Rich::new().code(group.id.as_str()));
     change_plan(reply, to_change, left, change).footer("Nothing was sent.")
 }
@@ -890,7 +943,7 @@ pub fn change_needs_confirmation(
     let (verb, prep, _) = change_words(change);
     let title = Rich::new()
         .text(format!("This will {verb} {} {prep} ", count(to_change.len(), "number")))
-        .strong(group.name.clone());
+        .strong(group.label());
     let reply = Reply::new(Status::Preview, Visibility::Ephemeral, title)
         .field("Group id", Rich::new().code(group.id.as_str()));
     let reply = change_plan(reply, to_change, left, change);
@@ -910,7 +963,7 @@ pub fn change_result(
     let mut reply = Reply::new(
         Status::Ok,
         visibility,
-        Rich::new().text(format!("{verb} {prep} ")).strong(group.name.clone()),
+        Rich::new().text(format!("{verb} {prep} ")).strong(group.label()),
     );
     for r in results {
         reply = reply.line(change_line(&r.number, &r.outcome, change));
@@ -970,7 +1023,7 @@ pub fn offboard_preview(
     };
     for g in plan {
         reply = reply.line(offboard_line(
-            Rich::new().strong(g.group.name.clone()).text(": "),
+            Rich::new().strong(g.group.label()).text(": "),
             &g.numbers,
         ));
     }
@@ -990,7 +1043,7 @@ fn offboard_left(mut reply: Reply, not_admin: &[OffboardGroup<'_>], unreadable: 
         reply = reply.line(offboard_line(
             Rich::new()
                 .text("Stays in ")
-                .strong(g.group.name.clone())
+                .strong(g.group.label())
                 .text(" (the connected number is not an admin there): "),
             &g.numbers,
         ));
@@ -999,7 +1052,7 @@ fn offboard_left(mut reply: Reply, not_admin: &[OffboardGroup<'_>], unreadable: 
         reply = reply.line(
             Rich::new()
                 .text("Not checked: ")
-                .strong(group.name.clone())
+                .strong(group.label())
                 .text(format!(" ({why})")),
         );
     }
@@ -1053,7 +1106,7 @@ pub fn offboard_result(
         ),
     );
     for g in done {
-        let mut line = Rich::new().strong(g.group.name.clone()).text(": ");
+        let mut line = Rich::new().strong(g.group.label()).text(": ");
         for (i, r) in g.results.iter().enumerate() {
             if i > 0 {
                 line = line.text(", ");
@@ -1077,7 +1130,7 @@ pub fn offboard_result(
 pub fn members(group: &GroupInfo, list: &[Member], filter: Option<&str>, mask: bool, visibility: Visibility) -> Reply {
     let mut title = Rich::new()
         .text(format!("{} of ", count(list.len(), "member")))
-        .strong(group.name.clone());
+        .strong(group.label());
     if let Some(f) = filter {
         title = title.text(format!(" matching \"{f}\""));
     }

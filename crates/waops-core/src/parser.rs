@@ -28,6 +28,14 @@ pub struct OptionSpec {
     pub help: &'static str,
 }
 
+/// `--account NAME`, taken by every group command: which connected number's
+/// groups to use when several are configured (`[accounts.<name>]`).
+pub const ACCOUNT: OptionSpec = OptionSpec {
+    name: "account",
+    value: Some("NAME"),
+    help: "the account (connected number) to use, when several are configured",
+};
+
 /// One row of the command table: parser, usage and help all read it.
 #[derive(Debug)]
 pub struct CommandSpec {

@@ -103,6 +103,8 @@ pub struct Role {
     /// Two-person rule: changes of more numbers than this need a second
     /// person's approval (`0` = every change); `None` = no approval.
     pub approval_over: Option<usize>,
+    /// The accounts (connected numbers) it covers; `None` = all.
+    pub accounts: Option<Vec<String>>,
 }
 
 impl Role {
@@ -119,8 +121,25 @@ impl Role {
     fn covers(&self, target: &Target<'_>) -> Option<Option<&GroupScope>> {
         match target {
             Target::None => Some(None),
-            Target::AllGroups => self.groups.iter().find(|g| matches!(g, GroupScope::Any)).map(Some),
-            Target::Group(group) => self.groups.iter().find(|s| s.matches(group)).map(Some),
+            Target::Account(account) => self.covers_account(Some(account)).then_some(None),
+            // Every group of every account: only a role limited to neither.
+            Target::AllGroups => self
+                .groups
+                .iter()
+                .find(|g| matches!(g, GroupScope::Any) && self.accounts.is_none())
+                .map(Some),
+            Target::Group(group) if self.covers_account(group.account.as_deref()) => {
+                self.groups.iter().find(|s| s.matches(group)).map(Some)
+            }
+            Target::Group(_) => None,
+        }
+    }
+    /// A group without an account is the one configured account's, and a
+    /// role may only name configured accounts: covered.
+    fn covers_account(&self, account: Option<&str>) -> bool {
+        match (&self.accounts, account) {
+            (Some(list), Some(account)) => list.iter().any(|a| a == account),
+            _ => true,
         }
     }
 }
@@ -132,6 +151,8 @@ pub enum Target<'a> {
     None,
     /// One group.
     Group(&'a GroupInfo),
+    /// An account, not a group in it (`join`).
+    Account(&'a str),
     /// Every group (`subscribe *`).
     AllGroups,
 }
@@ -214,6 +235,7 @@ impl Permissions {
                 commands,
                 groups,
                 channels: r.channels.clone(),
+                accounts: r.accounts.clone(),
                 max_numbers: r.max_numbers,
                 approval_over: match r.approval.as_deref() {
                     None => None,
@@ -350,6 +372,8 @@ pub struct RoleSettings {
     pub approval: Option<String>,
     /// With `approval`: only changes of more numbers than this need it.
     pub approval_over: Option<usize>,
+    /// If set, only groups of these accounts (`[accounts.<name>]`).
+    pub accounts: Option<Vec<String>>,
 }
 
 #[cfg(test)]
@@ -368,6 +392,7 @@ mod tests {
             max_numbers: max,
             approval: None,
             approval_over: None,
+            accounts: None,
         };
         let settings = PermissionSettings {
             roles: BTreeMap::from([

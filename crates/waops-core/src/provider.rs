@@ -28,6 +28,14 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// Every kind.
+    pub const ALL: [ProviderKind; 4] = [
+        ProviderKind::Sandbox,
+        ProviderKind::Periskope,
+        ProviderKind::Wuts,
+        ProviderKind::Wawp,
+    ];
+
     /// The kind's name as configured.
     pub fn as_str(self) -> &'static str {
         match self {

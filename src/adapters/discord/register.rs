@@ -80,13 +80,28 @@ fn options(id: CommandId) -> Vec<(&'static str, CommandOptionType, bool, &'stati
     }
 }
 
+/// The options of `id`'s subcommand: its own, then `account` where the
+/// command takes `--account` (every group command).
+fn all_options(id: CommandId) -> Vec<(&'static str, CommandOptionType, bool, &'static str)> {
+    let mut options = options(id);
+    if spec(id).options.iter().any(|o| o.name == "account") {
+        options.push((
+            "account",
+            STRING,
+            false,
+            "the account (connected number), when several are configured",
+        ));
+    }
+    options
+}
+
 /// The one `/wa` command, a subcommand per command id with the spec table's
 /// summary and typed options (registered as a bulk overwrite).
 pub fn commands() -> Vec<CreateCommand> {
     // `approve` is a permission for a button, not something to type.
     let subcommands = CommandId::ALL.iter().filter(|id| **id != CommandId::Approve).map(|id| {
         let mut sub = CreateCommandOption::new(CommandOptionType::SubCommand, id.as_str(), spec(*id).summary);
-        for (name, kind, required, description) in options(*id) {
+        for (name, kind, required, description) in all_options(*id) {
             let mut option = CreateCommandOption::new(kind, name, description).required(required);
             if name == "limit" {
                 let max = if *id == CommandId::Audit { 100 } else { 200 };
@@ -161,7 +176,7 @@ pub fn to_text<'v>(subcommand: &str, get: impl Fn(&str) -> Option<&'v CommandDat
     let named: &[&str] = if options {
         &["user", "command", "group", "since"]
     } else {
-        &["since", "type", "every", "at", "tz"]
+        &["since", "type", "every", "at", "tz", "account"]
     };
     for &name in named {
         if let Some(v) = get(name).and_then(CommandDataOptionValue::as_str) {
@@ -255,6 +270,14 @@ mod tests {
     }
 
     #[test]
+    fn the_account_option_becomes_account() {
+        let text = to_text("invite", &[("group", json!("Sales Team")), ("account", json!("us"))]);
+        assert_eq!(text, "invite \"Sales Team\" --account \"us\"");
+        let parsed = crate::commands::Parsed::parse(&text).unwrap();
+        assert_eq!(parsed.account.as_deref(), Some("us"));
+    }
+
+    #[test]
     fn audit_filters_are_options_not_arguments() {
         let text = to_text(
             "audit",
@@ -295,9 +318,31 @@ mod tests {
                 .collect()
         };
         for sub in ["add", "remove", "promote", "demote"] {
-            assert_eq!(names(sub), ["group", "numbers", "dry_run"], "{sub}");
+            assert_eq!(names(sub), ["group", "numbers", "dry_run", "account"], "{sub}");
         }
-        assert_eq!(names("members"), ["group", "filter"]);
+        assert_eq!(names("members"), ["group", "filter", "account"]);
+        // Every group command (SPEC section 11), and only those.
+        for id in CommandId::ALL.into_iter().filter(|id| *id != CommandId::Approve) {
+            let group_command = matches!(
+                id,
+                CommandId::Join
+                    | CommandId::Add
+                    | CommandId::Remove
+                    | CommandId::Promote
+                    | CommandId::Demote
+                    | CommandId::Members
+                    | CommandId::Invite
+                    | CommandId::History
+                    | CommandId::Groups
+                    | CommandId::Subscribe
+                    | CommandId::Unsubscribe
+            );
+            assert_eq!(
+                names(id.as_str()).contains(&"account".to_string()),
+                group_command,
+                "{id}"
+            );
+        }
         for s in subs {
             assert!(s["description"].as_str().unwrap().len() <= 100);
         }

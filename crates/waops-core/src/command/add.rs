@@ -20,6 +20,7 @@ pub const SPEC: CommandSpec = CommandSpec {
             value: None,
             help: "apply a large add without a preview",
         },
+        crate::parser::ACCOUNT,
     ],
 };
 

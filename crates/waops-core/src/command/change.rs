@@ -19,6 +19,7 @@ const OPTIONS: &[OptionSpec] = &[
         value: None,
         help: "apply a large change without a preview",
     },
+    crate::parser::ACCOUNT,
 ];
 
 /// The spec row of `remove`.

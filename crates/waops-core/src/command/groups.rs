@@ -9,7 +9,7 @@ pub const SPEC: CommandSpec = CommandSpec {
     id: CommandId::Groups,
     args: "[FILTER]",
     summary: "groups the connected number is in, with ids",
-    options: &[],
+    options: &[crate::parser::ACCOUNT],
 };
 
 /// Typed arguments.

@@ -32,6 +32,7 @@ pub const SPEC: CommandSpec = CommandSpec {
             value: Some("KINDS"),
             help: "comma list of joined,left,added,removed,promoted,demoted,settings,other",
         },
+        crate::parser::ACCOUNT,
     ],
 };
 

@@ -8,11 +8,14 @@ pub const SPEC: CommandSpec = CommandSpec {
     id: CommandId::Invite,
     args: "<group>",
     summary: "show the group's invite link",
-    options: &[OptionSpec {
-        name: "reset",
-        value: None,
-        help: "revoke the current link and show the new one",
-    }],
+    options: &[
+        OptionSpec {
+            name: "reset",
+            value: None,
+            help: "revoke the current link and show the new one",
+        },
+        crate::parser::ACCOUNT,
+    ],
 };
 
 /// Typed arguments.

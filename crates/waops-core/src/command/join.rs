@@ -9,7 +9,7 @@ pub const SPEC: CommandSpec = CommandSpec {
     id: CommandId::Join,
     args: "<invite>",
     summary: "join the group behind an invite link or code",
-    options: &[],
+    options: &[crate::parser::ACCOUNT],
 };
 
 /// Typed arguments.

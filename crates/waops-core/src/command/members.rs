@@ -8,7 +8,7 @@ pub const SPEC: CommandSpec = CommandSpec {
     id: CommandId::Members,
     args: "<group> [FILTER]",
     summary: "a group's members, admins first",
-    options: &[],
+    options: &[crate::parser::ACCOUNT],
 };
 
 /// Typed arguments.

@@ -85,7 +85,25 @@ pub enum TargetRef<'a> {
 impl Command {
     /// Parses command text (the part after `/wa`).
     pub fn parse(text: &str) -> Result<Command, UsageError> {
+        Parsed::parse(text).map(|p| p.command)
+    }
+}
+
+/// A parsed command and the account it names (`--account`, which every group
+/// command takes: kept beside the command rather than in each one's arguments).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// The command.
+    pub command: Command,
+    /// `--account NAME`, as typed.
+    pub account: Option<String>,
+}
+
+impl Parsed {
+    /// Parses command text (the part after `/wa`).
+    pub fn parse(text: &str) -> Result<Parsed, UsageError> {
         let mut parts = parser::split(text)?;
+        let account = parts.value("account").map(str::to_owned);
         let id = parts.command();
         let command = match id {
             CommandId::Join => Command::Join(join::parse(&mut parts)?),
@@ -108,9 +126,11 @@ impl Command {
             CommandId::Whoami => Command::Whoami,
         };
         parts.finish()?;
-        Ok(command)
+        Ok(Parsed { command, account })
     }
+}
 
+impl Command {
     /// The command's id.
     pub fn id(&self) -> CommandId {
         match self {

@@ -33,6 +33,7 @@ pub const SPEC: CommandSpec = CommandSpec {
             value: Some("ZONE"),
             help: "time zone for --at, e.g. Europe/Berlin (default UTC)",
         },
+        crate::parser::ACCOUNT,
     ],
 };
 
@@ -41,7 +42,7 @@ pub const UNSUBSCRIBE_SPEC: CommandSpec = CommandSpec {
     id: CommandId::Unsubscribe,
     args: "<group|*>",
     summary: "stop this channel's digests (* stops all of them)",
-    options: &[],
+    options: &[crate::parser::ACCOUNT],
 };
 
 /// `subscriptions`' spec row.

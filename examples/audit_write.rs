@@ -24,6 +24,7 @@ fn row(i: usize) -> AuditRecord {
         outcome: "busy".into(),
         provider_trace_id: None,
         approver: None,
+        account: None,
     }
 }
 

@@ -163,6 +163,7 @@ impl AuditLog {
             outcome: "busy".into(),
             provider_trace_id: None,
             approver: None,
+            account: None,
         };
         if self.tx.try_send(Message::Row(Box::new(row))).is_err() {
             tracing::warn!(more, "audit writer behind; busy summary logged instead");
@@ -204,6 +205,7 @@ mod tests {
             outcome: "busy".into(),
             provider_trace_id: None,
             approver: None,
+            account: None,
         }
     }
 

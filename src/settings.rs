@@ -707,7 +707,7 @@ impl Settings {
             }
         }
         for (role, r) in &self.permissions.roles {
-            for account in r.accounts.iter().flatten().filter(|a| !known(a)) {
+            if let Some(account) = r.accounts.iter().flatten().find(|a| !known(a)) {
                 return Err((
                     format!("permissions.roles.{role}.accounts"),
                     format!("unknown account `{account}` (accounts: {})", names.join(", ")),
@@ -899,10 +899,20 @@ pub fn warnings(settings: &Settings) -> Vec<String> {
 }
 
 fn summary(settings: &Settings, path: Option<&Path>) -> String {
+    let accounts = settings.account_settings();
+    let provider = match accounts.as_slice() {
+        [(DEFAULT_ACCOUNT, p)] => format!("provider {}", p.kind.as_str()),
+        several => {
+            let named: Vec<String> = several
+                .iter()
+                .map(|(name, p)| format!("{name} ({})", p.kind.as_str()))
+                .collect();
+            format!("accounts {}", named.join(", "))
+        }
+    };
     format!(
-        "config ok{}: provider {}, store {}, {} roles, slack {}, discord {}",
+        "config ok{}: {provider}, store {}, {} roles, slack {}, discord {}",
         path.map(|p| format!(" ({})", p.display())).unwrap_or_default(),
-        settings.provider.kind.as_str(),
         settings.store.url.expose().split(':').next().unwrap_or("?"),
         settings.permissions.roles.len(),
         if settings.slack.signing_secret.is_set() {

@@ -23,6 +23,7 @@ fn row(i: usize) -> AuditRecord {
         outcome: "ok".into(),
         provider_trace_id: i.is_multiple_of(3).then(|| format!("trace-{i}")),
         approver: None,
+        account: None,
     }
 }
 

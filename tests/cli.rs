@@ -133,7 +133,7 @@ fn serve_answers_and_stops_on_sigterm() {
     let (child, port, lines, seen) = serve(dir.path(), &[]);
     let serving = seen.last().expect("serving line");
     let log: serde_json::Value = serde_json::from_str(serving).expect("JSON logs");
-    assert_eq!(log["provider"], "sandbox");
+    assert_eq!(log["accounts"], "default (sandbox)");
 
     let body = http_get(port, "/healthz");
     assert!(body.starts_with("HTTP/1.1 200") && body.ends_with("ok\n"), "{body}");

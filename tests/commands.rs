@@ -183,7 +183,7 @@ async fn join_outcomes() {
         .await;
     assert_eq!(
         bad.plain(),
-        "`chat.whatsapp.com.evil.example` is not a WhatsApp invite host (expected chat.whatsapp.com)\nUsage: `/wa join <invite>`\n"
+        "`chat.whatsapp.com.evil.example` is not a WhatsApp invite host (expected chat.whatsapp.com)\nUsage: `/wa join <invite> [--account NAME]`\n"
     );
 }
 
@@ -392,7 +392,7 @@ async fn groups_help_and_whoami_are_filtered_by_role() {
         .plain()
         .contains("You may not run any WhatsApp command here (not in this channel; your roles allow it elsewhere)."));
     let (reply, _) = app.run_as(SALES, "slack:C0SALES", "help join").await;
-    assert_eq!(reply.plain(), "`/wa join <invite>`\n  join the group behind an invite link or code\nYou may not run `join` here (no role grants it; ask an admin).\n");
+    assert_eq!(reply.plain(), "`/wa join <invite> [--account NAME]`\n  join the group behind an invite link or code\n  `--account NAME` — the account (connected number) to use, when several are configured\nYou may not run `join` here (no role grants it; ask an admin).\n");
     let (reply, _) = app.run_as(SALES, "slack:C0SALES", "whoami").await;
     assert_eq!(
         reply.plain(),
@@ -407,7 +407,7 @@ async fn help_for_one_command_lists_options() {
     let app = TestApp::new().await;
     assert_eq!(
         app.text("help history").await,
-        "`/wa history <group> [--limit N] [--since DURATION] [--type KINDS]`\n  membership changes, newest first\n  `--limit N` — show at most N events (default 20, at most 200)\n  `--since DURATION` — only events within this long ago (30m, 6h, 7d, 2w)\n  `--type KINDS` — comma list of joined,left,added,removed,promoted,demoted,settings,other\n"
+        "`/wa history <group> [--limit N] [--since DURATION] [--type KINDS] [--account NAME]`\n  membership changes, newest first\n  `--limit N` — show at most N events (default 20, at most 200)\n  `--since DURATION` — only events within this long ago (30m, 6h, 7d, 2w)\n  `--type KINDS` — comma list of joined,left,added,removed,promoted,demoted,settings,other\n  `--account NAME` — the account (connected number) to use, when several are configured\n"
     );
     assert_eq!(app.run("").await.title.plain(), "waops commands you can run here");
 }
@@ -426,7 +426,7 @@ async fn bad_text_gets_did_you_mean_and_an_invalid_audit_row() {
         ("invalid", "invalid", "user_error")
     );
     let (reply, id) = app.run_as(&["console"], "local", "add sales 1 --dryrun").await;
-    assert_eq!(reply.plain(), "unknown option `--dryrun`; did you mean `--dry-run`?\nUsage: `/wa add <group> <numbers…> [--dry-run] [--yes]`\n");
+    assert_eq!(reply.plain(), "unknown option `--dryrun`; did you mean `--dry-run`?\nUsage: `/wa add <group> <numbers…> [--dry-run] [--yes] [--account NAME]`\n");
     assert_eq!(app.audit(&id).await.command, "add");
 }
 
@@ -514,7 +514,7 @@ async fn remove_promote_and_demote_report_each_number() {
     assert_eq!(app.audit(&id).await.outcome, "provider_error:not_admin");
     assert_eq!(
         app.text("promote * +4915178787878").await,
-        "`promote` takes one group; `*` is for `remove` only\nUsage: `/wa promote <group> <numbers…> [--dry-run] [--yes]`\n"
+        "`promote` takes one group; `*` is for `remove` only\nUsage: `/wa promote <group> <numbers…> [--dry-run] [--yes] [--account NAME]`\n"
     );
 }
 
@@ -722,7 +722,7 @@ async fn live_alerts_are_a_subscription_of_their_own() {
     assert!(list.contains("Sales Team  every 1d (UTC)"), "{list}");
     assert_eq!(
         app.text("subscribe sales --live --every 1d").await,
-        "--live posts as changes arrive; it takes no --every, --at or --tz\nUsage: `/wa subscribe <group|*> [--live] [--every DURATION] [--at HH:MM] [--tz ZONE]`\n"
+        "--live posts as changes arrive; it takes no --every, --at or --tz\nUsage: `/wa subscribe <group|*> [--live] [--every DURATION] [--at HH:MM] [--tz ZONE] [--account NAME]`\n"
     );
     assert_eq!(
         app.text("unsubscribe sales").await,

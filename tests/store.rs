@@ -21,6 +21,7 @@ fn audit(request_id: &str, decision: &str, at: Timestamp) -> AuditRecord {
         outcome: "ok".into(),
         provider_trace_id: None,
         approver: None,
+        account: Some("de".into()),
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Added {
 pub struct GroupRow {
     /// The group's id.
     pub group_id: String,
+    /// The group's account.
+    pub account: Option<String>,
     /// Numbers sent for it.
     pub numbers: usize,
     /// `ok`, or `partial:<kind>` when it stopped part-way.

@@ -41,7 +41,14 @@ pub async fn run(call: &Call<'_>, args: Args, group: Option<GroupInfo>) -> Resul
             principal: &r.principal,
             channel: &r.channel,
             command: &r.command,
-            group: r.group_id.as_deref().map(name_of),
+            // Named with its account where several are configured.
+            group: r
+                .group_id
+                .as_deref()
+                .map(|id| match (&r.account, ctx.accounts.several()) {
+                    (Some(account), true) => format!("{} ({account})", name_of(id)),
+                    _ => name_of(id),
+                }),
             numbers: r.numbers_count,
             decision: &r.decision,
             outcome: &r.outcome,

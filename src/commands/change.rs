@@ -196,6 +196,7 @@ pub async fn offboard(call: &Call<'_>, args: Args, list: phone::NumberList) -> R
             .await;
         rows.push(GroupRow {
             group_id: gid.to_string(),
+            account: Some(ctx.accounts.of(entry.group).name.to_string()),
             numbers: entry.numbers.len(),
             outcome: match &stopped {
                 None => "ok".into(),

@@ -55,7 +55,7 @@ mod tests {
         );
         assert_eq!(
             Command::parse("groups --all").unwrap_err().message,
-            "`groups` takes no options; unknown option `--all`"
+            "unknown option `--all`"
         );
     }
 }

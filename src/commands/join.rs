@@ -48,7 +48,7 @@ mod tests {
             e.message,
             "missing <invite> (a https://chat.whatsapp.com/… link or its code)"
         );
-        assert_eq!(e.usage.as_deref(), Some("/wa join <invite>"));
+        assert_eq!(e.usage.as_deref(), Some("/wa join <invite> [--account NAME]"));
         let e = Command::parse("join https://evil.example/EUKdz8Sdy9T2UWPnOKGkx").unwrap_err();
         assert_eq!(
             e.message,

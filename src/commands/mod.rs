@@ -307,6 +307,7 @@ fn audit_row(
         outcome: outcome.into(),
         provider_trace_id: None,
         approver: None,
+        account: None,
     }
 }
 
@@ -495,6 +496,7 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
             .decide(&inv.principals, id, &inv.channel, Target::AllGroups),
         Resolved::Group(g) => {
             audit.group_id = Some(g.id.to_string());
+            audit.account = Some(ctx.accounts.of(g).name.to_string());
             ctx.permissions
                 .decide(&inv.principals, id, &inv.channel, Target::Group(g))
         }
@@ -514,6 +516,9 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
             return Prepared::Answered(messages::refused(id, named, refusal), audit);
         }
     };
+    if audit.account.is_none() {
+        audit.account = chosen.map(|a| a.name.to_string());
+    }
     audit.decision = "allowed".into();
     // Moved, not copied: the audit row is where the rule is read from now on.
     audit.rule = std::mem::take(&mut grant.rule);
@@ -634,6 +639,7 @@ pub async fn execute(
             let mut rows = per_group.into_iter().map(|row| {
                 let mut audit = audit.clone();
                 audit.group_id = Some(row.group_id);
+                audit.account = row.account;
                 audit.numbers_count = row.numbers as i64;
                 audit.outcome = row.outcome.into();
                 audit
@@ -727,28 +733,6 @@ async fn cached_lists(ctx: &Context, chosen: Option<&Account>) -> Option<std::sy
     }
 }
 
-/// A group id no list holds goes to the provider as typed, on the chosen
-/// account (or the only one); with several and none chosen, ask which.
-fn placed(
-    ctx: &Context,
-    reference: &str,
-    mut group: GroupInfo,
-    chosen: Option<&Account>,
-) -> Result<GroupInfo, CommandError> {
-    if group.account.is_none() && ctx.accounts.several() {
-        match chosen {
-            Some(account) => group.account = Some(account.name.clone()),
-            None => {
-                return Err(CommandError::User(messages::group_needs_account(
-                    reference,
-                    &ctx.accounts.names(),
-                )))
-            }
-        }
-    }
-    Ok(group)
-}
-
 /// Resolves against the cached group lists only: `NeedsLookup` when only the
 /// provider could tell (no fresh cache, no match, or an id the cache lacks).
 async fn resolve_cached(
@@ -764,7 +748,7 @@ async fn resolve_cached(
         Match::Group(g) => Ok(Scoped::Group(g)),
         Match::Outside => Ok(Scoped::OutOfScope),
         Match::Ambiguous(candidates, total) => Err(ambiguous(reference, &candidates, total)),
-        Match::Unlisted(_) | Match::NoMatch => Ok(Scoped::NeedsLookup),
+        Match::Unlisted(_) | Match::Nothing => Ok(Scoped::NeedsLookup),
     }
 }
 
@@ -784,14 +768,23 @@ async fn resolve_group(
             Match::Group(g) => return Ok(Scoped::Group(g)),
             Match::Outside => return Ok(Scoped::OutOfScope),
             Match::Ambiguous(candidates, total) => return Err(ambiguous(reference, &candidates, total)),
-            Match::Unlisted(g) if fetched => {
+            Match::Unlisted(mut g) if fetched => {
                 // Not in any list that answered: maybe in the one that did not.
                 if let Some(e) = failed {
                     return Err(e.into());
                 }
-                return placed(ctx, reference, g, chosen).map(Scoped::Group);
+                // A group id no list holds goes to the provider as typed, on the
+                // chosen account (or the only one); with several and none chosen, ask which.
+                if ctx.accounts.several() {
+                    let Some(account) = chosen else {
+                        let accounts = ctx.accounts.names();
+                        return Err(CommandError::User(messages::group_needs_account(reference, &accounts)));
+                    };
+                    g.account = Some(account.name.clone());
+                }
+                return Ok(Scoped::Group(g));
             }
-            Match::NoMatch if fetched => {
+            Match::Nothing if fetched => {
                 if let Some(e) = failed {
                     return Err(e.into());
                 }
@@ -826,7 +819,7 @@ enum Match {
     /// Several groups in scope.
     Ambiguous(Vec<GroupInfo>, usize),
     /// Nothing in scope.
-    NoMatch,
+    Nothing,
 }
 
 /// Resolves `reference` among the groups in scope, so several matches list
@@ -843,7 +836,7 @@ fn resolve_in_scope(
         Resolve::Found(g) if groups.iter().any(|k| k.id == g.id) => Match::Outside,
         Resolve::Found(g) => Match::Unlisted(g),
         Resolve::Ambiguous(candidates, total) => Match::Ambiguous(candidates, total),
-        Resolve::NoMatch => Match::NoMatch,
+        Resolve::NoMatch => Match::Nothing,
     }
 }
 

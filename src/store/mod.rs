@@ -176,6 +176,8 @@ pub struct AuditRecord {
     pub provider_trace_id: Option<String>,
     /// Who approved it under the two-person rule.
     pub approver: Option<String>,
+    /// The account (connected number) it acted on, if one.
+    pub account: Option<String>,
 }
 
 /// Which audit rows `search_audit` returns; `None` fields match all.
@@ -346,7 +348,8 @@ impl Store {
                     .bind(&r.rule)
                     .bind(r.outcome.as_ref())
                     .bind(r.provider_trace_id.as_deref())
-                    .bind(r.approver.as_deref());
+                    .bind(r.approver.as_deref())
+                    .bind(r.account.as_deref());
             }
             query.execute(&mut *tx).await.context("cannot write the audit rows")?;
         }
@@ -357,7 +360,7 @@ impl Store {
     /// The newest audit rows, newest first.
     pub async fn recent_audit(&self, limit: i64) -> anyhow::Result<Vec<AuditRecord>> {
         let rows = sqlx::query(
-            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver \
+            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver, account \
              FROM audit ORDER BY at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
@@ -371,7 +374,7 @@ impl Store {
     /// matches every row (one statement for both backends).
     pub async fn search_audit(&self, filter: &AuditFilter) -> anyhow::Result<Vec<AuditRecord>> {
         let rows = sqlx::query(
-            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver \
+            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver, account \
              FROM audit WHERE ($1 = '' OR principal = $1) AND ($2 = '' OR command = $2) \
              AND ($3 = '' OR group_id = $3) AND at >= $4 ORDER BY at DESC, id DESC LIMIT $5",
         )
@@ -389,7 +392,7 @@ impl Store {
     /// Audit rows of one request.
     pub async fn audit_for_request(&self, request_id: &str) -> anyhow::Result<Vec<AuditRecord>> {
         let rows = sqlx::query(
-            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver \
+            "SELECT at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver, account \
              FROM audit WHERE request_id = $1",
         )
         .bind(request_id)
@@ -569,16 +572,16 @@ impl Store {
     }
 }
 
-/// Most rows in one INSERT: at 13 parameters a row, 256 stay well under
+/// Most rows in one INSERT: at 15 parameters a row, 256 stay well under
 /// SQLite's and PostgreSQL's parameter limits.
 const AUDIT_ROWS_PER_INSERT: usize = 256;
-const AUDIT_COLUMNS: usize = 14;
+const AUDIT_COLUMNS: usize = 15;
 
 /// `INSERT INTO audit … VALUES (…), (…)` for `rows` rows, numbered placeholders
 /// (the one syntax both SQLite and PostgreSQL read).
 fn insert_audits_sql(rows: usize) -> String {
     format!(
-        "INSERT INTO audit (id, at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver) VALUES {}",
+        "INSERT INTO audit (id, at, request_id, platform, principal, channel, command, group_id, numbers_count, decision, rule, outcome, provider_trace_id, approver, account) VALUES {}",
         values_placeholders(rows, AUDIT_COLUMNS)
     )
 }
@@ -629,6 +632,7 @@ fn audit_from_row(r: &AnyRow) -> anyhow::Result<AuditRecord> {
         outcome: Label::Owned(r.try_get("outcome")?),
         provider_trace_id: r.try_get("provider_trace_id")?,
         approver: r.try_get("approver")?,
+        account: r.try_get("account")?,
     })
 }
 

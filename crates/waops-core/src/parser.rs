@@ -432,7 +432,7 @@ mod tests {
     fn usage_comes_from_the_table() {
         assert_eq!(
             commands::spec(CommandId::Add).usage(),
-            "/wa add <group> <numbers…> [--dry-run] [--yes]"
+            "/wa add <group> <numbers…> [--dry-run] [--yes] [--account NAME]"
         );
         assert_eq!(
             commands::spec(CommandId::History).usage(),

@@ -475,6 +475,47 @@ mod tests {
     }
 
     #[test]
+    fn roles_limited_to_accounts() {
+        let settings = PermissionSettings {
+            roles: BTreeMap::from([(
+                "de".to_string(),
+                RoleSettings {
+                    commands: vec!["*".into()],
+                    groups: vec!["*".into()],
+                    channels: None,
+                    max_numbers: None,
+                    approval: None,
+                    approval_over: None,
+                    accounts: Some(vec!["de".into()]),
+                },
+            )]),
+            bindings: BTreeMap::from([("de".to_string(), vec!["console".to_string()])]),
+        };
+        let perms = Permissions::from_settings(&settings, &BTreeMap::new()).unwrap();
+        let decide = |target| {
+            perms.decide(
+                &p(&["console"]),
+                CommandId::Add,
+                &ChannelRef::from_text("console:x"),
+                target,
+            )
+        };
+        let in_account = |account: Option<&str>| GroupInfo {
+            account: account.map(Into::into),
+            ..group("120363000000000001@g.us", "Sales")
+        };
+        let (de, us, only) = (in_account(Some("de")), in_account(Some("us")), in_account(None));
+        assert!(matches!(decide(Target::Group(&de)), Decision::Allowed(_)));
+        assert_eq!(decide(Target::Group(&us)), Decision::Refused(Refusal::Group));
+        // One account configured: groups carry none, and it is the one the role names.
+        assert!(matches!(decide(Target::Group(&only)), Decision::Allowed(_)));
+        assert!(matches!(decide(Target::Account("de")), Decision::Allowed(_)));
+        assert_eq!(decide(Target::Account("us")), Decision::Refused(Refusal::Group));
+        // Every group of every account is more than a role limited to one.
+        assert_eq!(decide(Target::AllGroups), Decision::Refused(Refusal::Group));
+    }
+
+    #[test]
     fn deny_by_default() {
         let g = group("120363041234567890@g.us", "Sales");
         // Unbound principals still match the `*` viewer binding, but only for history.

@@ -390,3 +390,56 @@ async fn webhooks_and_history_per_account() {
     // Both numbers are in the group: without --account it is ambiguous.
     assert!(app.text("history Vendas").await.contains("2 groups match"));
 }
+
+/// Under the two-person rule, only someone whose grants cover the group's
+/// account may approve (SPEC section 11: "on that group (and account)").
+#[tokio::test]
+async fn approvers_are_limited_to_their_accounts() {
+    use waops::commands::approval::{self, Decided, Requested};
+    use waops::core::reply::ButtonAction;
+    use waops::core::{ChannelRef, Invocation, Platform, Principal};
+
+    let server = periskope().await;
+    let roles = "[permissions.roles.requester]\ncommands = [\"add\"]\ngroups = [\"*\"]\napproval = \"two-person\"\n\
+                 [permissions.roles.lead-us]\ncommands = [\"approve\"]\ngroups = [\"*\"]\naccounts = [\"us\"]\n\
+                 [permissions.roles.lead-de]\ncommands = [\"approve\"]\ngroups = [\"*\"]\naccounts = [\"de\"]\n\
+                 [permissions.bindings]\nrequester = [\"slack:user:UREQ\"]\nlead-us = [\"slack:user:UUS\"]\n\
+                 lead-de = [\"slack:user:UDE\"]\n";
+    let app = app(&server, roles).await;
+    let principals = |p: &str| vec![Principal::parse(p).unwrap()];
+    let inv = Invocation {
+        platform: Platform::Slack,
+        principals: principals("slack:user:UREQ"),
+        channel: ChannelRef::from_text("slack:C1"),
+        text: "add \"Sales Team\" --account de +4915112345670".into(),
+        request_id: "r1".into(),
+        applied: false,
+        approved_by: None,
+    };
+    let preview = waops::commands::dispatch(&app.ctx, &inv).await;
+    let asked = preview
+        .buttons
+        .iter()
+        .find(|b| b.action == ButtonAction::RequestApproval)
+        .unwrap_or_else(|| panic!("{}", preview.plain()));
+    let request = match approval::request(&app.ctx, &asked.value, &inv.principals, "r2").await {
+        Requested::Posted { request, .. } => request,
+        Requested::Gone(reply) => panic!("{}", reply.plain()),
+    };
+    let id = &request
+        .buttons
+        .iter()
+        .find(|b| b.action == ButtonAction::Approve)
+        .unwrap()
+        .value;
+    let (us, de) = (principals("slack:user:UUS"), principals("slack:user:UDE"));
+    let decide = |who| approval::decide(&app.ctx, id, who, true, Platform::Slack, "r3");
+    match decide(&us).await {
+        Decided::Refused(reply) => assert!(reply.plain().contains("approve"), "{}", reply.plain()),
+        _ => panic!("an approver of another account approved"),
+    }
+    match decide(&de).await {
+        Decided::Approved(inv) => assert!(inv.text.contains("--account de"), "{}", inv.text),
+        _ => panic!("the de approver was refused"),
+    }
+}

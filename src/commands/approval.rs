@@ -5,11 +5,11 @@
 //! chat adapters call these; the approved command then runs with the
 //! requester's principals and names the approver in its audit row.
 
-use super::{Call, Command, TargetRef};
+use super::{Call, Parsed, TargetRef};
 use crate::core::messages;
 use crate::core::permissions::{Decision, Target};
 use crate::core::reply::Reply;
-use crate::core::{ChannelRef, CommandId, Context, Invocation, Platform, Principal};
+use crate::core::{Account, ChannelRef, CommandId, Context, Invocation, Platform, Principal};
 use crate::group_ref::{GroupId, GroupInfo};
 use crate::store::approvals::Approval;
 
@@ -45,14 +45,17 @@ pub async fn request(ctx: &Context, confirmation: &str, principals: &[Principal]
             return Requested::Gone(messages::internal(request_id));
         }
     };
-    let (command, group_id) = match Command::parse(&taken.command_text) {
+    let (command, group_id) = match Parsed::parse(&taken.command_text) {
         Ok(parsed) => {
-            // The group as previewed; the approver's rights are checked on it.
-            let group = match parsed.target() {
-                TargetRef::Group(reference) => super::resolve_any(ctx, reference).await.map(|g| g.id.to_string()),
+            // The group as previewed, in its account; the approver's rights are checked on it.
+            let account = account_of(ctx, &parsed, &taken.channel);
+            let group = match parsed.command.target() {
+                TargetRef::Group(reference) => super::resolve_any(ctx, reference, account)
+                    .await
+                    .map(|g| g.id.to_string()),
                 _ => None,
             };
-            (parsed.id(), group)
+            (parsed.command.id(), group)
         }
         Err(_) => return Requested::Gone(messages::confirmation_gone()),
     };
@@ -110,8 +113,12 @@ pub async fn decide(
         return Decided::Refused(messages::approval_own());
     }
     let channel = ChannelRef::from_text(&approval.channel);
+    let account = match Parsed::parse(&approval.command_text) {
+        Ok(parsed) => account_of(ctx, &parsed, &approval.channel),
+        Err(_) => None,
+    };
     let group = match &approval.group_id {
-        Some(id) => match named(ctx, id).await {
+        Some(id) => match named(ctx, id, account).await {
             Some(g) => Some(g),
             None => return Decided::Refused(messages::approval_not_allowed(&approval.command)),
         },
@@ -162,10 +169,27 @@ pub async fn decide(
     })
 }
 
-/// The group with this id, by name where the cached list knows it (scopes
-/// may match names).
-async fn named(ctx: &Context, id: &str) -> Option<GroupInfo> {
-    let cached = ctx.accounts.cached_groups().await;
-    let known = cached.into_iter().find(|g| g.id.as_str() == id);
-    known.or_else(|| GroupId::parse(id).map(|gid| GroupInfo::new(gid, id)))
+/// The account a command's text names (`--account`), else its channel's default.
+fn account_of<'c>(ctx: &'c Context, parsed: &Parsed, channel: &str) -> Option<&'c Account> {
+    let name = parsed
+        .account
+        .as_deref()
+        .or_else(|| ctx.settings.channel_account(channel))?;
+    ctx.accounts.get(name)
+}
+
+/// The group with this id in `account` (or in any), by name where its list
+/// knows it (scopes may match names), with its account (grants may name
+/// accounts). `None` when several accounts are configured and none can be
+/// told: nobody is approved on a guess.
+async fn named(ctx: &Context, id: &str, account: Option<&Account>) -> Option<GroupInfo> {
+    let listed = super::group_lists(ctx, account, false).await.ok();
+    let known = listed.and_then(|(list, _, _)| list.iter().find(|g| g.id.as_str() == id).cloned());
+    known.or_else(|| {
+        let mut group = GroupInfo::new(GroupId::parse(id)?, id);
+        if ctx.accounts.several() {
+            group.account = Some(account?.name.clone());
+        }
+        Some(group)
+    })
 }

@@ -800,8 +800,8 @@ async fn resolve_group(
 
 /// Resolves a reference against every account's group list, without a
 /// scope: for naming what a preview was about, never for deciding who may act on it.
-async fn resolve_any(ctx: &Context, reference: &str) -> Option<GroupInfo> {
-    let (groups, _, _) = group_lists(ctx, None, false).await.ok()?;
+async fn resolve_any(ctx: &Context, reference: &str, account: Option<&Account>) -> Option<GroupInfo> {
+    let (groups, _, _) = group_lists(ctx, account, false).await.ok()?;
     match group_ref::resolve(reference, &ctx.aliases, &groups) {
         Resolve::Found(g) => Some(g),
         _ => None,

@@ -436,7 +436,7 @@ mod tests {
         );
         assert_eq!(
             commands::spec(CommandId::History).usage(),
-            "/wa history <group> [--limit N] [--since DURATION] [--type KINDS]"
+            "/wa history <group> [--limit N] [--since DURATION] [--type KINDS] [--account NAME]"
         );
     }
 }

@@ -12,8 +12,12 @@ use crate::workers::Workers;
 
 /// Opens and migrates the store, builds the provider and the context.
 pub async fn build_context(settings: Settings, clock: Clock) -> anyhow::Result<Context> {
+    // The recorder first: series registered while the context is built (each
+    // account's provider metrics) must land in it.
+    crate::telemetry::metrics();
     let store = Store::connect(settings.store.url.expose()).await?;
     store.migrate().await?;
+    metrics::gauge!("waops_store_up").set(1.0);
     let accounts = crate::core::Accounts::build(&settings, clock)?;
     Context::new(settings, accounts, store, clock)
 }
@@ -42,6 +46,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = ctx.settings.server.shutdown_grace;
+    crate::telemetry::register_series();
     let workers = Workers::new(ctx.settings.server.max_in_flight);
     let discord = crate::adapters::discord::Discord::new(ctx.clone(), workers.clone())?;
     let gateway = discord

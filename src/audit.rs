@@ -81,6 +81,7 @@ impl AuditLog {
 
     /// Hands a row to the writer; waits only when `CAPACITY` rows are waiting.
     pub async fn record(&self, row: AuditRecord) {
+        self.gauge_depth();
         let Some(row) = self.try_hand_over(row) else { return };
         metrics::counter!("waops_audit_backpressure_total").increment(1);
         if let Err(mpsc::error::SendError(Message::Row(row))) = self.tx.send(Message::Row(row)).await {
@@ -93,10 +94,17 @@ impl AuditLog {
     /// `CAPACITY` rows are already waiting the row goes to the log in full
     /// instead (counted in `waops_audit_rows_logged_total`).
     pub fn record_now(&self, row: AuditRecord) {
+        self.gauge_depth();
         if let Some(row) = self.try_hand_over(row) {
             metrics::counter!("waops_audit_rows_logged_total").increment(1);
             tracing::warn!(row = ?row, "audit writer behind; row logged instead");
         }
+    }
+
+    /// Rows waiting for the writer, as `waops_audit_queue_depth` (read as a
+    /// row is handed over: the channel's own count, no counter of ours).
+    fn gauge_depth(&self) {
+        metrics::gauge!("waops_audit_queue_depth").set((CAPACITY - self.tx.capacity()) as f64);
     }
 
     /// Queues the row if there is room; gives it back when the channel is full.
@@ -176,8 +184,12 @@ async fn write(store: &Store, rows: Vec<AuditRecord>) {
         .run("audit batch", rows.len(), || store.record_audits(&rows))
         .await
     {
-        Ok(()) => metrics::counter!("waops_audit_rows_total").increment(rows.len() as u64),
+        Ok(()) => {
+            metrics::counter!("waops_audit_rows_total").increment(rows.len() as u64);
+            metrics::gauge!("waops_store_up").set(1.0);
+        }
         Err(e) => {
+            metrics::gauge!("waops_store_up").set(0.0);
             metrics::counter!("waops_audit_rows_lost_total").increment(rows.len() as u64);
             for row in &rows {
                 tracing::error!(error = format!("{e:#}"), row = ?row, "audit row not written; logged instead");

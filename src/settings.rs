@@ -104,6 +104,19 @@ pub struct ChannelSettings {
     pub account: Option<String>,
 }
 
+/// Every setting held as a `Secret` (never logged, never in `Debug`): what a
+/// deployment must pass from its secret store, not from a config file.
+/// `[accounts.<name>]` tables have the provider's three besides.
+pub const SECRET_KEYS: [&str; 7] = [
+    "store.url",
+    "provider.token",
+    "provider.access_token",
+    "provider.webhook_secret",
+    "slack.signing_secret",
+    "slack.bot_token",
+    "discord.bot_token",
+];
+
 /// The name of the account `[provider]` configures.
 pub const DEFAULT_ACCOUNT: &str = "default";
 
@@ -233,6 +246,10 @@ pub struct ProviderSettings {
     /// miss; `group_cache_s`).
     #[serde(rename = "group_cache_s", deserialize_with = "seconds")]
     pub group_cache: Duration,
+    /// The account's name (`default` for `[provider]`), for metrics and logs;
+    /// set at load from the table's name, not a key.
+    #[serde(skip)]
+    pub account: String,
 }
 
 /// One provider account's credentials, by kind: what `[provider]` holds for
@@ -554,6 +571,10 @@ impl Settings {
         let merged = builder.build().map_err(|e| plain_error("configuration", e))?;
         let mut settings = deserialize(merged, &layers)?;
         settings.provider_set = provider_set;
+        settings.provider.account = DEFAULT_ACCOUNT.into();
+        for (name, account) in &mut settings.accounts {
+            account.account.clone_from(name);
+        }
         settings.validate().map_err(|(key, reason)| {
             // A missing credential is the fault of whoever chose the provider kind.
             let blame = reason
@@ -931,6 +952,31 @@ fn summary(settings: &Settings, path: Option<&Path>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_keys_are_every_secret_setting() {
+        // Each Secret prints `[redacted]` or `[unset]` in Debug: as many as SECRET_KEYS lists.
+        let shown = format!("{:?}", Settings::defaults());
+        let secrets = shown.matches("[redacted]").count() + shown.matches("[unset]").count();
+        assert_eq!(secrets, SECRET_KEYS.len(), "{shown}");
+        let env: Vec<(String, String)> = SECRET_KEYS
+            .iter()
+            .map(|key| {
+                let var = format!("WAOPS__{}", key.replace('.', "__").to_uppercase());
+                let value = if *key == "store.url" {
+                    "sqlite::memory:".to_string()
+                } else {
+                    format!("marker-{key}")
+                };
+                (var, value)
+            })
+            .collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let settings = load_with("", &env).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("marker-"), "{shown}");
+        assert_eq!(settings.slack.bot_token.expose(), "marker-slack.bot_token");
+    }
     use std::io::Write;
 
     fn load_file(toml: &str) -> Result<Settings, SettingsError> {

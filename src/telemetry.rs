@@ -49,6 +49,20 @@ pub fn metrics() -> &'static PrometheusHandle {
     })
 }
 
+/// Registers the series that have no labels to wait for, so `/metrics` shows
+/// them (at 0) from the start and alerts on them have something to read. The
+/// values are left as they are (tests run several servers in one process).
+pub fn register_series() {
+    metrics::counter!("waops_busy_refusals_total").increment(0);
+    metrics::gauge!("waops_followups_in_flight").increment(0.0);
+    metrics::gauge!("waops_audit_queue_depth").increment(0.0);
+    metrics::gauge!("waops_digest_lag_seconds").increment(0.0);
+    metrics::counter!("waops_audit_rows_lost_total").increment(0);
+    for outcome in ["posted", "empty", "failed"] {
+        metrics::counter!("waops_digests_total", "outcome" => outcome).increment(0);
+    }
+}
+
 /// Counts one finished command.
 pub fn command_finished(command: &str, outcome: &str, seconds: f64) {
     let outcome = outcome.split(':').next().unwrap_or(outcome).to_string();

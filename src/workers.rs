@@ -66,9 +66,12 @@ impl Workers {
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             return false;
         };
+        let in_flight = metrics::gauge!("waops_followups_in_flight");
+        in_flight.increment(1.0);
         self.tracker.spawn(async move {
             task.await;
             drop(permit);
+            in_flight.decrement(1.0);
         });
         true
     }

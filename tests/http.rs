@@ -90,11 +90,11 @@ async fn metrics_count_requests_commands_and_provider_calls() {
     );
     assert!(body.contains("waops_command_duration_seconds_bucket"), "{body}");
     assert!(
-        body.contains(r#"waops_provider_calls_total{provider="periskope",outcome="ok"}"#),
+        body.contains(r#"waops_provider_calls_total{account="default",provider="periskope",outcome="ok"}"#),
         "{body}"
     );
     assert!(
-        body.contains(r#"waops_provider_call_seconds_bucket{provider="periskope""#),
+        body.contains(r#"waops_provider_call_seconds_bucket{account="default",provider="periskope""#),
         "{body}"
     );
 }

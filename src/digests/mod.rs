@@ -147,6 +147,9 @@ impl Scheduler {
     pub async fn tick(self: &Arc<Self>, now: Timestamp) -> anyhow::Result<TickReport> {
         let concurrency = self.ctx.settings.digests.concurrency as usize;
         let mut report = TickReport::default();
+        // How far behind the oldest window claimed this tick is: 0 when
+        // nothing was due, growing while posts keep failing.
+        let mut lag = jiff::SignedDuration::ZERO;
         loop {
             let batch = self
                 .ctx
@@ -154,10 +157,12 @@ impl Scheduler {
                 .claim_due_digests(&self.owner, now, self.lease, concurrency as i64, self.platforms())
                 .await?;
             if batch.is_empty() {
+                metrics::gauge!("waops_digest_lag_seconds").set(lag.as_secs_f64());
                 return Ok(report);
             }
             let mut tasks = tokio::task::JoinSet::new();
             for claimed in batch {
+                lag = lag.max(now.duration_since(claimed.window_end));
                 let this = self.clone();
                 tasks.spawn(async move { this.work(claimed, now).await });
             }

@@ -162,13 +162,18 @@ async fn readyz(State(ctx): State<Context>) -> Response {
     });
     let providers = futures_util::future::join_all(accounts).await;
     let mut reasons = Vec::new();
+    let store_up = metrics::gauge!("waops_store_up");
     match store {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => store_up.set(1.0),
         Ok(Err(e)) => {
+            store_up.set(0.0);
             tracing::warn!(error = format!("{e:#}"), "readiness: store failed");
             reasons.push("store: unavailable".to_string());
         }
-        Err(_) => reasons.push("store: no answer within 2s".into()),
+        Err(_) => {
+            store_up.set(0.0);
+            reasons.push("store: no answer within 2s".into());
+        }
     }
     for (name, health) in providers {
         match health {

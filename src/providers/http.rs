@@ -78,7 +78,8 @@ pub struct ApiClient {
     base: Url,
     limiter: DefaultDirectRateLimiter,
     max_retries: u32,
-    kind: ProviderKind,
+    /// The account's metrics, labelled once here rather than on every call.
+    metrics: CallMetrics,
     trace_header: Option<&'static str>,
     headers: HeaderMap,
     map_error: ErrorMapper,
@@ -94,6 +95,48 @@ pub struct ApiClient {
 
 /// How long a health probe's answer is reused.
 pub const HEALTH_TTL: Duration = Duration::from_secs(30);
+
+/// One account's provider metrics: calls by outcome, their duration, retries
+/// and 429s. Registered when the client is built, so each account's series
+/// exist (at 0) before its first call, and dashboards and alerts see them.
+struct CallMetrics {
+    account: String,
+    ok: metrics::Counter,
+    error: metrics::Counter,
+    seconds: metrics::Histogram,
+    retries: metrics::Counter,
+    rate_limited: metrics::Counter,
+}
+
+impl CallMetrics {
+    fn new(account: &str, kind: ProviderKind) -> Self {
+        let labels = |outcome: &'static str| {
+            [
+                ("account", account.to_string()),
+                ("provider", kind.as_str().to_string()),
+                ("outcome", outcome.to_string()),
+            ]
+        };
+        let account_only = [("account", account.to_string())];
+        // Auth failures are what the alert watches: their series exists from the start.
+        metrics::counter!("waops_provider_errors_total", "account" => account.to_string(), "kind" => "auth")
+            .increment(0);
+        CallMetrics {
+            account: account.to_string(),
+            ok: metrics::counter!("waops_provider_calls_total", &labels("ok")),
+            error: metrics::counter!("waops_provider_calls_total", &labels("error")),
+            seconds: metrics::histogram!(
+                "waops_provider_call_seconds",
+                &[
+                    ("account", account.to_string()),
+                    ("provider", kind.as_str().to_string())
+                ]
+            ),
+            retries: metrics::counter!("waops_provider_retries_total", &account_only),
+            rate_limited: metrics::counter!("waops_provider_rate_limited_total", &account_only),
+        }
+    }
+}
 
 impl ApiClient {
     /// Builds the client from settings; `default_base` applies when `base_url` is empty.
@@ -125,7 +168,7 @@ impl ApiClient {
             base,
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             max_retries: settings.max_retries,
-            kind: settings.kind,
+            metrics: CallMetrics::new(&settings.account, settings.kind),
             trace_header,
             headers,
             map_error,
@@ -188,12 +231,14 @@ impl ApiClient {
                         "provider call"
                     );
                     super::note_trace(response.trace_id.as_deref());
-                    metrics::counter!("waops_provider_calls_total", "provider" => self.kind.as_str(), "outcome" => "ok").increment(1);
-                    metrics::histogram!("waops_provider_call_seconds", "provider" => self.kind.as_str())
-                        .record(started.elapsed().as_secs_f64());
+                    self.metrics.ok.increment(1);
+                    self.metrics.seconds.record(started.elapsed().as_secs_f64());
                     return Ok(response);
                 }
                 Ok(Err((status, body, trace_id, hint))) => {
+                    if status.as_u16() == 429 {
+                        self.metrics.rate_limited.increment(1);
+                    }
                     let retryable = match status.as_u16() {
                         429 | 503 => true,
                         502 | 504 => request.safety == Safety::Read,
@@ -209,6 +254,7 @@ impl ApiClient {
                                 delay_ms = delay.as_millis() as u64,
                                 "provider busy; retrying"
                             );
+                            self.metrics.retries.increment(1);
                             tokio::time::sleep(delay).await;
                             attempt += 1;
                             continue;
@@ -225,6 +271,7 @@ impl ApiClient {
                     // may have done the work, so it is not repeated.
                     let retryable = e.is_connect() || (e.is_timeout() && request.safety == Safety::Read);
                     if retryable && retries_left {
+                        self.metrics.retries.increment(1);
                         tokio::time::sleep(backoff(attempt)).await;
                         attempt += 1;
                         continue;
@@ -239,7 +286,8 @@ impl ApiClient {
             };
             let _ = hint;
             let kind = self.redacted(kind);
-            metrics::counter!("waops_provider_calls_total", "provider" => self.kind.as_str(), "outcome" => "error")
+            self.metrics.error.increment(1);
+            metrics::counter!("waops_provider_errors_total", "account" => self.metrics.account.clone(), "kind" => kind.code())
                 .increment(1);
             tracing::warn!(what = request.what, error = %kind, trace_id = trace_id.as_deref().unwrap_or("-"), attempts = attempt + 1, "provider call failed");
             return Err(ProviderError { kind, trace_id });

@@ -113,6 +113,13 @@ async fn a_group_in_two_accounts_is_ambiguous_until_an_account_is_named() {
     assert!(reply.contains("Which account should join?"), "{reply}");
     assert!(reply.contains("accounts: de, us"), "{reply}");
 
+    // Digests name the group with its account; `subscribe *` spans every account.
+    let reply = app.text("subscribe \"Sales Team\" --account de").await;
+    assert!(reply.contains("Sales Team (de)"), "{reply}");
+    assert!(app.text("subscriptions").await.contains("Sales Team (de)"));
+    let reply = app.text("subscribe * --account de").await;
+    assert!(reply.contains("covers the groups of every account"), "{reply}");
+
     // help and whoami name the accounts.
     let help = app.text("help").await;
     assert!(help.contains("Accounts: de (sandbox), us (periskope)"), "{help}");

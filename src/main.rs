@@ -170,13 +170,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = waops::http::listen(&bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     // Handlers first: a SIGTERM right after "serving" must stop gracefully too.
     let shutdown = waops::app::shutdown_signal();
-    let accounts: Vec<String> = ctx
-        .accounts
-        .all()
-        .iter()
-        .map(|a| format!("{} ({})", a.name, a.provider.kind().as_str()))
-        .collect();
-    tracing::info!(address = %listener.local_addr()?, accounts = %accounts.join(", "), "waops serving");
+    tracing::info!(address = %listener.local_addr()?, accounts = %ctx.accounts.describe(), "waops serving");
     waops::app::serve(ctx, listener, shutdown).await
 }
 

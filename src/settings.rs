@@ -712,8 +712,10 @@ impl Settings {
             if !p.base_url.is_empty() {
                 check_url(&p.base_url).map_err(|r| (key("base_url"), r))?;
             }
-            p.account()
-                .map_err(|(field, reason)| (field.replacen("provider.", &format!("{table}."), 1), reason))?;
+            // The account's own keys, in the key and in the reason (which names
+            // the kind's key, the one whose file is blamed).
+            let own = |text: String| text.replacen("provider.", &format!("{table}."), 1);
+            p.account().map_err(|(field, reason)| (own(field), own(reason)))?;
         }
         let names: Vec<&str> = self.account_settings().iter().map(|(n, _)| *n).collect();
         let known = |name: &str| names.contains(&name);
@@ -1259,6 +1261,29 @@ mod tests {
                 "[permissions.roles.x]\nmax_numbers = 0\n",
                 "permissions.roles.x.max_numbers",
                 "more than 0",
+            ),
+            // Accounts: each table checked like [provider], and what names them.
+            (
+                "[accounts.de]\nkind = \"sandbox\"\n[permissions.roles.x]\naccounts = [\"fr\"]\n",
+                "permissions.roles.x.accounts",
+                "unknown account `fr` (accounts: de)",
+            ),
+            (
+                "[accounts.de]\nkind = \"sandbox\"\n[channels.\"slack:C1\"]\naccount = \"fr\"\n",
+                "channels.slack:C1.account",
+                "unknown account `fr`",
+            ),
+            (
+                "[accounts.us]\nkind = \"periskope\"\ntoken = \"t\"\n",
+                "accounts.us.phone",
+                "required when accounts.us.kind = \"periskope\"",
+            ),
+            ("[accounts.wuts]\nkind = \"sandbox\"\n", "accounts.wuts", "is reserved"),
+            ("[accounts.De]\nkind = \"sandbox\"\n", "accounts.De", "lower-case"),
+            (
+                "[accounts.de]\nkind = \"sandbox\"\nrate_per_second = 0\n",
+                "accounts.de.rate_per_second",
+                "must be more than 0",
             ),
         ];
         for (toml, key, reason) in cases {

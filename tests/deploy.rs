@@ -11,8 +11,7 @@ use std::process::Command;
 
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
-use waops::adapters::slack::verify::sign;
-use waops::settings::{Secret, Settings, SECRET_KEYS};
+use waops::settings::{Settings, SECRET_KEYS};
 
 fn deploy(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(path)
@@ -402,26 +401,9 @@ async fn dashboard_and_alerts_query_metrics_waops_exposes() {
     // The scripted run: signed slash commands (one answered at once, one in a
     // follow-up through the provider), the probes, a digest tick.
     for text in ["help", "groups", "history Sales --limit 1"] {
-        let body = serde_urlencoded::to_string([
-            ("team_id", "T1"),
-            ("channel_id", "C1"),
-            ("user_id", "U1"),
-            ("command", "/wa"),
-            ("text", text),
-            ("response_url", &format!("{}/respond", slack.uri())),
-            ("trigger_id", &format!("trigger-{text}")),
-        ])
-        .unwrap();
-        let ts = app.ctx.clock.now().as_second().to_string();
-        let r = http
-            .post(format!("{base}/slack/commands"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-slack-request-timestamp", &ts)
-            .header("x-slack-signature", sign(&Secret::new(SECRET), &ts, body.as_bytes()))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let body = common::slack::command_body("U1", "C1", text, &format!("{}/respond", slack.uri()));
+        let url = format!("{base}/slack/commands");
+        let r = common::slack::signed(&url, SECRET, app.ctx.clock.now().as_second(), body).await;
         let status = r.status();
         assert_eq!(status, 200, "{text}: {}", r.text().await.unwrap());
     }

@@ -12,8 +12,6 @@ use common::{provider_toml, TestApp};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use waops::adapters::slack::verify::sign;
-use waops::settings::Secret;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -96,25 +94,9 @@ impl Chat {
     }
 
     async fn slack(&self, text: &str) -> (String, String) {
-        let body = serde_urlencoded::to_string([
-            ("team_id", "T1"),
-            ("user_id", "U1"),
-            ("channel_id", "C1"),
-            ("command", "/wa"),
-            ("text", text),
-            ("response_url", &format!("{}/respond", self.hooks.uri())),
-            ("trigger_id", &uuid::Uuid::new_v4().to_string()),
-        ])
-        .unwrap();
-        let ts = self.app.ctx.clock.now().as_second().to_string();
-        let r = reqwest::Client::new()
-            .post(format!("{}/slack/commands", self.base))
-            .header("x-slack-request-timestamp", &ts)
-            .header("x-slack-signature", sign(&Secret::new(SECRET), &ts, body.as_bytes()))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let body = common::slack::command_body("U1", "C1", text, &format!("{}/respond", self.hooks.uri()));
+        let url = format!("{}/slack/commands", self.base);
+        let r = common::slack::signed(&url, SECRET, self.app.ctx.clock.now().as_second(), body).await;
         assert_eq!(r.status(), 200);
         let request_id = r.headers()["x-request-id"].to_str().unwrap().to_string();
         (text_of(&r.json().await.unwrap()), request_id)

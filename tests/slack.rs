@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 use common::{provider_toml, TestApp};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use waops::adapters::slack::verify::sign;
-use waops::settings::Secret;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -77,17 +75,7 @@ impl Harness {
     }
 
     async fn signed(&self, route: &str, body: String, timestamp: i64) -> reqwest::Response {
-        let ts = timestamp.to_string();
-        let signature = sign(&Secret::new(SECRET), &ts, body.as_bytes());
-        self.http
-            .post(format!("{}{route}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-slack-request-timestamp", ts)
-            .header("x-slack-signature", signature)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
+        common::slack::signed(&format!("{}{route}", self.base), SECRET, timestamp, body).await
     }
 
     fn now(&self) -> i64 {
@@ -95,17 +83,7 @@ impl Harness {
     }
 
     async fn command(&self, user: &str, channel: &str, text: &str) -> (u16, Value, Duration) {
-        let body = serde_urlencoded::to_string([
-            ("token", "ignored"),
-            ("team_id", "T1"),
-            ("channel_id", channel),
-            ("user_id", user),
-            ("command", "/wa"),
-            ("text", text),
-            ("response_url", &self.response_url()),
-            ("trigger_id", &format!("trigger-{}", uuid::Uuid::new_v4())),
-        ])
-        .unwrap();
+        let body = common::slack::command_body(user, channel, text, &self.response_url());
         let started = Instant::now();
         let r = self.signed("/slack/commands", body, self.now()).await;
         let elapsed = started.elapsed();

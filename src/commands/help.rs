@@ -53,15 +53,9 @@ pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
             }
         }
         if ctx.accounts.several() {
-            let accounts: Vec<String> = ctx
-                .accounts
-                .all()
-                .iter()
-                .map(|a| format!("{} ({})", a.name, a.provider.kind().as_str()))
-                .collect();
             notes.push(format!(
                 "Accounts: {}. Group names resolve across them; --account NAME picks one.",
-                accounts.join(", ")
+                ctx.accounts.describe()
             ));
         }
         notes

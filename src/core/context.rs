@@ -156,6 +156,16 @@ impl Accounts {
         all
     }
 
+    /// `de (periskope), us (wuts)`: each account with its provider.
+    pub fn describe(&self) -> String {
+        let described: Vec<String> = self
+            .list
+            .iter()
+            .map(|a| format!("{} ({})", a.name, a.provider.kind().as_str()))
+            .collect();
+        described.join(", ")
+    }
+
     /// The accounts' names, for messages.
     pub fn names(&self) -> String {
         let names: Vec<&str> = self.list.iter().map(|a| a.name.as_ref()).collect();

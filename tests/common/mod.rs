@@ -64,6 +64,13 @@ impl TestApp {
         console::render(&self.run(text).await, false)
     }
 
+    /// Runs text as these principals in this channel; returns the rendered
+    /// reply (as `waops exec` prints it) and the request id.
+    pub async fn text_as(&self, principals: &[&str], channel: &str, text: &str) -> (String, String) {
+        let (reply, request_id) = self.run_as(principals, channel, text).await;
+        (console::render(&reply, false), request_id)
+    }
+
     /// Runs text as these principals in this channel; returns the reply and request id.
     pub async fn run_as(&self, principals: &[&str], channel: &str, text: &str) -> (Reply, String) {
         let inv = Invocation {
@@ -310,6 +317,37 @@ pub mod slack {
             "ok": true, "channel": channel, "ts": ts,
             "message": {"type": "message", "ts": ts, "text": "", "bot_id": "B1"},
         })
+    }
+
+    /// A `/wa` slash command's form body, as Slack posts it (a fresh trigger id each).
+    pub fn command_body(user: &str, channel: &str, text: &str, response_url: &str) -> String {
+        serde_urlencoded::to_string([
+            ("token", "ignored"),
+            ("team_id", "T1"),
+            ("channel_id", channel),
+            ("user_id", user),
+            ("command", "/wa"),
+            ("text", text),
+            ("response_url", response_url),
+            ("trigger_id", &format!("trigger-{}", uuid::Uuid::new_v4())),
+        ])
+        .unwrap()
+    }
+
+    /// POSTs `body` to `url` signed with `secret` at `timestamp`, as Slack does.
+    pub async fn signed(url: &str, secret: &str, timestamp: i64, body: String) -> reqwest::Response {
+        let ts = timestamp.to_string();
+        let signature =
+            waops::adapters::slack::verify::sign(&waops::settings::Secret::new(secret), &ts, body.as_bytes());
+        reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", ts)
+            .header("x-slack-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// A click on one of waops' buttons (`block_actions`), as Slack posts it.

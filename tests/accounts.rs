@@ -415,3 +415,26 @@ async fn approvers_are_limited_to_their_accounts() {
         _ => panic!("the de approver was refused"),
     }
 }
+
+/// `/readyz` checks every account and names the one that fails, by name and
+/// error kind only.
+#[tokio::test]
+async fn readiness_names_the_failing_account() {
+    let refusing = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_string(format!("bad token {}", common::TOKEN)))
+        .mount(&refusing)
+        .await;
+    let app = app(&refusing, "").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(waops::app::serve(app.ctx.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (503, "not ready: provider us: auth\n".to_string())
+    );
+}

@@ -57,7 +57,13 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(CAPACITY);
         let busy = Arc::new(AtomicU64::new(0));
         tokio::spawn(summarise_busy(tx.downgrade(), busy.clone()));
+        // Rows still waiting once the writer has taken a batch: set by the
+        // writer, off the ack path, and 0 once it has caught up.
+        let (waiting, depth) = (tx.downgrade(), metrics::gauge!("waops_audit_queue_depth"));
         tokio::spawn(crate::store::write_batches(rx, BATCH, move |rows| {
+            if let Some(tx) = waiting.upgrade() {
+                depth.set((CAPACITY - tx.capacity()) as f64);
+            }
             let store = store.clone();
             // Boxed in the channel to keep its slots small; unboxed for the INSERT.
             let rows: Vec<AuditRecord> = rows.into_iter().map(|row: Box<AuditRecord>| *row).collect();
@@ -81,7 +87,6 @@ impl AuditLog {
 
     /// Hands a row to the writer; waits only when `CAPACITY` rows are waiting.
     pub async fn record(&self, row: AuditRecord) {
-        self.gauge_depth();
         let Some(row) = self.try_hand_over(row) else { return };
         metrics::counter!("waops_audit_backpressure_total").increment(1);
         if let Err(mpsc::error::SendError(Message::Row(row))) = self.tx.send(Message::Row(row)).await {
@@ -94,17 +99,10 @@ impl AuditLog {
     /// `CAPACITY` rows are already waiting the row goes to the log in full
     /// instead (counted in `waops_audit_rows_logged_total`).
     pub fn record_now(&self, row: AuditRecord) {
-        self.gauge_depth();
         if let Some(row) = self.try_hand_over(row) {
             metrics::counter!("waops_audit_rows_logged_total").increment(1);
             tracing::warn!(row = ?row, "audit writer behind; row logged instead");
         }
-    }
-
-    /// Rows waiting for the writer, as `waops_audit_queue_depth` (read as a
-    /// row is handed over: the channel's own count, no counter of ours).
-    fn gauge_depth(&self) {
-        metrics::gauge!("waops_audit_queue_depth").set((CAPACITY - self.tx.capacity()) as f64);
     }
 
     /// Queues the row if there is room; gives it back when the channel is full.

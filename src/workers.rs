@@ -19,6 +19,8 @@ use tokio_util::task::TaskTracker;
 #[derive(Clone)]
 pub struct Workers {
     slots: Arc<Semaphore>,
+    /// `waops_followups_in_flight`, looked up once rather than per task.
+    in_flight: metrics::Gauge,
     capacity: usize,
     tracker: TaskTracker,
     interrupt: CancellationToken,
@@ -30,6 +32,7 @@ impl Workers {
         let capacity = capacity.max(1) as usize;
         Workers {
             slots: Arc::new(Semaphore::new(capacity)),
+            in_flight: metrics::gauge!("waops_followups_in_flight"),
             capacity,
             tracker: TaskTracker::new(),
             interrupt: CancellationToken::new(),
@@ -66,7 +69,7 @@ impl Workers {
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             return false;
         };
-        let in_flight = metrics::gauge!("waops_followups_in_flight");
+        let in_flight = self.in_flight.clone();
         in_flight.increment(1.0);
         self.tracker.spawn(async move {
             task.await;

@@ -323,12 +323,7 @@ async fn webhooks_and_history_per_account() {
         )
     };
     let app = TestApp::with_config(&format!("{}{}", account("sp", "sp-secret"), account("rj", "rj-secret"))).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(waops::app::serve(app.ctx.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
+    let (base, _stop) = app.serve().await;
     let event = json!({"id": "evt-1", "event": "group.info", "data": {
         "jid": GROUP, "sender": "5511999999999@s.whatsapp.net", "timestamp": "2026-11-24T11:00:00Z",
         "join": ["5511988888888@s.whatsapp.net"]
@@ -426,12 +421,7 @@ async fn readiness_names_the_failing_account() {
         .mount(&refusing)
         .await;
     let app = app(&refusing, "").await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(waops::app::serve(app.ctx.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
+    let (base, _stop) = app.serve().await;
     let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(
         (r.status().as_u16(), r.text().await.unwrap()),

@@ -390,12 +390,7 @@ async fn dashboard_and_alerts_query_metrics_waops_exposes() {
         slack.uri()
     );
     let app = common::TestApp::with_config(&config).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(waops::app::serve(app.ctx.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
+    let (base, _stop) = app.serve().await;
     let http = reqwest::Client::new();
 
     // The scripted run: signed slash commands (one answered at once, one in a

@@ -77,12 +77,7 @@ impl Harness {
             Some(url) => TestApp::with_store(&config, url, tempfile::tempdir().unwrap()).await,
             None => TestApp::with_config(&config).await,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(waops::app::serve(app.ctx.clone(), listener, async move {
-            let _ = rx.await;
-        }));
+        let (base, stop) = app.serve().await;
         Harness {
             app,
             base,

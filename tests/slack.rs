@@ -54,12 +54,7 @@ impl Harness {
             slack.uri()
         );
         let app = TestApp::with_config(&config).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(waops::app::serve(app.ctx.clone(), listener, async move {
-            let _ = rx.await;
-        }));
+        let (base, stop) = app.serve().await;
         Harness {
             app,
             base,

@@ -13,12 +13,7 @@ const GROUP: &str = "120363041234567890@g.us";
 
 async fn start(kind: &str, base: &str) -> (TestApp, String, tokio::sync::oneshot::Sender<()>) {
     let app = TestApp::with_config(&provider_toml(kind, base, &format!("webhook_secret = \"{SECRET}\"\n"))).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(waops::app::serve(app.ctx.clone(), listener, async move {
-        let _ = rx.await;
-    }));
+    let (url, stop) = app.serve().await;
     (app, url, stop)
 }
 
@@ -236,12 +231,7 @@ async fn live_alerts(on_postgres: bool) {
             })
             .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(waops::app::serve(app.ctx.clone(), listener, async move {
-            let _ = rx.await;
-        }));
+        let (base, _stop) = app.serve().await;
         // Two changes of the group, as each provider sends them.
         let (url, bodies, headers): (String, Vec<String>, Vec<(&str, String)>) = match kind {
             "periskope" => {

@@ -54,6 +54,18 @@ impl TestApp {
         TestApp { ctx, dir }
     }
 
+    /// Serves the real router on a free loopback port: its base URL, and the
+    /// sender whose drop (or send) shuts the server down.
+    pub async fn serve(&self) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(waops::app::serve(self.ctx.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        (base, stop)
+    }
+
     /// Runs text as the console user.
     pub async fn run(&self, text: &str) -> Reply {
         self.run_as(&["console"], "local", text).await.0

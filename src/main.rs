@@ -170,7 +170,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = waops::http::listen(&bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
     // Handlers first: a SIGTERM right after "serving" must stop gracefully too.
     let shutdown = waops::app::shutdown_signal();
-    tracing::info!(address = %listener.local_addr()?, accounts = %ctx.accounts.describe(), "waops serving");
+    tracing::info!(address = %listener.local_addr()?, accounts = %ctx.settings.describe_accounts(), "waops serving");
     waops::app::serve(ctx, listener, shutdown).await
 }
 

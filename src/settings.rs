@@ -132,6 +132,16 @@ impl Settings {
             .collect()
     }
 
+    /// `de (periskope), us (wuts)`: each account with its provider kind.
+    pub fn describe_accounts(&self) -> String {
+        let described: Vec<String> = self
+            .account_settings()
+            .iter()
+            .map(|(name, p)| format!("{name} ({})", p.kind.as_str()))
+            .collect();
+        described.join(", ")
+    }
+
     /// The account a channel's commands use by default, if configured.
     pub fn channel_account(&self, channel: &str) -> Option<&str> {
         self.channels.get(channel).and_then(|c| c.account.as_deref())
@@ -922,16 +932,9 @@ pub fn warnings(settings: &Settings) -> Vec<String> {
 }
 
 fn summary(settings: &Settings, path: Option<&Path>) -> String {
-    let accounts = settings.account_settings();
-    let provider = match accounts.as_slice() {
+    let provider = match settings.account_settings().as_slice() {
         [(DEFAULT_ACCOUNT, p)] => format!("provider {}", p.kind.as_str()),
-        several => {
-            let named: Vec<String> = several
-                .iter()
-                .map(|(name, p)| format!("{name} ({})", p.kind.as_str()))
-                .collect();
-            format!("accounts {}", named.join(", "))
-        }
+        _ => format!("accounts {}", settings.describe_accounts()),
     };
     format!(
         "config ok{}: {provider}, store {}, {} roles, slack {}, discord {}",

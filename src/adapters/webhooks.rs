@@ -21,9 +21,7 @@ use crate::settings::{ProviderKind, Secret};
 
 /// The webhook routes, when some real provider's account has a `webhook_secret`.
 pub fn router(ctx: Context) -> Option<Router> {
-    let receives =
-        |a: &&crate::core::Account| a.settings.webhook_secret.is_set() && a.settings.kind != ProviderKind::Sandbox;
-    ctx.accounts.all().iter().find(receives)?;
+    ctx.accounts.all().iter().find(|a| a.receives_webhooks())?;
     Some(
         Router::new()
             .route("/webhooks/{provider}", routing::post(receive))
@@ -89,11 +87,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(account) = ctx
-        .accounts
-        .by_source(&provider)
-        .filter(|a| a.settings.webhook_secret.is_set() && a.settings.kind != ProviderKind::Sandbox)
-    else {
+    let Some(account) = ctx.accounts.by_source(&provider).filter(|a| a.receives_webhooks()) else {
         return (StatusCode::NOT_FOUND, format!("no webhook for `{provider}`\n")).into_response();
     };
     let kind = account.settings.kind;

@@ -169,13 +169,12 @@ pub async fn decide(
     })
 }
 
-/// The account a command's text names (`--account`), else its channel's default.
+/// The account a command's text names (`--account`), else its channel's
+/// default (the text was checked when it was previewed).
 fn account_of<'c>(ctx: &'c Context, parsed: &Parsed, channel: &str) -> Option<&'c Account> {
-    let name = parsed
-        .account
-        .as_deref()
-        .or_else(|| ctx.settings.channel_account(channel))?;
-    ctx.accounts.get(name)
+    super::chosen_account(ctx, parsed.account.as_deref(), channel)
+        .ok()
+        .flatten()
 }
 
 /// The group with this id in `account` (or in any), by name where its list

@@ -12,7 +12,6 @@ pub use waops_core::command::change::*;
 use super::add::{approval_preview, preview_confirmation, refuse_numbers, Added, GroupRow, Paced};
 use super::{Call, CommandError};
 use crate::core::messages::{self, OffboardDone, OffboardGroup};
-use crate::core::permissions::{Decision, Target};
 use crate::core::CommandId;
 use crate::group_ref::GroupInfo;
 use crate::phone::{self, E164};
@@ -120,24 +119,8 @@ pub async fn offboard(call: &Call<'_>, args: Args, list: phone::NumberList) -> R
     let ctx = call.ctx;
     let numbers: Vec<E164> = list.valid.iter().map(|a| a.number.clone()).collect();
     // Only groups the caller may remove from: the others are never read, let alone named.
-    let mut groups = Vec::new();
-    for account in call.accounts() {
-        groups.extend(account.groups(true).await?.0.iter().cloned());
-    }
-    let mut scoped: Vec<GroupInfo> = groups
-        .into_iter()
-        .filter(|g| {
-            matches!(
-                ctx.permissions.decide(
-                    &call.inv.principals,
-                    CommandId::Remove,
-                    &call.inv.channel,
-                    Target::Group(g)
-                ),
-                Decision::Allowed(_)
-            )
-        })
-        .collect();
+    let mut scoped: Vec<GroupInfo> = call.every_group().await?;
+    scoped.retain(|g| call.may(CommandId::Remove, g));
     scoped.sort_by_key(|g| (g.name.to_lowercase(), g.account.clone()));
     let mut plan: Vec<OffboardGroup<'_>> = Vec::new();
     let mut not_admin: Vec<OffboardGroup<'_>> = Vec::new();

@@ -5,34 +5,19 @@ pub use waops_core::command::groups::*;
 
 use super::{Call, CommandError};
 use crate::core::messages;
-use crate::core::permissions::{Decision, Target};
 use crate::core::reply::Reply;
 use crate::core::CommandId;
 
 /// Lists groups.
 pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
-    let ctx = call.ctx;
     // The list command always asks the providers, and refreshes the caches on the way.
-    let mut groups = Vec::new();
-    for account in call.accounts() {
-        groups.extend(account.groups(true).await?.0.iter().cloned());
-    }
+    let mut groups = call.every_group().await?;
     if let Some(filter) = &args.filter {
         let needle = filter.to_lowercase();
         groups.retain(|g| g.name.to_lowercase().contains(&needle) || g.id.as_str().contains(&needle));
     }
     let before = groups.len();
-    groups.retain(|g| {
-        matches!(
-            ctx.permissions.decide(
-                &call.inv.principals,
-                CommandId::Groups,
-                &call.inv.channel,
-                Target::Group(g)
-            ),
-            Decision::Allowed(_)
-        )
-    });
+    groups.retain(|g| call.may(CommandId::Groups, g));
     groups.sort_by_key(|g| (g.name.to_lowercase(), g.account.clone()));
     Ok(messages::groups(&groups, args.filter.as_deref(), before - groups.len()))
 }

@@ -55,7 +55,7 @@ pub async fn run(call: &Call<'_>, args: Args) -> Result<Reply, CommandError> {
         if ctx.accounts.several() {
             notes.push(format!(
                 "Accounts: {}. Group names resolve across them; --account NAME picks one.",
-                ctx.accounts.describe()
+                ctx.settings.describe_accounts()
             ));
         }
         notes

@@ -72,12 +72,20 @@ impl<'a> Call<'a> {
         self.account.unwrap_or_else(|| self.ctx.accounts.first())
     }
 
-    /// The accounts a command over every group reads: the chosen one, or all.
-    pub fn accounts(&self) -> &'a [Account] {
-        match self.account {
-            Some(one) => std::slice::from_ref(one),
-            None => self.ctx.accounts.all(),
+    /// Every group of the chosen account (or of all), freshly listed: for
+    /// commands over every group (`groups`, offboarding), which must not
+    /// leave an account out, so any account's failure is the answer.
+    pub async fn every_group(&self) -> Result<Vec<GroupInfo>, ProviderError> {
+        let mut groups = Vec::new();
+        for account in self.ctx.accounts.chosen_or_all(self.account) {
+            groups.extend(account.groups(true).await?.0.iter().cloned());
         }
+        Ok(groups)
+    }
+
+    /// Whether the caller may run `command` on `group` here.
+    pub fn may(&self, command: CommandId, group: &GroupInfo) -> bool {
+        in_scope(self.ctx, self.inv, command, group)
     }
 
     /// Where results go, per `display.results`.
@@ -389,6 +397,32 @@ async fn finish(
     }
 }
 
+/// The account `--account` names, else the channel's default; `Err` with
+/// the name when no account has it.
+fn chosen_account<'c, 'n>(
+    ctx: &'c Context,
+    named: Option<&'n str>,
+    channel: &'n str,
+) -> Result<Option<&'c Account>, &'n str>
+where
+    'c: 'n,
+{
+    match named.or_else(|| ctx.settings.channel_account(channel)) {
+        None => Ok(None),
+        Some(name) => ctx.accounts.get(name).map(Some).ok_or(name),
+    }
+}
+
+/// Whether the caller may run `command` on `group` here: the scope groups
+/// are looked up, listed and acted on within.
+fn in_scope(ctx: &Context, inv: &Invocation, command: CommandId, group: &GroupInfo) -> bool {
+    matches!(
+        ctx.permissions
+            .decide(&inv.principals, command, &inv.channel, Target::Group(group)),
+        Decision::Allowed(_)
+    )
+}
+
 /// Parses, permits and resolves; writes nothing.
 pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepared {
     let mut audit = audit_row(ctx, inv, "invalid", "invalid", "user_error");
@@ -423,30 +457,17 @@ pub async fn prepare(ctx: &Context, inv: &Invocation, lookup: Lookup) -> Prepare
         audit.rule = refusal.reason().into();
         return Prepared::Answered(messages::refused(id, None, refusal), audit);
     }
-    // `--account`, else the channel's default: the one account whose groups
-    // the command looks at.
-    let chosen = match named_account
-        .as_deref()
-        .or_else(|| ctx.settings.channel_account(inv.channel.as_str()))
-    {
-        None => None,
-        Some(name) => match ctx.accounts.get(name) {
-            Some(account) => Some(account),
-            None => {
-                audit.rule = format!("unknown account {name}");
-                return Prepared::Answered(messages::unknown_account(name, &ctx.accounts.names()), audit);
-            }
-        },
+    // The one account whose groups the command looks at, if any.
+    let chosen = match chosen_account(ctx, named_account.as_deref(), inv.channel.as_str()) {
+        Ok(chosen) => chosen,
+        Err(name) => {
+            audit.rule = format!("unknown account {name}");
+            return Prepared::Answered(messages::unknown_account(name, &ctx.accounts.names()), audit);
+        }
     };
     // Groups are looked up among those the caller may run this command on, so
     // candidates and matches never name one outside their scope.
-    let in_scope = |g: &GroupInfo| {
-        matches!(
-            ctx.permissions
-                .decide(&inv.principals, id, &inv.channel, Target::Group(g)),
-            Decision::Allowed(_)
-        )
-    };
+    let in_scope = |g: &GroupInfo| in_scope(ctx, inv, id, g);
     let resolved = match command.target() {
         TargetRef::None => Resolved::None,
         TargetRef::All => Resolved::All,
@@ -692,10 +713,7 @@ async fn group_lists(
     chosen: Option<&Account>,
     fresh: bool,
 ) -> Result<(std::sync::Arc<Vec<GroupInfo>>, bool, Option<ProviderError>), ProviderError> {
-    let accounts = match chosen {
-        Some(one) => std::slice::from_ref(one),
-        None => ctx.accounts.all(),
-    };
+    let accounts = ctx.accounts.chosen_or_all(chosen);
     if let [one] = accounts {
         let (groups, fetched) = one.groups(fresh).await?;
         return Ok((groups, fetched, None));
@@ -721,6 +739,7 @@ async fn group_lists(
 /// asking any provider; `None` when one of them is not cached.
 async fn cached_lists(ctx: &Context, chosen: Option<&Account>) -> Option<std::sync::Arc<Vec<GroupInfo>>> {
     match chosen {
+        // One account's list as it is cached, not a copy: this is the ack path.
         Some(one) => one.groups.peek().await,
         None if !ctx.accounts.several() => ctx.accounts.first().groups.peek().await,
         None => {

@@ -57,11 +57,7 @@ pub async fn run(call: &Call<'_>) -> Result<Reply, CommandError> {
             .all()
             .iter()
             .map(|a| a.name.as_ref())
-            .filter(|name| {
-                roles
-                    .iter()
-                    .any(|r| r.accounts.as_ref().is_none_or(|list| list.iter().any(|a| a == name)))
-            })
+            .filter(|name| roles.iter().any(|r| r.covers_account(Some(name))))
             .collect();
         let mut text = if reachable.is_empty() {
             "none".to_string()

@@ -69,6 +69,12 @@ pub struct Account {
 }
 
 impl Account {
+    /// Whether provider webhooks are taken for it: a real provider with a
+    /// `webhook_secret` to verify them.
+    pub fn receives_webhooks(&self) -> bool {
+        self.settings.webhook_secret.is_set() && self.settings.kind != crate::settings::ProviderKind::Sandbox
+    }
+
     /// The group list: cached unless `fresh` (see `GroupCache::get`).
     pub async fn groups(&self, fresh: bool) -> Result<(Arc<Vec<GroupInfo>>, bool), ProviderError> {
         self.groups.get(self.provider.as_ref(), fresh).await
@@ -129,6 +135,14 @@ impl Accounts {
         self.list.iter().find(|a| a.source == source)
     }
 
+    /// `chosen` alone, or every account when none is chosen.
+    pub fn chosen_or_all<'a>(&'a self, chosen: Option<&'a Account>) -> &'a [Account] {
+        match chosen {
+            Some(one) => std::slice::from_ref(one),
+            None => &self.list,
+        }
+    }
+
     /// The first account: the only one, or the one whose name sorts first.
     pub fn first(&self) -> &Account {
         &self.list[0]
@@ -154,16 +168,6 @@ impl Accounts {
             }
         }
         all
-    }
-
-    /// `de (periskope), us (wuts)`: each account with its provider.
-    pub fn describe(&self) -> String {
-        let described: Vec<String> = self
-            .list
-            .iter()
-            .map(|a| format!("{} ({})", a.name, a.provider.kind().as_str()))
-            .collect();
-        described.join(", ")
     }
 
     /// The accounts' names, for messages.

@@ -134,9 +134,10 @@ impl Role {
             Target::Group(_) => None,
         }
     }
-    /// A group without an account is the one configured account's, and a
-    /// role may only name configured accounts: covered.
-    fn covers_account(&self, account: Option<&str>) -> bool {
+    /// Whether it covers groups of `account`. A group without an account is
+    /// the one configured account's, and a role may only name configured
+    /// accounts: covered.
+    pub fn covers_account(&self, account: Option<&str>) -> bool {
         match (&self.accounts, account) {
             (Some(list), Some(account)) => list.iter().any(|a| a == account),
             _ => true,

@@ -217,6 +217,8 @@ async fn a_digest_lists_the_windows_changes_per_kind_with_masked_numbers() {
 
     let report = scheduler.tick(t0()).await.unwrap();
     assert_eq!((report.posted, report.empty, report.failed), (3, 0, 0), "{report:?}");
+    // The oldest window claimed, the hourly one's [10:00, 11:00), was an hour behind.
+    assert_eq!(report.lag, jiff::SignedDuration::from_hours(1));
 
     let received = server.received_requests().await.unwrap();
     let slack: Vec<Value> = received
@@ -288,8 +290,9 @@ async fn a_digest_lists_the_windows_changes_per_kind_with_masked_numbers() {
         ctx.store.posted_digests("s-all").await.unwrap()[0].2,
         "1300000000000000001"
     );
-    // Nothing is due any more at the same instant.
-    assert_eq!(scheduler.tick(t0()).await.unwrap().claimed, 0);
+    // Nothing is due any more at the same instant: no lag.
+    let idle = scheduler.tick(t0()).await.unwrap();
+    assert_eq!((idle.claimed, idle.lag), (0, jiff::SignedDuration::ZERO));
 }
 
 #[tokio::test]

@@ -42,6 +42,9 @@ pub struct TickReport {
     pub failed: usize,
     /// Subscriptions whose lease another replica took over mid-way.
     pub lost: usize,
+    /// How far behind the oldest window claimed was (`waops_digest_lag_seconds`):
+    /// 0 when nothing was due, growing while posts keep failing.
+    pub lag: jiff::SignedDuration,
 }
 
 impl TickReport {
@@ -51,6 +54,7 @@ impl TickReport {
         self.empty += other.empty;
         self.failed += other.failed;
         self.lost += other.lost;
+        self.lag = self.lag.max(other.lag);
     }
 }
 
@@ -147,9 +151,6 @@ impl Scheduler {
     pub async fn tick(self: &Arc<Self>, now: Timestamp) -> anyhow::Result<TickReport> {
         let concurrency = self.ctx.settings.digests.concurrency as usize;
         let mut report = TickReport::default();
-        // How far behind the oldest window claimed this tick is: 0 when
-        // nothing was due, growing while posts keep failing.
-        let mut lag = jiff::SignedDuration::ZERO;
         loop {
             let batch = self
                 .ctx
@@ -157,12 +158,12 @@ impl Scheduler {
                 .claim_due_digests(&self.owner, now, self.lease, concurrency as i64, self.platforms())
                 .await?;
             if batch.is_empty() {
-                metrics::gauge!("waops_digest_lag_seconds").set(lag.as_secs_f64());
+                metrics::gauge!("waops_digest_lag_seconds").set(report.lag.as_secs_f64());
                 return Ok(report);
             }
             let mut tasks = tokio::task::JoinSet::new();
             for claimed in batch {
-                lag = lag.max(now.duration_since(claimed.window_end));
+                report.lag = report.lag.max(now.duration_since(claimed.window_end));
                 let this = self.clone();
                 tasks.spawn(async move { this.work(claimed, now).await });
             }
